@@ -1,0 +1,1 @@
+//! Erasure codes behind a small trait; the codec id is recorded in the superblock.

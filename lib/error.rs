@@ -1,0 +1,207 @@
+//! The library's one error type, and its one mapping to errno.
+
+use crate::format::FormatError;
+use crate::types::{DiskId, InodeId, StripeId};
+use std::io;
+use std::path::PathBuf;
+
+/// Why the volume refuses writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOnlyReason {
+    /// Opened read-only on request.
+    Requested,
+    /// A journal write or fsync failed; the on-disk state past that point is unknown,
+    /// so the volume stopped writing rather than retrying.
+    JournalFailed,
+}
+
+impl std::fmt::Display for ReadOnlyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Requested => f.write_str("opened read-only"),
+            Self::JournalFailed => {
+                f.write_str("a journal write failed; remount after checking the disks")
+            }
+        }
+    }
+}
+
+/// Every failure the library reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such file, directory or entry.
+    #[error("no such entry")]
+    NotFound,
+    /// The name already exists.
+    #[error("entry already exists")]
+    Exists,
+    /// A directory that must be empty is not.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// A path component or target is not a directory.
+    #[error("not a directory")]
+    NotDir,
+    /// The operation does not apply to a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// Permission bits or ACLs deny the access.
+    #[error("permission denied")]
+    Access,
+    /// Only the owner (or root) may do this.
+    #[error("operation not permitted")]
+    Perm,
+    /// An argument is out of range or inconsistent.
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    /// A name is longer than 255 bytes.
+    #[error("file name too long")]
+    NameTooLong,
+    /// No extended attribute by that name.
+    #[error("no such extended attribute")]
+    NoXattr,
+    /// A caller's buffer is too small, or a value too large.
+    #[error("result does not fit")]
+    Range,
+    /// A file would grow past the largest size the volume supports.
+    #[error("file too large")]
+    FileTooBig,
+    /// Too many hard links.
+    #[error("too many links")]
+    TooManyLinks,
+    /// The operation is not supported by ArgosFS.
+    #[error("operation not supported: {0}")]
+    NotSupported(&'static str),
+    /// Not enough space on the disks the placement needs.
+    #[error("no space left: {0}")]
+    NoSpace(String),
+    /// The volume does not accept writes.
+    #[error("volume is read-only: {0}")]
+    ReadOnly(ReadOnlyReason),
+    /// Fewer than k shards of a stripe could be read and verified.
+    #[error("stripe {stripe} of inode {inode}: {have} of {need} shards readable; data lost")]
+    Unrecoverable {
+        /// The stripe that cannot be rebuilt.
+        stripe: StripeId,
+        /// The file it belongs to.
+        inode: InodeId,
+        /// Verified shards found.
+        have: u8,
+        /// Shards needed (k).
+        need: u8,
+    },
+    /// Decryption or an end-to-end checksum failed: the bytes are not what was written.
+    #[error("stripe {stripe} of inode {inode}: integrity check failed ({detail})")]
+    Integrity {
+        /// The stripe that failed.
+        stripe: StripeId,
+        /// The file it belongs to.
+        inode: InodeId,
+        /// What failed.
+        detail: &'static str,
+    },
+    /// The volume is encrypted and no passphrase was given.
+    #[error("the volume is encrypted: a passphrase is needed")]
+    PassphraseRequired,
+    /// The passphrase does not match the volume's key-check value.
+    #[error("wrong passphrase for this volume")]
+    WrongPassphrase,
+    /// Another process holds the volume (mounted or being checked).
+    #[error("volume {root} is in use (mounted, or another tool holds its lock)")]
+    Locked {
+        /// The volume root.
+        root: PathBuf,
+    },
+    /// mkfs found an existing volume and `--force` was not given.
+    #[error("{path} already holds an ArgosFS volume or disk (use --force to overwrite)")]
+    AlreadyFormatted {
+        /// The root or disk directory.
+        path: PathBuf,
+    },
+    /// A disk's label does not belong to this volume or is unreadable.
+    #[error("disk {disk} at {path}: {why}")]
+    BadDisk {
+        /// The disk id from the superblock.
+        disk: DiskId,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The volume configuration asked for is impossible.
+    #[error("invalid volume configuration: {0}")]
+    Config(String),
+    /// Bytes on disk failed to decode or verify.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A file of the volume (metadata, superblock, lock) could not be read or written.
+    #[error("I/O on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A disk operation failed.
+    #[error("I/O on disk {disk}: {source}")]
+    DiskIo {
+        /// The disk.
+        disk: DiskId,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error on a volume file.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The errno a POSIX caller should see. This is the only errno mapping.
+    pub fn errno(&self) -> i32 {
+        use libc::*;
+        match self {
+            Error::NotFound => ENOENT,
+            Error::Exists => EEXIST,
+            Error::NotEmpty => ENOTEMPTY,
+            Error::NotDir => ENOTDIR,
+            Error::IsDir => EISDIR,
+            Error::Access => EACCES,
+            Error::Perm => EPERM,
+            Error::Invalid(_) | Error::Config(_) => EINVAL,
+            Error::NameTooLong => ENAMETOOLONG,
+            Error::NoXattr => ENODATA,
+            Error::Range => ERANGE,
+            Error::FileTooBig => EFBIG,
+            Error::TooManyLinks => EMLINK,
+            Error::NotSupported(_) => EOPNOTSUPP,
+            Error::NoSpace(_) => ENOSPC,
+            Error::ReadOnly(_) => EROFS,
+            Error::Locked { .. } => EBUSY,
+            Error::PassphraseRequired | Error::WrongPassphrase => EACCES,
+            Error::AlreadyFormatted { .. } => EEXIST,
+            Error::Io { source, .. } | Error::DiskIo { source, .. } => match source.raw_os_error()
+            {
+                Some(ENOSPC) | Some(EDQUOT) => ENOSPC,
+                _ => EIO,
+            },
+            Error::Unrecoverable { .. }
+            | Error::Integrity { .. }
+            | Error::BadDisk { .. }
+            | Error::Format(_) => EIO,
+        }
+    }
+
+    /// True when the error means the disks are full.
+    pub fn is_no_space(&self) -> bool {
+        self.errno() == libc::ENOSPC
+    }
+}

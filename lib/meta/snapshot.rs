@@ -1,0 +1,1 @@
+//! The two alternating metadata snapshot slots.

@@ -1,0 +1,1 @@
+//! POSIX ACLs in their xattr form.
