@@ -16,6 +16,8 @@
 //! Decoding checks magic, then version, then length, then CRC, and every failure is a
 //! [`FormatError`] naming the object and the offset. It never panics on bad bytes.
 
+pub mod json;
+
 use crate::types::VolumeId;
 use std::fmt;
 
