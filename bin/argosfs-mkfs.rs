@@ -1,1 +1,4 @@
-fn main(){}
+//! argosfs-mkfs: see `argosfs::cli::mkfs`.
+fn main() -> std::process::ExitCode {
+    argosfs::cli::mkfs::main()
+}

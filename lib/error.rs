@@ -188,11 +188,12 @@ impl Error {
             Error::Locked { .. } => EBUSY,
             Error::PassphraseRequired | Error::WrongPassphrase => EACCES,
             Error::AlreadyFormatted { .. } => EEXIST,
-            Error::Io { source, .. } | Error::DiskIo { source, .. } => match source.raw_os_error()
-            {
-                Some(ENOSPC) | Some(EDQUOT) => ENOSPC,
-                _ => EIO,
-            },
+            Error::Io { source, .. } | Error::DiskIo { source, .. } => {
+                match source.raw_os_error() {
+                    Some(ENOSPC) | Some(EDQUOT) => ENOSPC,
+                    _ => EIO,
+                }
+            }
             Error::Unrecoverable { .. }
             | Error::Integrity { .. }
             | Error::BadDisk { .. }

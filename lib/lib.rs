@@ -6,6 +6,8 @@
 //! `volume` → `meta`, `data` → `placement`, `store` → `format`.
 #![warn(missing_docs)]
 
+pub mod cache;
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod format;

@@ -1,17 +1,1021 @@
-//! One stripe through the pipeline.
+//! One stripe through the pipeline: plain bytes → compressed (when it shrinks) →
+//! sealed (when the volume is encrypted) → payload split into k data + m parity shards.
+//!
+//! ```text
+//! payload   = body                               (no encryption)
+//!           | nonce (24) || body' || tag (16)    (XChaCha20-Poly1305, AAD = StripeContext)
+//! body      = zstd frame (FLAG_COMPRESSED) or the plain bytes
+//! data      = payload || zeros, k * shard_len bytes; shard i is bytes [i*shard_len, (i+1)*shard_len)
+//! parity    = m shards of shard_len bytes from the erasure codec
+//! ```
+//!
+//! Owns the payload layout and [`StripeInfo`]; the bytes of a stripe are only ever held
+//! in one data buffer (plus parity), never as k separate copies. It does no I/O and
+//! never sees a disk, a stripe id or an inode record.
 
+use super::compress::{self, Compression};
+use super::crypto::{NONCE_LEN, StripeCipher, TAG_LEN};
+use super::erasure::ErasureCodec;
+use crate::types::{InodeId, VolumeId};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// [`StripeInfo::flags`] bit: the body is a zstd frame.
+pub const FLAG_COMPRESSED: u8 = 1;
+/// [`StripeInfo::flags`] bit: the payload is sealed with the volume's stripe key.
+pub const FLAG_ENCRYPTED: u8 = 2;
+/// Every flag bit this version understands.
+const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_ENCRYPTED;
 
 /// What metadata keeps about an encoded stripe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StripeInfo;
+pub struct StripeInfo {
+    /// [`FLAG_COMPRESSED`] and [`FLAG_ENCRYPTED`] bits.
+    pub flags: u8,
+    /// Bytes before compression.
+    pub plain_len: u32,
+    /// Bytes after compression and encryption: what is split into shards.
+    pub payload_len: u32,
+    /// Bytes of each shard: a positive multiple of the codec alignment, with
+    /// `k * shard_len >= payload_len` (the rest is zero padding).
+    pub shard_len: u32,
+    /// CRC32C of the payload: the end-to-end check after reconstruction.
+    pub payload_crc: u32,
+}
+
+impl StripeInfo {
+    /// True when the payload is a zstd frame.
+    pub fn is_compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+
+    /// True when the payload is sealed.
+    pub fn is_encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
+    }
+}
+
+/// Where a stripe belongs; bound into the ciphertext so that a stripe moved to another
+/// volume, file or position fails authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StripeContext {
+    /// The volume.
+    pub volume: VolumeId,
+    /// The file.
+    pub inode: InodeId,
+    /// The stripe's position in the file (byte offset / stripe size).
+    pub chunk: u64,
+}
+
+impl StripeContext {
+    /// The associated data: volume (16 bytes) || inode (u64 LE) || chunk (u64 LE).
+    pub fn aad(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(&self.volume.0);
+        out[16..24].copy_from_slice(&self.inode.0.to_le_bytes());
+        out[24..].copy_from_slice(&self.chunk.to_le_bytes());
+        out
+    }
+}
 
 /// A stripe ready to be written as k + m shards.
-pub struct EncodedStripe;
+pub struct EncodedStripe {
+    /// What metadata keeps about the stripe.
+    pub info: StripeInfo,
+    /// The k data shards, back to back: payload then zero padding.
+    data: Vec<u8>,
+    parity: Vec<Vec<u8>>,
+    k: usize,
+}
+
+impl EncodedStripe {
+    /// Shard `index`: `0..k` are data, `k..k+m` parity. Panics when `index` is not below
+    /// [`EncodedStripe::shard_count`].
+    pub fn shard(&self, index: usize) -> &[u8] {
+        let shard_len = self.shard_len();
+        if index < self.k {
+            &self.data[index * shard_len..(index + 1) * shard_len]
+        } else {
+            &self.parity[index - self.k]
+        }
+    }
+
+    /// k + m.
+    pub fn shard_count(&self) -> usize {
+        self.k + self.parity.len()
+    }
+
+    /// Every shard in index order.
+    pub fn shards(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.shard_count()).map(|index| self.shard(index))
+    }
+
+    /// Bytes of each shard.
+    pub fn shard_len(&self) -> usize {
+        self.info.shard_len as usize
+    }
+}
+
+impl fmt::Debug for EncodedStripe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedStripe")
+            .field("info", &self.info)
+            .field("k", &self.k)
+            .field("m", &self.parity.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Encodes and decodes stripes for one volume.
-pub struct StripeCodec;
+pub struct StripeCodec {
+    k: u8,
+    m: u8,
+    compression: Compression,
+    cipher: Option<StripeCipher>,
+    erasure: Arc<dyn ErasureCodec>,
+}
+
+impl fmt::Debug for StripeCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeCodec")
+            .field("k", &self.k)
+            .field("m", &self.m)
+            .field("compression", &self.compression)
+            .field("encrypted", &self.cipher.is_some())
+            .field("erasure", &self.erasure.id())
+            .finish()
+    }
+}
 
 /// Why a stripe could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum TransformError {}
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransformError {
+    /// Fewer than k shards were available.
+    #[error("only {have} shards available, {need} needed to rebuild the stripe")]
+    TooFewShards {
+        /// Shards present.
+        have: usize,
+        /// Shards needed (k).
+        need: usize,
+    },
+    /// A shard does not have the length the stripe records.
+    #[error("shard {index} is {found} bytes, expected {expected}")]
+    ShardSize {
+        /// Position of the shard in the stripe.
+        index: usize,
+        /// The length it should have.
+        expected: usize,
+        /// The length it has.
+        found: usize,
+    },
+    /// The reassembled payload does not match its CRC32C (or its padding is not zero).
+    #[error("stripe payload checksum mismatch")]
+    Checksum,
+    /// Decryption failed: wrong key, or the ciphertext was altered or moved.
+    #[error("stripe failed authentication (wrong key, or altered or moved ciphertext)")]
+    Authentication,
+    /// The stripe is encrypted and the codec has no key.
+    #[error("stripe is encrypted and no key was given")]
+    KeyRequired,
+    /// The compressed body is invalid or does not expand to the recorded length.
+    #[error("stripe decompression failed: {0}")]
+    Decompress(String),
+    /// The passphrase could not be turned into a key.
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
+    /// A layout, stripe record or erasure-code call is inconsistent.
+    #[error("stripe codec: {0}")]
+    Codec(String),
+}
+
+impl StripeCodec {
+    /// A codec for a k + m layout. `cipher` is `Some` for encrypted volumes.
+    pub fn new(
+        k: u8,
+        m: u8,
+        compression: Compression,
+        cipher: Option<StripeCipher>,
+        erasure: Arc<dyn ErasureCodec>,
+    ) -> StripeCodec {
+        StripeCodec {
+            k,
+            m,
+            compression,
+            cipher,
+            erasure,
+        }
+    }
+
+    /// Data shards per stripe.
+    pub fn k(&self) -> usize {
+        usize::from(self.k)
+    }
+
+    /// Parity shards per stripe.
+    pub fn m(&self) -> usize {
+        usize::from(self.m)
+    }
+
+    /// The compression applied to new stripes.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// True when new stripes are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// The erasure codec.
+    pub fn erasure(&self) -> &Arc<dyn ErasureCodec> {
+        &self.erasure
+    }
+
+    fn check_k(&self) -> Result<(), TransformError> {
+        if self.k == 0 {
+            return Err(TransformError::Codec(format!(
+                "a 0+{} layout has no data shards",
+                self.m
+            )));
+        }
+        Ok(())
+    }
+
+    /// Shard length for a payload: the smallest aligned length that holds it in k
+    /// shards, and never zero (a shard must exist even for an empty file tail).
+    fn shard_len_for(&self, payload_len: usize) -> usize {
+        let alignment = self.erasure.shard_alignment();
+        payload_len.div_ceil(self.k()).div_ceil(alignment).max(1) * alignment
+    }
+
+    /// Compresses, seals and erasure-codes one stripe.
+    pub fn encode(
+        &self,
+        ctx: &StripeContext,
+        plain: &[u8],
+    ) -> Result<EncodedStripe, TransformError> {
+        self.check_k()?;
+        let k = self.k();
+        let too_big =
+            || TransformError::Codec(format!("a {} byte stripe is too large", plain.len()));
+        let plain_len = u32::try_from(plain.len()).map_err(|_| too_big())?;
+        let overhead = if self.cipher.is_some() {
+            StripeCipher::OVERHEAD
+        } else {
+            0
+        };
+        // Room for the worst case (no compression) up front, so that compression,
+        // encryption and padding all happen inside this one buffer.
+        let mut data = Vec::with_capacity(k * self.shard_len_for(plain.len() + overhead));
+        let mut flags = 0;
+        if self.cipher.is_some() {
+            // Placeholder for the nonce, which the cipher picks.
+            data.extend_from_slice(&[0u8; NONCE_LEN]);
+        }
+        if compress::compress_append(self.compression, plain, &mut data) {
+            flags |= FLAG_COMPRESSED;
+        } else {
+            data.extend_from_slice(plain);
+        }
+        if let Some(cipher) = &self.cipher {
+            let (nonce, tag) = cipher.seal_in_place(&ctx.aad(), &mut data[NONCE_LEN..]);
+            data[..NONCE_LEN].copy_from_slice(&nonce);
+            data.extend_from_slice(&tag);
+            flags |= FLAG_ENCRYPTED;
+        }
+        let payload_len = data.len();
+        let payload_crc = crc32c::crc32c(&data);
+        let shard_len = self.shard_len_for(payload_len);
+        data.resize(k * shard_len, 0);
+        if flags & FLAG_COMPRESSED != 0 {
+            // The buffer was sized for the uncompressed bytes; give the rest back while
+            // the stripe waits to be written (a shrinking realloc rarely copies).
+            data.shrink_to_fit();
+        }
+        let parity = {
+            let refs: Vec<&[u8]> = data.chunks_exact(shard_len).collect();
+            self.erasure.encode(k, self.m(), &refs)?
+        };
+        if parity.len() != self.m() || parity.iter().any(|p| p.len() != shard_len) {
+            return Err(TransformError::Codec(format!(
+                "{} returned malformed parity",
+                self.erasure.id()
+            )));
+        }
+        Ok(EncodedStripe {
+            info: StripeInfo {
+                flags,
+                plain_len,
+                payload_len: u32::try_from(payload_len).map_err(|_| too_big())?,
+                shard_len: u32::try_from(shard_len).map_err(|_| too_big())?,
+                payload_crc,
+            },
+            data,
+            parity,
+            k,
+        })
+    }
+
+    /// Rejects a stripe record that no encoder of this version could have written, so
+    /// that damaged metadata fails cleanly instead of steering the decoder.
+    fn check_info(&self, info: &StripeInfo) -> Result<(), TransformError> {
+        let bad = |what: String| Err(TransformError::Codec(format!("stripe record: {what}")));
+        if info.flags & !KNOWN_FLAGS != 0 {
+            return bad(format!("unknown flags {:#04x}", info.flags));
+        }
+        let shard_len = info.shard_len as usize;
+        let alignment = self.erasure.shard_alignment();
+        if shard_len == 0 || !shard_len.is_multiple_of(alignment) {
+            return bad(format!(
+                "shard length {shard_len} is not a positive multiple of {alignment}"
+            ));
+        }
+        let payload_len = info.payload_len as usize;
+        if payload_len > self.k() * shard_len {
+            return bad(format!(
+                "payload of {payload_len} bytes does not fit {} shards of {shard_len}",
+                self.k()
+            ));
+        }
+        let body_len = if info.is_encrypted() {
+            match payload_len.checked_sub(StripeCipher::OVERHEAD) {
+                Some(len) => len,
+                None => return bad(format!("sealed payload of {payload_len} bytes")),
+            }
+        } else {
+            payload_len
+        };
+        if !info.is_compressed() && body_len != info.plain_len as usize {
+            return bad(format!(
+                "uncompressed body of {body_len} bytes for {} plain bytes",
+                info.plain_len
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the plain bytes of a stripe from `shards` (`k + m` entries, `None` for
+    /// a shard that could not be read or failed its own check).
+    pub fn decode(
+        &self,
+        ctx: &StripeContext,
+        info: &StripeInfo,
+        shards: &[Option<&[u8]>],
+    ) -> Result<Vec<u8>, TransformError> {
+        self.check_k()?;
+        let (k, m) = (self.k(), self.m());
+        if shards.len() != k + m {
+            return Err(TransformError::Codec(format!(
+                "{} shards given for a {k}+{m} layout",
+                shards.len()
+            )));
+        }
+        self.check_info(info)?;
+        let shard_len = info.shard_len as usize;
+        let payload_len = info.payload_len as usize;
+        for (index, shard) in shards.iter().enumerate() {
+            if let Some(shard) = shard
+                && shard.len() != shard_len
+            {
+                return Err(TransformError::ShardSize {
+                    index,
+                    expected: shard_len,
+                    found: shard.len(),
+                });
+            }
+        }
+        let have = shards.iter().flatten().count();
+        if have < k {
+            return Err(TransformError::TooFewShards { have, need: k });
+        }
+
+        // With every data shard at hand the payload is read from them in place and the
+        // erasure codec is never called.
+        let rebuilt = if shards[..k].iter().all(Option::is_some) {
+            None
+        } else {
+            let data = self.erasure.recover_data(k, m, shards)?;
+            if data.len() != k * shard_len {
+                return Err(TransformError::Codec(format!(
+                    "{} rebuilt {} bytes, expected {}",
+                    self.erasure.id(),
+                    data.len(),
+                    k * shard_len
+                )));
+            }
+            Some(data)
+        };
+        let pieces: Vec<&[u8]> = match &rebuilt {
+            Some(data) => vec![data.as_slice()],
+            None => shards[..k].iter().flatten().copied().collect(),
+        };
+        let payload = Pieces(&pieces);
+        let crc = payload.range(0, payload_len).fold(0, crc32c::crc32c_append);
+        let padding_is_zero = payload
+            .range(payload_len, k * shard_len)
+            .all(|part| part.iter().all(|&b| b == 0));
+        if crc != info.payload_crc || !padding_is_zero {
+            return Err(TransformError::Checksum);
+        }
+
+        let body = if info.is_encrypted() {
+            let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
+            let nonce = payload.array::<NONCE_LEN>(0);
+            let tag = payload.array::<TAG_LEN>(payload_len - TAG_LEN);
+            let mut body = payload.gather(NONCE_LEN, payload_len - TAG_LEN);
+            cipher.open_in_place(&ctx.aad(), &nonce, &mut body, &tag)?;
+            body
+        } else {
+            match rebuilt {
+                Some(mut data) => {
+                    data.truncate(payload_len);
+                    data
+                }
+                None => payload.gather(0, payload_len),
+            }
+        };
+        if info.is_compressed() {
+            compress::decompress(&body, info.plain_len as usize)
+        } else {
+            Ok(body)
+        }
+    }
+}
+
+/// A payload held as consecutive slices (the data shards, or one rebuilt buffer).
+struct Pieces<'a>(&'a [&'a [u8]]);
+
+impl<'a> Pieces<'a> {
+    /// The parts of the bytes `start..end`, in order.
+    fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut offset = 0;
+        self.0.iter().filter_map(move |piece| {
+            let piece_start = offset;
+            offset += piece.len();
+            let from = start.max(piece_start);
+            let to = end.min(offset);
+            (from < to).then(|| &piece[from - piece_start..to - piece_start])
+        })
+    }
+
+    /// A copy of the bytes `start..end`.
+    fn gather(&self, start: usize, end: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(end - start);
+        self.range(start, end)
+            .for_each(|part| out.extend_from_slice(part));
+        out
+    }
+
+    /// A copy of the `N` bytes at `start`; the caller has checked they exist.
+    fn array<const N: usize>(&self, start: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        let mut at = 0;
+        for part in self.range(start, start + N) {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::crypto::{KdfParams, MasterKey};
+    use crate::data::erasure::ReedSolomonSimd;
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const ZSTD: Compression = Compression::Zstd { level: 3 };
+
+    fn params() -> KdfParams {
+        KdfParams {
+            salt_hex: "000102030405060708090a0b0c0d0e0f".into(),
+            ..KdfParams::generate_cheap()
+        }
+    }
+
+    fn key(passphrase: &[u8]) -> MasterKey {
+        MasterKey::derive(passphrase, &params()).unwrap()
+    }
+
+    fn codec(k: u8, m: u8, compress: bool, encrypt: bool) -> StripeCodec {
+        StripeCodec::new(
+            k,
+            m,
+            if compress { ZSTD } else { Compression::None },
+            encrypt.then(|| key(b"test passphrase").stripe_cipher()),
+            Arc::new(ReedSolomonSimd),
+        )
+    }
+
+    fn ctx() -> StripeContext {
+        StripeContext {
+            volume: VolumeId([7; 16]),
+            inode: InodeId(42),
+            chunk: 3,
+        }
+    }
+
+    /// Test data: random, compressible text or zeros, from a seed.
+    fn sample(kind: u8, len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        match kind % 3 {
+            0 => (0..len).map(|_| next() as u8).collect(),
+            1 => {
+                const WORDS: [&[u8]; 6] =
+                    [b"stripe ", b"shard ", b"disk ", b"argos ", b"\n", b"0 "];
+                let mut out = Vec::with_capacity(len + 8);
+                while out.len() < len {
+                    out.extend_from_slice(WORDS[(next() % 6) as usize]);
+                }
+                out.truncate(len);
+                out
+            }
+            _ => vec![0; len],
+        }
+    }
+
+    fn all(stripe: &EncodedStripe) -> Vec<Option<&[u8]>> {
+        stripe.shards().map(Some).collect()
+    }
+
+    fn layout() -> impl Strategy<Value = (u8, u8)> {
+        prop::sample::select(vec![(1u8, 0u8), (2, 1), (4, 2), (3, 3)])
+    }
+
+    fn data() -> impl Strategy<Value = Vec<u8>> {
+        let len = prop_oneof![
+            Just(0usize),
+            Just(1usize),
+            2usize..4096,
+            4096usize..300 * 1024
+        ];
+        (any::<u8>(), len, any::<u64>()).prop_map(|(kind, len, seed)| sample(kind, len, seed))
+    }
+
+    fn is_integrity_error(r: &Result<Vec<u8>, TransformError>) -> bool {
+        matches!(
+            r,
+            Err(TransformError::Checksum | TransformError::Authentication)
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn decode_undoes_encode(
+            (k, m) in layout(),
+            compress in any::<bool>(),
+            encrypt in any::<bool>(),
+            plain in data(),
+        ) {
+            let codec = codec(k, m, compress, encrypt);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let info = stripe.info;
+            let (k, m) = (usize::from(k), usize::from(m));
+            prop_assert_eq!(stripe.shard_count(), k + m);
+            prop_assert_eq!(info.plain_len as usize, plain.len());
+            prop_assert_eq!(info.is_encrypted(), encrypt);
+            prop_assert!(compress || !info.is_compressed());
+            let shard_len = info.shard_len as usize;
+            prop_assert!(shard_len >= 64 && shard_len.is_multiple_of(64));
+            prop_assert!(k * shard_len >= info.payload_len as usize);
+            prop_assert!(k * (shard_len - 64) < (info.payload_len as usize).max(1));
+            for shard in stripe.shards() {
+                prop_assert_eq!(shard.len(), shard_len);
+            }
+            let data: Vec<u8> = stripe.shards().take(k).flatten().copied().collect();
+            let (payload, padding) = data.split_at(info.payload_len as usize);
+            prop_assert_eq!(crc32c::crc32c(payload), info.payload_crc);
+            prop_assert!(padding.iter().all(|&b| b == 0));
+            if !compress && !encrypt {
+                prop_assert_eq!(payload, &plain[..]);
+            }
+            prop_assert_eq!(codec.decode(&ctx(), &info, &all(&stripe)).unwrap(), plain);
+        }
+
+        #[test]
+        fn any_k_shards_rebuild_the_stripe(
+            ((k, m), missing) in layout().prop_flat_map(|(k, m)| {
+                let n = usize::from(k + m);
+                (Just((k, m)), prop::sample::subsequence((0..n).collect::<Vec<_>>(), 0..=usize::from(m)))
+            }),
+            compress in any::<bool>(),
+            encrypt in any::<bool>(),
+            plain in data(),
+        ) {
+            let codec = codec(k, m, compress, encrypt);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let mut shards = all(&stripe);
+            for &index in &missing {
+                shards[index] = None;
+            }
+            prop_assert_eq!(codec.decode(&ctx(), &stripe.info, &shards).unwrap(), plain);
+        }
+
+        #[test]
+        fn losing_more_than_m_shards_is_too_few(
+            ((k, m), missing) in layout().prop_flat_map(|(k, m)| {
+                let n = usize::from(k + m);
+                (Just((k, m)), prop::sample::subsequence((0..n).collect::<Vec<_>>(), usize::from(m) + 1))
+            }),
+            encrypt in any::<bool>(),
+            plain in data(),
+        ) {
+            let codec = codec(k, m, false, encrypt);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let mut shards = all(&stripe);
+            for &index in &missing {
+                shards[index] = None;
+            }
+            let err = codec.decode(&ctx(), &stripe.info, &shards).unwrap_err();
+            prop_assert_eq!(err, TransformError::TooFewShards { have: usize::from(k) - 1, need: usize::from(k) });
+        }
+
+        #[test]
+        fn a_flipped_byte_in_a_data_shard_is_caught(
+            (k, m) in layout(),
+            compress in any::<bool>(),
+            encrypt in any::<bool>(),
+            plain in data(),
+            shard in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            bits in 1u8..=255,
+        ) {
+            let codec = codec(k, m, compress, encrypt);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let index = shard.index(usize::from(k));
+            let mut bad = stripe.shard(index).to_vec();
+            let pos = at.index(bad.len());
+            bad[pos] ^= bits;
+            let mut shards = all(&stripe);
+            shards[index] = Some(&bad);
+            let result = codec.decode(&ctx(), &stripe.info, &shards);
+            prop_assert!(is_integrity_error(&result), "{:?}", result.map(|v| v.len()));
+        }
+
+        #[test]
+        fn a_flipped_byte_in_a_degraded_read_is_caught(
+            (k, m) in prop::sample::select(vec![(2u8, 1u8), (4, 2), (3, 3)]),
+            compress in any::<bool>(),
+            encrypt in any::<bool>(),
+            plain in data(),
+            lost in any::<prop::sample::Index>(),
+            shard in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            bits in 1u8..=255,
+        ) {
+            let codec = codec(k, m, compress, encrypt);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let n = usize::from(k + m);
+            let lost = lost.index(usize::from(k));
+            let index = (lost + 1 + shard.index(n - 1)) % n;
+            let mut bad = stripe.shard(index).to_vec();
+            let pos = at.index(bad.len());
+            bad[pos] ^= bits;
+            let mut shards = all(&stripe);
+            shards[lost] = None;
+            shards[index] = Some(&bad);
+            // Parity is only read to rebuild: drop enough of it that every remaining
+            // shard, the flipped one included, takes part.
+            let mut extra = usize::from(m) - 1;
+            for i in (usize::from(k)..n).rev() {
+                if extra > 0 && i != index {
+                    shards[i] = None;
+                    extra -= 1;
+                }
+            }
+            let result = codec.decode(&ctx(), &stripe.info, &shards);
+            prop_assert!(is_integrity_error(&result), "{:?}", result.map(|v| v.len()));
+        }
+
+        #[test]
+        fn a_stripe_moved_elsewhere_fails_authentication(
+            (k, m) in layout(),
+            compress in any::<bool>(),
+            plain in data(),
+            which in 0u8..3,
+        ) {
+            let codec = codec(k, m, compress, true);
+            let stripe = codec.encode(&ctx(), &plain).unwrap();
+            let mut other = ctx();
+            match which {
+                0 => other.inode = InodeId(43),
+                1 => other.chunk = 4,
+                _ => other.volume = VolumeId([8; 16]),
+            }
+            let err = codec.decode(&other, &stripe.info, &all(&stripe)).unwrap_err();
+            prop_assert_eq!(err, TransformError::Authentication);
+        }
+
+        #[test]
+        fn the_wrong_key_fails_authentication(
+            (k, m) in layout(),
+            compress in any::<bool>(),
+            plain in data(),
+        ) {
+            let stripe = codec(k, m, compress, true).encode(&ctx(), &plain).unwrap();
+            let wrong = StripeCodec::new(
+                k,
+                m,
+                ZSTD,
+                Some(key(b"another passphrase").stripe_cipher()),
+                Arc::new(ReedSolomonSimd),
+            );
+            let err = wrong.decode(&ctx(), &stripe.info, &all(&stripe)).unwrap_err();
+            prop_assert_eq!(err, TransformError::Authentication);
+        }
+    }
+
+    #[test]
+    fn aad_layout_is_volume_inode_chunk_le() {
+        let ctx = StripeContext {
+            volume: VolumeId([0xaa; 16]),
+            inode: InodeId(0x0102_0304_0506_0708),
+            chunk: 0x1112_1314_1516_1718,
+        };
+        let aad = ctx.aad();
+        assert_eq!(aad[..16], [0xaa; 16]);
+        assert_eq!(aad[16..24], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(aad[24..], [0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]);
+    }
+
+    #[test]
+    fn empty_stripes_still_have_aligned_shards() {
+        for encrypt in [false, true] {
+            let codec = codec(4, 2, true, encrypt);
+            let stripe = codec.encode(&ctx(), &[]).unwrap();
+            assert_eq!(stripe.info.shard_len, 64);
+            assert_eq!(stripe.info.plain_len, 0);
+            assert!(!stripe.info.is_compressed());
+            assert_eq!(
+                stripe.info.payload_len as usize,
+                if encrypt { 40 } else { 0 }
+            );
+            assert_eq!(
+                codec.decode(&ctx(), &stripe.info, &all(&stripe)).unwrap(),
+                b""
+            );
+        }
+    }
+
+    #[test]
+    fn compressible_stripes_shrink_and_noise_is_stored_raw() {
+        let codec = codec(4, 2, true, false);
+        let text = sample(1, 1 << 20, 1);
+        let stripe = codec.encode(&ctx(), &text).unwrap();
+        assert!(stripe.info.is_compressed());
+        assert!((stripe.info.payload_len as usize) < text.len() / 3);
+        let noise = sample(0, 1 << 20, 1);
+        let stripe = codec.encode(&ctx(), &noise).unwrap();
+        assert!(!stripe.info.is_compressed());
+        assert_eq!(stripe.info.payload_len as usize, noise.len());
+        assert_eq!(stripe.info.shard_len as usize, noise.len() / 4);
+    }
+
+    #[test]
+    fn encrypted_shards_do_not_show_the_plaintext_and_nonces_differ() {
+        let codec = codec(2, 1, false, true);
+        let plain = sample(1, 4096, 5);
+        let a = codec.encode(&ctx(), &plain).unwrap();
+        let b = codec.encode(&ctx(), &plain).unwrap();
+        let a_data: Vec<u8> = a.shards().take(2).flatten().copied().collect();
+        assert!(!a_data.windows(64).any(|w| w == &plain[..64]));
+        assert_ne!(a.shard(0), b.shard(0));
+        assert_eq!(codec.decode(&ctx(), &b.info, &all(&b)).unwrap(), plain);
+    }
+
+    /// An erasure codec that counts calls, to prove the fast path skips it.
+    struct Counting(AtomicUsize);
+
+    impl ErasureCodec for Counting {
+        fn id(&self) -> &'static str {
+            "counting"
+        }
+        fn shard_alignment(&self) -> usize {
+            64
+        }
+        fn encode(
+            &self,
+            k: usize,
+            m: usize,
+            data: &[&[u8]],
+        ) -> Result<Vec<Vec<u8>>, TransformError> {
+            ReedSolomonSimd.encode(k, m, data)
+        }
+        fn reconstruct(
+            &self,
+            k: usize,
+            m: usize,
+            shards: &mut [Option<Vec<u8>>],
+        ) -> Result<(), TransformError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            ReedSolomonSimd.reconstruct(k, m, shards)
+        }
+        fn recover_data(
+            &self,
+            k: usize,
+            m: usize,
+            shards: &[Option<&[u8]>],
+        ) -> Result<Vec<u8>, TransformError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            ReedSolomonSimd.recover_data(k, m, shards)
+        }
+    }
+
+    #[test]
+    fn decode_with_all_data_shards_never_calls_the_erasure_codec() {
+        let counting = Arc::new(Counting(AtomicUsize::new(0)));
+        let codec = StripeCodec::new(4, 2, ZSTD, None, counting.clone());
+        let plain = sample(0, 300_000, 9);
+        let stripe = codec.encode(&ctx(), &plain).unwrap();
+        let mut shards = all(&stripe);
+        shards[4] = None;
+        shards[5] = None;
+        assert_eq!(codec.decode(&ctx(), &stripe.info, &shards).unwrap(), plain);
+        assert_eq!(counting.0.load(Ordering::Relaxed), 0);
+        shards[4] = Some(stripe.shard(4));
+        shards[1] = None;
+        assert_eq!(codec.decode(&ctx(), &stripe.info, &shards).unwrap(), plain);
+        assert_eq!(counting.0.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn decode_refuses_the_wrong_number_of_shards() {
+        let codec = codec(2, 1, false, false);
+        let stripe = codec.encode(&ctx(), b"hello").unwrap();
+        let shards = all(&stripe);
+        for count in [0, 2, 4] {
+            let mut given = shards.clone();
+            given.resize(count, None);
+            let err = codec.decode(&ctx(), &stripe.info, &given).unwrap_err();
+            assert!(matches!(err, TransformError::Codec(_)), "{count}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn decode_refuses_a_shard_of_the_wrong_length() {
+        let codec = codec(2, 1, false, false);
+        let stripe = codec.encode(&ctx(), b"hello").unwrap();
+        let long = [0u8; 128];
+        for index in 0..3 {
+            let mut shards = all(&stripe);
+            shards[index] = Some(&long);
+            let err = codec.decode(&ctx(), &stripe.info, &shards).unwrap_err();
+            assert_eq!(
+                err,
+                TransformError::ShardSize {
+                    index,
+                    expected: 64,
+                    found: 128
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn decode_with_no_parity_needs_every_data_shard() {
+        let codec = codec(1, 0, false, false);
+        let stripe = codec.encode(&ctx(), b"x").unwrap();
+        let err = codec.decode(&ctx(), &stripe.info, &[None]).unwrap_err();
+        assert_eq!(err, TransformError::TooFewShards { have: 0, need: 1 });
+    }
+
+    #[test]
+    fn decode_refuses_a_wrong_payload_checksum() {
+        let codec = codec(2, 1, true, true);
+        let stripe = codec.encode(&ctx(), &sample(1, 10_000, 2)).unwrap();
+        let mut info = stripe.info;
+        info.payload_crc ^= 1;
+        let err = codec.decode(&ctx(), &info, &all(&stripe)).unwrap_err();
+        assert_eq!(err, TransformError::Checksum);
+    }
+
+    #[test]
+    fn decode_of_an_encrypted_stripe_needs_a_key() {
+        let plain = sample(1, 10_000, 3);
+        let stripe = codec(2, 1, true, true).encode(&ctx(), &plain).unwrap();
+        let keyless = codec(2, 1, true, false);
+        let err = keyless
+            .decode(&ctx(), &stripe.info, &all(&stripe))
+            .unwrap_err();
+        assert_eq!(err, TransformError::KeyRequired);
+        // A keyed codec still reads stripes written before encryption was on.
+        let plain_stripe = keyless.encode(&ctx(), &plain).unwrap();
+        let keyed = codec(2, 1, true, true);
+        assert_eq!(
+            keyed
+                .decode(&ctx(), &plain_stripe.info, &all(&plain_stripe))
+                .unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn decode_refuses_a_body_that_expands_to_another_length() {
+        let codec = codec(2, 1, true, false);
+        let plain = sample(1, 10_000, 4);
+        let stripe = codec.encode(&ctx(), &plain).unwrap();
+        assert!(stripe.info.is_compressed());
+        for plain_len in [9_999, 10_001, 0] {
+            let info = StripeInfo {
+                plain_len,
+                ..stripe.info
+            };
+            let err = codec.decode(&ctx(), &info, &all(&stripe)).unwrap_err();
+            assert!(matches!(err, TransformError::Decompress(_)), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn decode_refuses_inconsistent_stripe_records() {
+        let codec = codec(2, 1, false, false);
+        let stripe = codec.encode(&ctx(), &sample(0, 1000, 5)).unwrap();
+        let info = stripe.info;
+        let records = [
+            StripeInfo { flags: 4, ..info },
+            StripeInfo {
+                shard_len: 0,
+                ..info
+            },
+            StripeInfo {
+                shard_len: 100,
+                ..info
+            },
+            StripeInfo {
+                payload_len: 2 * info.shard_len + 1,
+                ..info
+            },
+            StripeInfo {
+                plain_len: info.plain_len + 1,
+                ..info
+            },
+            StripeInfo {
+                flags: FLAG_ENCRYPTED,
+                payload_len: 39,
+                plain_len: 0,
+                ..info
+            },
+        ];
+        for record in records {
+            let err = codec.decode(&ctx(), &record, &all(&stripe)).unwrap_err();
+            assert!(
+                matches!(err, TransformError::Codec(_)),
+                "{record:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_data_shard_layout_is_refused() {
+        let codec = codec(0, 2, false, false);
+        assert!(matches!(
+            codec.encode(&ctx(), b"x"),
+            Err(TransformError::Codec(_))
+        ));
+        let info = StripeInfo {
+            flags: 0,
+            plain_len: 0,
+            payload_len: 0,
+            shard_len: 64,
+            payload_crc: 0,
+        };
+        assert!(matches!(
+            codec.decode(&ctx(), &info, &[None, None]),
+            Err(TransformError::Codec(_))
+        ));
+    }
+
+    #[test]
+    fn codec_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<StripeCodec>();
+        assert_send_sync::<EncodedStripe>();
+    }
+
+    #[test]
+    fn errors_read_well() {
+        assert_eq!(
+            TransformError::TooFewShards { have: 3, need: 4 }.to_string(),
+            "only 3 shards available, 4 needed to rebuild the stripe"
+        );
+        assert_eq!(
+            TransformError::ShardSize {
+                index: 2,
+                expected: 64,
+                found: 10
+            }
+            .to_string(),
+            "shard 2 is 10 bytes, expected 64"
+        );
+    }
+}

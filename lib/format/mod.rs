@@ -42,19 +42,52 @@ pub struct FormatError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormatErrorKind {
     /// Fewer bytes than the structure needs.
-    Truncated { need: u64, have: u64 },
+    Truncated {
+        /// Bytes needed.
+        need: u64,
+        /// Bytes present.
+        have: u64,
+    },
     /// The magic does not name the expected kind of object.
-    BadMagic { expected: [u8; 8], found: [u8; 8] },
+    BadMagic {
+        /// The magic wanted.
+        expected: [u8; 8],
+        /// The magic found.
+        found: [u8; 8],
+    },
     /// Written by a newer (or unknown) format version.
-    UnknownVersion { found: u16, newest_known: u16 },
+    UnknownVersion {
+        /// The version found.
+        found: u16,
+        /// The newest version this build reads.
+        newest_known: u16,
+    },
     /// Flag bits this version does not understand.
-    UnknownFlags { flags: u16 },
+    UnknownFlags {
+        /// The unknown bits.
+        flags: u16,
+    },
     /// The declared length does not match the bytes present.
-    LengthMismatch { declared: u64, actual: u64 },
+    LengthMismatch {
+        /// Total length the header implies.
+        declared: u64,
+        /// Bytes present.
+        actual: u64,
+    },
     /// The checksum does not match the bytes.
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// CRC stored in the object.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
     /// The object belongs to another volume.
-    WrongVolume { expected: VolumeId, found: VolumeId },
+    WrongVolume {
+        /// The volume opened.
+        expected: VolumeId,
+        /// The volume the object names.
+        found: VolumeId,
+    },
     /// The body could not be decoded.
     Body(String),
 }
@@ -332,6 +365,9 @@ mod tests {
         let crc = crc32c::crc32c(&bytes[..crc_at]);
         bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
         let err = decode("t", &bytes, &expect(vol)).unwrap_err();
-        assert!(matches!(err.kind, FormatErrorKind::UnknownVersion { found: 2, .. }));
+        assert!(matches!(
+            err.kind,
+            FormatErrorKind::UnknownVersion { found: 2, .. }
+        ));
     }
 }

@@ -1,15 +1,28 @@
 //! Disk-local shard stores: one `Disk` per disk of the volume.
 //!
-//! Owns how shard objects and disk labels sit on a disk, nothing about what a shard means.
-//! `DirDisk` is the real store (a directory, usually a drive's mount point); `MemDisk`
-//! and `FaultyDisk` serve tests.
+//! Owns how shard objects and disk labels sit on a disk, nothing about what a shard means:
+//! stripes, placement and metadata belong to the layers above. `DirDisk` is the real store
+//! (a directory, usually a drive's mount point); `MemDisk` and `FaultyDisk` serve tests.
+//! `write_atomic` is the one way the library replaces a whole file.
 
+mod dir;
+mod faulty;
+mod label;
+mod mem;
 pub mod shard;
 
+pub use dir::{DirDisk, LABEL_FILE};
+pub use faulty::FaultyDisk;
+pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
+pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
+
 use crate::types::ShardKey;
-use std::io;
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Space on a disk, in bytes.
@@ -49,9 +62,133 @@ pub trait Disk: Send + Sync {
 /// A shared handle to a disk.
 pub type DiskRef = Arc<dyn Disk>;
 
+/// Distinguishes temp files of concurrent `write_atomic` calls within one process.
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Removes the temp file unless the rename consumed it.
+struct TempGuard {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Best effort: the caller already gets the error that brought us here.
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 /// Writes a file atomically and durably: temp file, fsync, rename, fsync of the directory.
 /// On failure the temp file is removed and the old file (if any) is untouched.
+///
+/// The temp file is `.NAME.tmp.PID.N` in the same directory, so the rename never crosses
+/// filesystems. If only the final directory fsync fails, the new content is already in
+/// place but may not survive a power cut; the error is returned so the caller treats the
+/// write as not durable.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let _ = (path, bytes);
-    todo!("store helper")
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a file path", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let (tmp_path, mut file) = create_temp(dir, name)?;
+    let mut guard = TempGuard {
+        path: Some(tmp_path.clone()),
+    };
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp_path, path)?;
+    guard.path = None;
+    sync_dir(dir)
+}
+
+/// Opens a fresh temp file next to the target. A name can be taken by a leftover of a
+/// crashed process that had the same pid, so a few sequence numbers are tried.
+fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    let mut attempt = 0;
+    loop {
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp.{pid}.{seq}"));
+        let tmp_path = dir.join(tmp_name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+        {
+            Ok(file) => return Ok((tmp_path, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes the entries of a directory durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_atomic_creates_and_replaces_without_leaving_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("doc.json");
+        write_atomic(&path, b"first").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        write_atomic(&path, b"second, longer").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+        write_atomic(&path, b"").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"");
+        assert_eq!(names_in(tmp.path()), vec!["doc.json".to_string()]);
+    }
+
+    #[test]
+    fn write_atomic_failure_leaves_old_file_and_no_temp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("target");
+        // A non-empty directory in the way makes the rename fail after the temp is written.
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"old").unwrap();
+        assert!(write_atomic(&path, b"new").is_err());
+        assert_eq!(fs::read(path.join("inside")).unwrap(), b"old");
+        assert_eq!(names_in(tmp.path()), vec!["target".to_string()]);
+    }
+
+    #[test]
+    fn write_atomic_refuses_a_path_without_file_name() {
+        let err = write_atomic(Path::new("/"), b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn write_atomic_in_missing_directory_fails_cleanly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("missing").join("doc");
+        assert_eq!(
+            write_atomic(&path, b"x").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(names_in(tmp.path()), Vec::<String>::new());
+    }
 }

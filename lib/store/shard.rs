@@ -1,10 +1,45 @@
-//! Shard object format (framed by `crate::format`). Byte map: see below once written.
+//! Shard object format: one file per shard, framed by `crate::format`, self-describing so
+//! fsck can recognise and verify every shard without the metadata.
+//!
+//! ```text
+//! offset size field
+//! 0      8    magic      b"ARGSHRD\x1a"
+//! 8      2    version    u16 LE, 1
+//! 10     2    flags      u16 LE, 0 (no flags defined)
+//! 12     4    body_len   u32 LE: 32 + payload length
+//! 16     16   volume_id
+//! 32     8    stripe     u64 LE   -- shard header (the first 32 bytes of the body)
+//! 40     8    inode      u64 LE
+//! 48     8    chunk      u64 LE   the stripe's position in the file
+//! 56     1    index      u8       0..k data, k..k+m parity
+//! 57     1    k          u8       at least 1
+//! 58     1    m          u8
+//! 59     1    reserved   0
+//! 60     4    reserved   0
+//! 64     ..   payload    the erasure-coded shard bytes
+//! end-4  4    crc32c     over every byte before it
+//! ```
+//!
+//! This module owns the bytes of one shard object; what a payload means (compression,
+//! encryption, erasure coding) belongs to `crate::data`.
 
-use crate::format::FormatError;
+use crate::format::{self, Expect, FormatError, FormatErrorKind, FrameHeader};
 use crate::store::Disk;
 use crate::types::{InodeId, ShardIndex, ShardKey, StripeId, VolumeId};
 use std::io;
 use std::ops::Range;
+
+/// Frame magic of shard objects.
+pub const SHARD_MAGIC: [u8; 8] = *b"ARGSHRD\x1a";
+/// Newest shard format version this build writes and reads.
+pub const SHARD_VERSION: u16 = 1;
+/// Length of the shard header at the start of the frame body.
+pub const SHARD_HEADER_LEN: usize = 32;
+/// Bytes a shard object adds to its payload (frame header, shard header, CRC).
+pub const OVERHEAD_BYTES: usize = format::HEADER_LEN + SHARD_HEADER_LEN + format::TRAILER_LEN;
+
+/// Offset of the payload in a shard object.
+const PAYLOAD_AT: usize = format::HEADER_LEN + SHARD_HEADER_LEN;
 
 /// Self-description of a shard, so fsck can recognise it without the metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +56,41 @@ pub struct ShardHeader {
     pub inode: InodeId,
     /// The stripe's position in the file (chunk number).
     pub chunk: u64,
+}
+
+impl ShardHeader {
+    /// The key the shard is stored under.
+    pub fn key(&self) -> ShardKey {
+        ShardKey {
+            stripe: self.stripe,
+            index: self.index,
+        }
+    }
+
+    /// Why the header could not describe a real shard, if it cannot.
+    fn defect(&self) -> Option<String> {
+        if self.k == 0 {
+            return Some("k is 0".into());
+        }
+        if u16::from(self.index.0) >= u16::from(self.k) + u16::from(self.m) {
+            return Some(format!(
+                "shard index {} outside a {}+{} stripe",
+                self.index, self.k, self.m
+            ));
+        }
+        None
+    }
+
+    fn to_bytes(self) -> [u8; SHARD_HEADER_LEN] {
+        let mut out = [0u8; SHARD_HEADER_LEN];
+        out[0..8].copy_from_slice(&self.stripe.0.to_le_bytes());
+        out[8..16].copy_from_slice(&self.inode.0.to_le_bytes());
+        out[16..24].copy_from_slice(&self.chunk.to_le_bytes());
+        out[24] = self.index.0;
+        out[25] = self.k;
+        out[26] = self.m;
+        out
+    }
 }
 
 /// A shard read back and verified.
@@ -54,14 +124,37 @@ pub enum ShardReadError {
 }
 
 /// Writes a shard object (header, payload, CRC) under its key. Not durable until sync.
+///
+/// The payload is handed to the disk as it is, never copied into a new buffer. A header
+/// that could not be read back (k = 0, index outside k+m) or a payload too large for one
+/// frame is refused with `InvalidInput` before anything is written.
 pub fn write_shard(
     disk: &dyn Disk,
     volume: VolumeId,
     header: &ShardHeader,
     payload: &[u8],
 ) -> io::Result<()> {
-    let _ = (disk, volume, header, payload);
-    todo!("store helper")
+    if let Some(defect) = header.defect() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, defect));
+    }
+    let body_len = u32::try_from(SHARD_HEADER_LEN + payload.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("shard payload of {} bytes exceeds a frame", payload.len()),
+        )
+    })?;
+    let frame = FrameHeader {
+        magic: SHARD_MAGIC,
+        version: SHARD_VERSION,
+        flags: 0,
+        body_len,
+        volume,
+    };
+    let mut head = [0u8; PAYLOAD_AT];
+    head[..format::HEADER_LEN].copy_from_slice(&frame.to_bytes());
+    head[format::HEADER_LEN..].copy_from_slice(&header.to_bytes());
+    let crc = format::crc_of(&[&head, payload]).to_le_bytes();
+    disk.put_shard(header.key(), &[&head, payload, &crc])
 }
 
 /// Reads and verifies the shard `key` of `volume`.
@@ -70,8 +163,27 @@ pub fn read_shard(
     volume: VolumeId,
     key: ShardKey,
 ) -> Result<ShardObject, ShardReadError> {
-    let _ = (disk, volume, key);
-    todo!("store helper")
+    let bytes = match disk.get_shard(key) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
+        Err(e) => return Err(ShardReadError::Io(e)),
+    };
+    // The object name costs an allocation, so it is only built for an error.
+    let name = || format!("{}: shard {key}", disk.describe());
+    let (object, _) = decode_shard("", bytes, Some(volume)).map_err(|mut e| {
+        e.object = name();
+        e
+    })?;
+    let found = object.header.key();
+    if found != key {
+        return Err(FormatError::new(
+            name(),
+            format::HEADER_LEN as u64,
+            FormatErrorKind::Body(format!("object holds shard {found}, not {key}")),
+        )
+        .into());
+    }
+    Ok(object)
 }
 
 /// Decodes shard bytes already read; `volume` None accepts any volume (fsck reports it).
@@ -80,6 +192,345 @@ pub fn decode_shard(
     bytes: Vec<u8>,
     volume: Option<VolumeId>,
 ) -> Result<(ShardObject, VolumeId), FormatError> {
-    let _ = (object, bytes, volume);
-    todo!("store helper")
+    let expect = Expect {
+        magic: SHARD_MAGIC,
+        newest_version: SHARD_VERSION,
+        known_flags: 0,
+        volume,
+    };
+    let (frame, body) = format::decode(object, &bytes, &expect)?;
+    let err = |offset: usize, kind| FormatError::new(object, offset as u64, kind);
+    let Some(head) = body.first_chunk::<SHARD_HEADER_LEN>() else {
+        return Err(err(
+            format::HEADER_LEN,
+            FormatErrorKind::Truncated {
+                need: OVERHEAD_BYTES as u64,
+                have: bytes.len() as u64,
+            },
+        ));
+    };
+    let u64_at = |at: usize| {
+        let field: [u8; 8] = head[at..at + 8].try_into().expect("8 bytes");
+        u64::from_le_bytes(field)
+    };
+    let header = ShardHeader {
+        stripe: StripeId(u64_at(0)),
+        inode: InodeId(u64_at(8)),
+        chunk: u64_at(16),
+        index: ShardIndex(head[24]),
+        k: head[25],
+        m: head[26],
+    };
+    if head[27..].iter().any(|&b| b != 0) {
+        return Err(err(
+            format::HEADER_LEN + 27,
+            FormatErrorKind::Body("reserved shard header bytes are not zero".into()),
+        ));
+    }
+    if let Some(defect) = header.defect() {
+        return Err(err(format::HEADER_LEN + 24, FormatErrorKind::Body(defect)));
+    }
+    let payload = PAYLOAD_AT..bytes.len() - format::TRAILER_LEN;
+    let volume = frame.volume;
+    Ok((
+        ShardObject {
+            header,
+            bytes,
+            payload,
+        },
+        volume,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DirDisk, DiskSpace, FaultyDisk, MemDisk};
+    use proptest::prelude::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
+
+    fn header(stripe: u64, index: u8) -> ShardHeader {
+        ShardHeader {
+            stripe: StripeId(stripe),
+            index: ShardIndex(index),
+            k: 4,
+            m: 2,
+            inode: InodeId(77),
+            chunk: 12,
+        }
+    }
+
+    fn corrupt(result: Result<ShardObject, ShardReadError>) -> FormatError {
+        match result {
+            Err(ShardReadError::Corrupt(e)) => e,
+            other => panic!("expected a corrupt shard, got {other:?}"),
+        }
+    }
+
+    fn shard_file(dir: &std::path::Path, key: ShardKey) -> std::path::PathBuf {
+        dir.join(format!(
+            "shards/{:02x}/{:016x}.{}",
+            key.stripe.0 as u8, key.stripe.0, key.index.0
+        ))
+    }
+
+    #[test]
+    fn round_trip_on_dir_and_mem_disks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disks: Vec<Box<dyn Disk>> = vec![
+            Box::new(DirDisk::create(tmp.path()).unwrap()),
+            Box::new(MemDisk::new("m", 1 << 20)),
+        ];
+        let vol = VolumeId::random();
+        for disk in &disks {
+            let h = header(0xdead_beef, 5);
+            let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+            write_shard(disk.as_ref(), vol, &h, &payload).unwrap();
+            let bytes = disk.get_shard(h.key()).unwrap();
+            assert_eq!(bytes.len(), payload.len() + OVERHEAD_BYTES);
+            assert_eq!(&bytes[..8], b"ARGSHRD\x1a");
+            assert_eq!(&bytes[PAYLOAD_AT..PAYLOAD_AT + 1000], &payload[..]);
+            let object = read_shard(disk.as_ref(), vol, h.key()).unwrap();
+            assert_eq!(object.header, h);
+            assert_eq!(object.payload(), &payload[..]);
+
+            let empty = header(1, 0);
+            write_shard(disk.as_ref(), vol, &empty, b"").unwrap();
+            assert_eq!(
+                read_shard(disk.as_ref(), vol, empty.key())
+                    .unwrap()
+                    .payload(),
+                b""
+            );
+        }
+    }
+
+    #[test]
+    fn missing_shard_is_missing_and_disk_errors_are_io() {
+        let faulty = FaultyDisk::new(Arc::new(MemDisk::new("m", 1 << 20)));
+        let vol = VolumeId::random();
+        let key = header(3, 1).key();
+        assert!(matches!(
+            read_shard(&faulty, vol, key),
+            Err(ShardReadError::Missing)
+        ));
+        faulty.fail_next_puts(1, libc::EIO);
+        let err = write_shard(&faulty, vol, &header(3, 1), b"x").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    }
+
+    #[test]
+    fn every_flipped_byte_in_a_shard_file_is_caught() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = DirDisk::create(tmp.path()).unwrap();
+        let vol = VolumeId::random();
+        let h = header(0x42, 2);
+        write_shard(&disk, vol, &h, b"payload bytes of a shard").unwrap();
+        let path = shard_file(tmp.path(), h.key());
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            corrupt(read_shard(&disk, vol, h.key()));
+        }
+        std::fs::write(&path, &good).unwrap();
+        read_shard(&disk, vol, h.key()).unwrap();
+    }
+
+    #[test]
+    fn every_truncation_is_caught() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = DirDisk::create(tmp.path()).unwrap();
+        let vol = VolumeId::random();
+        let h = header(0x43, 0);
+        write_shard(&disk, vol, &h, b"some payload").unwrap();
+        let path = shard_file(tmp.path(), h.key());
+        let good = std::fs::read(&path).unwrap();
+        for len in 0..good.len() {
+            std::fs::write(&path, &good[..len]).unwrap();
+            corrupt(read_shard(&disk, vol, h.key()));
+        }
+    }
+
+    #[test]
+    fn faulty_reads_and_torn_writes_are_caught() {
+        let faulty = FaultyDisk::new(Arc::new(MemDisk::new("m", 1 << 20)));
+        let vol = VolumeId::random();
+        let h = header(9, 3);
+        write_shard(&faulty, vol, &h, &[0xab; 300]).unwrap();
+        faulty.set_flip_reads(true);
+        let err = corrupt(read_shard(&faulty, vol, h.key()));
+        assert!(matches!(err.kind, FormatErrorKind::Checksum { .. }));
+        faulty.clear();
+        faulty.torn_next_put(200);
+        write_shard(&faulty, vol, &h, &[0xab; 300]).unwrap();
+        corrupt(read_shard(&faulty, vol, h.key()));
+    }
+
+    #[test]
+    fn a_shard_under_another_key_is_caught() {
+        let disk = MemDisk::new("m", 1 << 20);
+        let vol = VolumeId::random();
+        let h = header(100, 1);
+        write_shard(&disk, vol, &h, b"shard one").unwrap();
+        let bytes = disk.get_shard(h.key()).unwrap();
+        for wrong in [header(100, 2).key(), header(101, 1).key()] {
+            disk.put_shard(wrong, &[&bytes]).unwrap();
+            let err = corrupt(read_shard(&disk, vol, wrong));
+            let FormatErrorKind::Body(why) = &err.kind else {
+                panic!("expected a body error, got {err}");
+            };
+            assert!(why.contains(&h.key().to_string()), "{why}");
+            assert!(why.contains(&wrong.to_string()), "{why}");
+            assert!(err.object.contains("mem:m"), "{}", err.object);
+        }
+    }
+
+    #[test]
+    fn a_shard_of_another_volume_is_refused_and_reported() {
+        let disk = MemDisk::new("m", 1 << 20);
+        let (ours, theirs) = (VolumeId::random(), VolumeId::random());
+        let h = header(5, 0);
+        write_shard(&disk, theirs, &h, b"foreign").unwrap();
+        let err = corrupt(read_shard(&disk, ours, h.key()));
+        assert_eq!(
+            err.kind,
+            FormatErrorKind::WrongVolume {
+                expected: ours,
+                found: theirs
+            }
+        );
+        let bytes = disk.get_shard(h.key()).unwrap();
+        let (object, found) = decode_shard("s", bytes.clone(), None).unwrap();
+        assert_eq!(found, theirs);
+        assert_eq!(object.header, h);
+        assert_eq!(object.payload(), b"foreign");
+        assert!(decode_shard("s", bytes, Some(ours)).is_err());
+    }
+
+    #[test]
+    fn impossible_headers_are_refused_both_ways() {
+        let disk = MemDisk::new("m", 1 << 20);
+        let vol = VolumeId::random();
+        let mut bad = header(1, 6);
+        assert_eq!(
+            write_shard(&disk, vol, &bad, b"x").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        bad.index = ShardIndex(0);
+        bad.k = 0;
+        assert!(write_shard(&disk, vol, &bad, b"x").is_err());
+        assert!(disk.list_shards().unwrap().is_empty());
+
+        // A frame with a valid CRC but a nonzero reserved byte is still refused.
+        let mut body = header(1, 0).to_bytes().to_vec();
+        body[30] = 1;
+        body.extend_from_slice(b"payload");
+        let frame = FrameHeader {
+            magic: SHARD_MAGIC,
+            version: 1,
+            flags: 0,
+            body_len: 0,
+            volume: vol,
+        };
+        let bytes = format::encode(frame, &body);
+        assert!(decode_shard("s", bytes, Some(vol)).is_err());
+        // And a frame whose body is shorter than a shard header.
+        let bytes = format::encode(frame, &[0u8; 10]);
+        let err = decode_shard("s", bytes, Some(vol)).unwrap_err();
+        assert!(matches!(err.kind, FormatErrorKind::Truncated { .. }));
+    }
+
+    /// Records what `put_shard` receives, to check the payload is not copied.
+    struct Recorder {
+        inner: MemDisk,
+        seen: Mutex<Vec<(usize, usize)>>,
+    }
+
+    impl Disk for Recorder {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn put_shard(&self, key: ShardKey, parts: &[&[u8]]) -> io::Result<()> {
+            let seen = parts.iter().map(|p| (p.as_ptr() as usize, p.len()));
+            self.seen.lock().unwrap().extend(seen);
+            self.inner.put_shard(key, parts)
+        }
+        fn get_shard(&self, key: ShardKey) -> io::Result<Vec<u8>> {
+            self.inner.get_shard(key)
+        }
+        fn delete_shard(&self, key: ShardKey) -> io::Result<()> {
+            self.inner.delete_shard(key)
+        }
+        fn list_shards(&self) -> io::Result<Vec<ShardKey>> {
+            self.inner.list_shards()
+        }
+        fn shard_modified(&self, key: ShardKey) -> io::Result<SystemTime> {
+            self.inner.shard_modified(key)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.inner.sync()
+        }
+        fn space(&self) -> io::Result<DiskSpace> {
+            self.inner.space()
+        }
+        fn read_label(&self) -> io::Result<Option<Vec<u8>>> {
+            self.inner.read_label()
+        }
+        fn write_label(&self, bytes: &[u8]) -> io::Result<()> {
+            self.inner.write_label(bytes)
+        }
+    }
+
+    #[test]
+    fn write_shard_hands_the_payload_over_uncopied() {
+        let disk = Recorder {
+            inner: MemDisk::new("m", 1 << 20),
+            seen: Mutex::new(Vec::new()),
+        };
+        let payload = vec![7u8; 4096];
+        write_shard(&disk, VolumeId::random(), &header(1, 0), &payload).unwrap();
+        let seen = disk.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[0].1, PAYLOAD_AT);
+        assert_eq!(seen[1], (payload.as_ptr() as usize, payload.len()));
+        assert_eq!(seen[2].1, format::TRAILER_LEN);
+    }
+
+    proptest! {
+        #[test]
+        fn decode_undoes_write_and_any_flip_is_caught(
+            stripe in any::<u64>(),
+            inode in any::<u64>(),
+            chunk in any::<u64>(),
+            k in 1u8..=16,
+            m in 0u8..=8,
+            index_seed in any::<u8>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..512),
+            flip_seed in any::<usize>(),
+            flip_bit in 0u8..8,
+        ) {
+            let disk = MemDisk::new("p", 1 << 20);
+            let vol = VolumeId::random();
+            let h = ShardHeader {
+                stripe: StripeId(stripe),
+                index: ShardIndex(index_seed % (k + m)),
+                k,
+                m,
+                inode: InodeId(inode),
+                chunk,
+            };
+            write_shard(&disk, vol, &h, &payload).unwrap();
+            let object = read_shard(&disk, vol, h.key()).unwrap();
+            prop_assert_eq!(object.header, h);
+            prop_assert_eq!(object.payload(), &payload[..]);
+
+            let mut bytes = disk.get_shard(h.key()).unwrap();
+            let at = flip_seed % bytes.len();
+            bytes[at] ^= 1 << flip_bit;
+            prop_assert!(decode_shard("p", bytes, Some(vol)).is_err());
+        }
+    }
 }

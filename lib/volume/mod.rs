@@ -1,4 +1,568 @@
-//! The Volume: inodes, directories, permissions, xattrs, open files.
+//! The Volume: inodes, directories, permissions, xattrs, open files; POSIX-shaped
+//! operations over the metadata store and the stripe pipeline.
+//!
+//! Every tool goes through this API: the FUSE adapter, import/export, fsck and the tests.
+//!
+//! Locking (always taken in this order, never the reverse):
+//! `commit_lock` → `gate` → a file's data lock → `state`.
+//! - `state` guards the metadata store, open counts and frees that wait for a commit; it
+//!   is held briefly and never across disk I/O except the journal fsync of a commit.
+//! - `gate` is shared by anything that writes shards and records references to them, and
+//!   exclusive for a commit, so no reference to an unsynced shard enters a committed batch.
+//! - a file's data lock (in [`FileState`]) orders reads and writes of that file's chunks
+//!   and guards its dirty buffers; readers of one file never block another file.
 
 pub mod access;
 pub mod acl;
+mod attr;
+mod data;
+mod format;
+mod namespace;
+pub mod superblock;
+
+pub use access::Caller;
+pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
+pub use format::{FormatOptions, KdfStrength, format};
+pub use namespace::{DirEntryOut, RenameFlags};
+pub use superblock::{DiskConfig, DiskState, Layout, Superblock};
+
+use crate::cache::StripeCache;
+use crate::data::StripeCodec;
+use crate::error::{Error, Result};
+use crate::meta::{FileKind, Inode, MetaStore, OpenReport, StripeRef, Timestamp};
+use crate::store::{DirDisk, DiskLabel, DiskRef};
+use crate::types::{DiskId, InodeId, VolumeId};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Name of the lock file in ROOT.
+pub const LOCK_FILE: &str = "lock";
+/// Name of the metadata directory in ROOT.
+pub const META_DIR: &str = "meta";
+/// Longest entry name.
+pub const NAME_MAX: usize = 255;
+/// Largest file size (keeps chunk arithmetic far from overflow).
+pub const MAX_FILE_BYTES: u64 = 1 << 60;
+
+/// A function that wraps each opened disk (tests use it to inject faults).
+pub type DiskWrapper = Arc<dyn Fn(DiskId, DiskRef) -> DiskRef + Send + Sync>;
+
+/// How to open a volume.
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    /// Passphrase of an encrypted volume.
+    pub passphrase: Option<Vec<u8>>,
+    /// Open without writing anything (shared lock; no journal repair, no orphan cleanup).
+    pub read_only: bool,
+    /// Wraps each disk after its label was verified.
+    pub disk_wrapper: Option<DiskWrapper>,
+    /// Journal size that triggers a metadata snapshot (default 64 MiB).
+    pub journal_limit_bytes: Option<u64>,
+    /// Bytes of decoded stripes kept in RAM (default 64 MiB).
+    pub cache_bytes: Option<usize>,
+    /// Dirty (not yet encoded) file bytes allowed in RAM before writers flush (default 256 MiB).
+    pub dirty_limit_bytes: Option<u64>,
+}
+
+/// Attributes of an inode, as stat reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: InodeId,
+    /// Kind.
+    pub kind: FileKind,
+    /// Permission bits (`0o7777`).
+    pub perm: u32,
+    /// Link count.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// 512-byte blocks of data stored (holes excluded).
+    pub blocks: u64,
+    /// Access time.
+    pub atime: Timestamp,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Change time.
+    pub ctime: Timestamp,
+    /// Device number.
+    pub rdev: u64,
+    /// Preferred I/O size (the stripe size).
+    pub blksize: u32,
+}
+
+impl Attr {
+    /// The full `st_mode`.
+    pub fn mode(&self) -> u32 {
+        self.kind.type_bits() | self.perm
+    }
+}
+
+/// Filesystem-wide numbers, as statfs reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StatFs {
+    /// Block size used for the counts below.
+    pub block_bytes: u32,
+    /// Usable capacity in blocks (raw capacity times k/(k+m)).
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Free blocks for unprivileged users.
+    pub blocks_available: u64,
+    /// Inodes in use plus free inode numbers.
+    pub files: u64,
+    /// Free inode numbers.
+    pub files_free: u64,
+    /// Longest name.
+    pub name_max: u32,
+}
+
+/// Counters of the data plane since open.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Stripes encoded and written.
+    pub stripes_written: AtomicU64,
+    /// Stripes read from disks (cache misses).
+    pub stripes_read: AtomicU64,
+    /// Stripe reads that needed parity because a shard was missing or bad.
+    pub degraded_reads: AtomicU64,
+    /// Shards found missing, corrupt or unreadable.
+    pub shard_errors: AtomicU64,
+    /// Journal commits.
+    pub commits: AtomicU64,
+}
+
+/// A plain copy of [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Stripes encoded and written.
+    pub stripes_written: u64,
+    /// Stripes read from disks.
+    pub stripes_read: u64,
+    /// Degraded stripe reads.
+    pub degraded_reads: u64,
+    /// Bad or missing shards seen.
+    pub shard_errors: u64,
+    /// Journal commits.
+    pub commits: u64,
+}
+
+/// One disk as the open volume sees it.
+struct DiskSlot {
+    config: DiskConfig,
+    /// None when the disk could not be opened (missing, wrong label): reads reconstruct.
+    disk: Option<DiskRef>,
+    /// Bytes promised to stripe writes in flight.
+    reserved: AtomicU64,
+    /// Set after a write failed with an I/O error: no new shards go there until reopen.
+    write_failed: AtomicBool,
+    /// Writes since the last sync.
+    is_dirty: AtomicBool,
+}
+
+/// State guarded by the volume's metadata lock.
+struct State {
+    meta: MetaStore,
+    /// Open handles per inode (an unlinked inode lives while this is non-zero).
+    opens: HashMap<InodeId, u32>,
+    /// Stripes no longer referenced by the open batch: deleted after it commits.
+    frees: Vec<StripeRef>,
+}
+
+/// Per-file data state: dirty chunk buffers not yet encoded into stripes.
+#[derive(Default)]
+struct FileState {
+    data: RwLock<FileData>,
+}
+
+#[derive(Default)]
+struct FileData {
+    /// Chunk index to its current plaintext (bytes past the end read as zeros).
+    dirty: BTreeMap<u64, Vec<u8>>,
+}
+
+/// An open ArgosFS volume.
+pub struct Volume {
+    root: PathBuf,
+    sb: Superblock,
+    codec: StripeCodec,
+    disks: Vec<DiskSlot>,
+    disk_index: HashMap<DiskId, usize>,
+    state: Mutex<State>,
+    files: Mutex<HashMap<InodeId, Arc<FileState>>>,
+    gate: RwLock<()>,
+    commit_lock: Mutex<()>,
+    cache: StripeCache,
+    dirty_bytes: AtomicU64,
+    dirty_limit_bytes: u64,
+    stats: Stats,
+    open_report: OpenReport,
+    unavailable_disks: Vec<(DiskId, String)>,
+    _lock: File,
+}
+
+fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug; the data behind it is still consistent at op
+    // granularity (ops apply whole), so later calls go on rather than cascade panics.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let result = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match result {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            root: root.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+impl Volume {
+    /// Opens the volume at `root`: superblock, lock, key, disks, metadata (with journal
+    /// replay). A read-write open also frees inodes a crash left on the orphan list.
+    pub fn open(root: &Path, options: OpenOptions) -> Result<Volume> {
+        let sb = Superblock::load(root)?;
+        let lock = take_lock(root, !options.read_only)?;
+        let cipher = match &sb.encryption {
+            None => None,
+            Some(enc) => {
+                let passphrase = options
+                    .passphrase
+                    .as_deref()
+                    .ok_or(Error::PassphraseRequired)?;
+                let key = crate::data::crypto::MasterKey::derive(passphrase, &enc.kdf_params)
+                    .map_err(|e| Error::Config(format!("key derivation: {e}")))?;
+                if key.key_check() != enc.key_check {
+                    return Err(Error::WrongPassphrase);
+                }
+                Some(key.stripe_cipher())
+            }
+        };
+        let erasure = crate::data::erasure::codec_by_id(&sb.layout.codec).ok_or_else(|| {
+            Error::Config(format!("erasure codec {:?} is not known", sb.layout.codec))
+        })?;
+        let codec = StripeCodec::new(sb.layout.k, sb.layout.m, sb.compression, cipher, erasure);
+        let mut disks = Vec::new();
+        let mut unavailable = Vec::new();
+        for config in &sb.disks {
+            let disk = match config.state {
+                DiskState::Active | DiskState::Draining => match open_disk(root, &sb, config) {
+                    Ok(disk) => Some(match &options.disk_wrapper {
+                        Some(wrap) => wrap(config.id, disk),
+                        None => disk,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
+                        unavailable.push((config.id, e.to_string()));
+                        None
+                    }
+                },
+                DiskState::Failed | DiskState::Removed => None,
+            };
+            disks.push(DiskSlot {
+                config: config.clone(),
+                disk,
+                reserved: AtomicU64::new(0),
+                write_failed: AtomicBool::new(false),
+                is_dirty: AtomicBool::new(false),
+            });
+        }
+        let disk_index = disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.config.id, i))
+            .collect();
+        let (mut meta, report) =
+            MetaStore::open(&root.join(META_DIR), sb.volume, !options.read_only)?;
+        if let Some(torn) = &report.torn_tail {
+            tracing::warn!(offset = torn.offset, bytes = torn.bytes, reason = %torn.reason, "journal had a torn tail; it was not applied");
+        }
+        if let Some(limit) = options.journal_limit_bytes {
+            meta.set_journal_limit(limit);
+        }
+        let volume = Volume {
+            root: root.to_path_buf(),
+            codec,
+            disks,
+            disk_index,
+            state: Mutex::new(State {
+                meta,
+                opens: HashMap::new(),
+                frees: Vec::new(),
+            }),
+            files: Mutex::new(HashMap::new()),
+            gate: RwLock::new(()),
+            commit_lock: Mutex::new(()),
+            cache: StripeCache::new(options.cache_bytes.unwrap_or(64 << 20)),
+            dirty_bytes: AtomicU64::new(0),
+            dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
+            stats: Stats::default(),
+            open_report: report,
+            unavailable_disks: unavailable,
+            sb,
+            _lock: lock,
+        };
+        if !options.read_only {
+            volume.free_leftover_orphans()?;
+        }
+        Ok(volume)
+    }
+
+    /// Frees inodes that were unlinked while open when the volume last went down.
+    fn free_leftover_orphans(&self) -> Result<()> {
+        let orphans: Vec<InodeId> = {
+            let state = self.lock_state();
+            state.meta.table().orphans.iter().copied().collect()
+        };
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            count = orphans.len(),
+            "freeing inodes left unlinked-but-open by the last run"
+        );
+        {
+            let mut state = self.lock_state();
+            for ino in orphans {
+                self.free_inode(&mut state, ino)?;
+            }
+        }
+        self.commit()
+    }
+
+    /// Flushes everything and makes it durable; the volume is closed when this returns.
+    pub fn close(self) -> Result<()> {
+        self.commit()
+    }
+
+    /// The volume's root directory path (ROOT).
+    pub fn root_path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The superblock as opened.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The volume UUID.
+    pub fn id(&self) -> VolumeId {
+        self.sb.volume
+    }
+
+    /// What opening the metadata found (snapshot used, records replayed, torn tail).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// Disks that could not be opened, with the reason.
+    pub fn unavailable_disks(&self) -> &[(DiskId, String)] {
+        &self.unavailable_disks
+    }
+
+    /// Data-plane counters since open.
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            stripes_written: s.stripes_written.load(Ordering::Relaxed),
+            stripes_read: s.stripes_read.load(Ordering::Relaxed),
+            degraded_reads: s.degraded_reads.load(Ordering::Relaxed),
+            shard_errors: s.shard_errors.load(Ordering::Relaxed),
+            commits: s.commits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        lock_poisoned(&self.state)
+    }
+
+    fn file_state(&self, ino: InodeId) -> Arc<FileState> {
+        lock_poisoned(&self.files).entry(ino).or_default().clone()
+    }
+
+    /// Makes every change so far durable: encodes dirty buffers into stripes, syncs the
+    /// disks that took shards, writes the open metadata batch as one journal transaction
+    /// and fsyncs it, then deletes the shards that batch stopped referencing.
+    pub fn commit(&self) -> Result<()> {
+        let _commit = lock_poisoned(&self.commit_lock);
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.flush_all_dirty()?;
+        for slot in &self.disks {
+            if slot.is_dirty.swap(false, Ordering::AcqRel)
+                && let Some(disk) = &slot.disk
+                && let Err(e) = disk.sync()
+            {
+                slot.is_dirty.store(true, Ordering::Release);
+                tracing::error!(disk = %slot.config.id, error = %e, "disk sync failed; metadata not committed");
+                return Err(Error::DiskIo {
+                    disk: slot.config.id,
+                    source: e,
+                });
+            }
+        }
+        let frees = {
+            let mut state = self.lock_state();
+            if !state.meta.has_pending() {
+                return Ok(());
+            }
+            state.meta.commit()?;
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            std::mem::take(&mut state.frees)
+        };
+        self.delete_stripes(&frees);
+        self.prune_file_states();
+        Ok(())
+    }
+
+    /// Deletes the shards of stripes that no committed metadata references any more.
+    fn delete_stripes(&self, stripes: &[StripeRef]) {
+        for stripe in stripes {
+            self.cache.remove(stripe.id);
+            for (index, disk_id) in stripe.disks.iter().enumerate() {
+                let key = crate::types::ShardKey {
+                    stripe: stripe.id,
+                    index: crate::types::ShardIndex(index as u8),
+                };
+                if let Some(disk) = self.disk(*disk_id)
+                    && let Err(e) = disk.delete_shard(key)
+                {
+                    tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not delete a freed shard; fsck --remove-orphans will");
+                }
+            }
+        }
+    }
+
+    /// Drops per-file states that hold nothing.
+    fn prune_file_states(&self) {
+        let mut files = lock_poisoned(&self.files);
+        files.retain(|_, f| {
+            Arc::strong_count(f) > 1
+                || f.data
+                    .try_read()
+                    .map(|d| !d.dirty.is_empty())
+                    .unwrap_or(true)
+        });
+    }
+
+    fn disk(&self, id: DiskId) -> Option<&DiskRef> {
+        self.disk_index
+            .get(&id)
+            .and_then(|i| self.disks[*i].disk.as_ref())
+    }
+
+    /// Builds the attributes reported for an inode.
+    fn attr_of(&self, state: &State, ino: InodeId, inode: &Inode) -> Attr {
+        let stored: u64 = match inode.kind {
+            FileKind::Regular => state
+                .meta
+                .table()
+                .chunks
+                .get(&ino)
+                .map_or(0, |chunks| chunks.values().map(|c| c.valid_len()).sum()),
+            FileKind::Directory => 4096,
+            FileKind::Symlink => inode.target.len() as u64,
+            _ => 0,
+        };
+        Attr {
+            ino,
+            kind: inode.kind,
+            perm: inode.perm,
+            nlink: inode.nlink,
+            uid: inode.uid,
+            gid: inode.gid,
+            size: inode.size,
+            blocks: stored.div_ceil(512),
+            atime: inode.atime,
+            mtime: inode.mtime,
+            ctime: inode.ctime,
+            rdev: inode.rdev,
+            blksize: self.sb.layout.stripe_bytes,
+        }
+    }
+
+    /// Removes an inode whose last link and last handle are gone; its stripes are freed
+    /// once the batch commits.
+    fn free_inode(&self, state: &mut State, ino: InodeId) -> Result<()> {
+        if let Some(chunks) = state.meta.table().chunks.get(&ino) {
+            let stripes: Vec<StripeRef> = chunks
+                .values()
+                .filter_map(|c| match c {
+                    crate::meta::Chunk::Stripe(s) => Some(s.clone()),
+                    crate::meta::Chunk::Inline(_) => None,
+                })
+                .collect();
+            state.frees.extend(stripes);
+        }
+        state.meta.record(crate::meta::Op::DropInode { ino })?;
+        if let Some(file) = lock_poisoned(&self.files).remove(&ino)
+            && let Ok(mut data) = file.data.try_write()
+        {
+            let bytes: usize = data.dirty.values().map(Vec::len).sum();
+            self.dirty_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
+            data.dirty.clear();
+        }
+        Ok(())
+    }
+}
+
+fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRef> {
+    let path = config.resolve(root);
+    let bad = |why: String| Error::BadDisk {
+        disk: config.id,
+        path: path.clone(),
+        why,
+    };
+    let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let label_bytes = crate::store::Disk::read_label(&disk)
+        .map_err(|e| bad(format!("cannot read label: {e}")))?
+        .ok_or_else(|| bad("no ArgosFS label (not a disk of this volume?)".into()))?;
+    let label = DiskLabel::decode(&path.display().to_string(), &label_bytes)
+        .map_err(|e| bad(format!("bad label: {e}")))?;
+    if label.volume != sb.volume {
+        return Err(bad(format!(
+            "label names volume {}, not {}",
+            label.volume, sb.volume
+        )));
+    }
+    if label.disk != config.id {
+        return Err(bad(format!(
+            "label names disk {}, the superblock expects {} here",
+            label.disk, config.id
+        )));
+    }
+    Ok(Arc::new(disk))
+}
+
+/// Validates an entry name: bytes except '/' and NUL, 1..=255 long.
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::NotFound);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    if name.contains(&b'/') || name.contains(&0) {
+        return Err(Error::Invalid("name contains '/' or NUL"));
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Inode records: attributes, xattrs, symlink targets, and file chunk references.
+
+use crate::data::StripeInfo;
+use crate::types::{DiskId, StripeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The kind of an inode, as in the `S_IFMT` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+}
+
+impl FileKind {
+    /// The kind named by the `S_IFMT` bits of `mode`.
+    pub fn from_mode(mode: u32) -> Option<FileKind> {
+        Some(match mode & libc::S_IFMT {
+            libc::S_IFREG | 0 => FileKind::Regular,
+            libc::S_IFDIR => FileKind::Directory,
+            libc::S_IFLNK => FileKind::Symlink,
+            libc::S_IFCHR => FileKind::CharDevice,
+            libc::S_IFBLK => FileKind::BlockDevice,
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFSOCK => FileKind::Socket,
+            _ => return None,
+        })
+    }
+
+    /// The `S_IFMT` bits of this kind.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            FileKind::Regular => libc::S_IFREG,
+            FileKind::Directory => libc::S_IFDIR,
+            FileKind::Symlink => libc::S_IFLNK,
+            FileKind::CharDevice => libc::S_IFCHR,
+            FileKind::BlockDevice => libc::S_IFBLK,
+            FileKind::Fifo => libc::S_IFIFO,
+            FileKind::Socket => libc::S_IFSOCK,
+        }
+    }
+
+    /// The `d_type` value readdir reports.
+    pub fn dirent_type(self) -> u8 {
+        match self {
+            FileKind::Regular => libc::DT_REG,
+            FileKind::Directory => libc::DT_DIR,
+            FileKind::Symlink => libc::DT_LNK,
+            FileKind::CharDevice => libc::DT_CHR,
+            FileKind::BlockDevice => libc::DT_BLK,
+            FileKind::Fifo => libc::DT_FIFO,
+            FileKind::Socket => libc::DT_SOCK,
+        }
+    }
+}
+
+/// A point in time with nanoseconds, as stat reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch (negative before it).
+    pub sec: i64,
+    /// Nanoseconds, below 1e9.
+    pub nsec: u32,
+}
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Timestamp {
+        Timestamp::from(SystemTime::now())
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Timestamp {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp {
+                sec: d.as_secs() as i64,
+                nsec: d.subsec_nanos(),
+            },
+            Err(e) => {
+                let d = e.duration();
+                if d.subsec_nanos() == 0 {
+                    Timestamp {
+                        sec: -(d.as_secs() as i64),
+                        nsec: 0,
+                    }
+                } else {
+                    Timestamp {
+                        sec: -(d.as_secs() as i64) - 1,
+                        nsec: 1_000_000_000 - d.subsec_nanos(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> SystemTime {
+        if t.sec >= 0 {
+            UNIX_EPOCH + std::time::Duration::new(t.sec as u64, t.nsec)
+        } else {
+            UNIX_EPOCH - std::time::Duration::from_secs(t.sec.unsigned_abs())
+                + std::time::Duration::from_nanos(u64::from(t.nsec))
+        }
+    }
+}
+
+/// An inode's attributes. File contents and directory entries live in their own tables
+/// so that an attribute change journals a small record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inode {
+    /// What it is.
+    pub kind: FileKind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub perm: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Hard links (directories: 2 + subdirectories).
+    pub nlink: u32,
+    /// Size in bytes (symlinks: target length).
+    pub size: u64,
+    /// Last access.
+    pub atime: Timestamp,
+    /// Last content change.
+    pub mtime: Timestamp,
+    /// Last attribute change.
+    pub ctime: Timestamp,
+    /// Device number of a character or block device.
+    pub rdev: u64,
+    /// Extended attributes, names and values as bytes.
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Target of a symlink (bytes, never UTF-8 converted); empty otherwise.
+    pub target: Vec<u8>,
+}
+
+impl Inode {
+    /// A fresh inode stamped with the current time.
+    pub fn new(kind: FileKind, perm: u32, uid: u32, gid: u32) -> Inode {
+        let now = Timestamp::now();
+        Inode {
+            kind,
+            perm: perm & 0o7777,
+            uid,
+            gid,
+            nlink: if kind == FileKind::Directory { 2 } else { 1 },
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            rdev: 0,
+            xattrs: BTreeMap::new(),
+            target: Vec::new(),
+        }
+    }
+
+    /// The full `st_mode` (type and permission bits).
+    pub fn mode(&self) -> u32 {
+        self.kind.type_bits() | self.perm
+    }
+}
+
+/// Where the bytes of one chunk (stripe-sized piece) of a file are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Chunk {
+    /// Small file contents kept in the metadata itself (never for encrypted volumes).
+    Inline(Vec<u8>),
+    /// An erasure-coded stripe on the disks.
+    Stripe(StripeRef),
+}
+
+impl Chunk {
+    /// Plaintext bytes of the chunk that count; bytes past this read as zeros.
+    pub fn valid_len(&self) -> u64 {
+        match self {
+            Chunk::Inline(bytes) => bytes.len() as u64,
+            Chunk::Stripe(s) => u64::from(s.valid_len),
+        }
+    }
+}
+
+/// A reference to an encoded stripe and the disks holding its shards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeRef {
+    /// The stripe (unique; never reused).
+    pub id: StripeId,
+    /// How it was encoded.
+    pub info: StripeInfo,
+    /// Disk of each shard, in shard order (k data then m parity).
+    pub disks: Vec<DiskId>,
+    /// Plaintext bytes that count (a truncate may shorten it without rewriting).
+    pub valid_len: u32,
+}

@@ -1,0 +1,288 @@
+//! The in-memory metadata table and the operations that change it.
+//!
+//! Every change is an [`Op`]; the table changes only through [`Table::apply`], so replaying
+//! the journal after a snapshot rebuilds exactly the state the ops produced.
+
+use super::inode::{Chunk, Inode, StripeRef};
+use crate::types::{InodeId, StripeId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// First cookie given to a real entry; 1 and 2 are "." and "..".
+pub const FIRST_COOKIE: u64 = 3;
+
+/// One directory's entries. Each entry carries a cookie, its readdir offset: cookies
+/// only grow, so an offset stays valid while entries come and go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// The parent directory (the root is its own parent).
+    pub parent: InodeId,
+    /// Name to entry.
+    pub entries: HashMap<Vec<u8>, DirEntry>,
+    /// Cookie to name, in readdir order.
+    pub by_cookie: BTreeMap<u64, Vec<u8>>,
+    /// The next cookie to give out.
+    pub next_cookie: u64,
+}
+
+/// A directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    /// The inode it names.
+    pub ino: InodeId,
+    /// Its readdir offset.
+    pub cookie: u64,
+}
+
+/// One change to the table. A transaction is a sequence of ops applied together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Creates or replaces an inode's attributes.
+    PutInode {
+        /// The inode.
+        ino: InodeId,
+        /// Its attributes.
+        inode: Inode,
+    },
+    /// Removes an inode with its directory and chunk tables.
+    DropInode {
+        /// The inode.
+        ino: InodeId,
+    },
+    /// Gives a directory inode its (empty) entry table.
+    MakeDir {
+        /// The directory.
+        ino: InodeId,
+        /// Its parent.
+        parent: InodeId,
+    },
+    /// Adds a directory entry.
+    Link {
+        /// The directory.
+        dir: InodeId,
+        /// Entry name.
+        name: Vec<u8>,
+        /// The inode named.
+        ino: InodeId,
+        /// Readdir cookie of the entry.
+        cookie: u64,
+    },
+    /// Removes a directory entry.
+    Unlink {
+        /// The directory.
+        dir: InodeId,
+        /// Entry name.
+        name: Vec<u8>,
+    },
+    /// Changes a directory's parent (after a rename).
+    SetParent {
+        /// The directory moved.
+        dir: InodeId,
+        /// Its new parent.
+        parent: InodeId,
+    },
+    /// Sets one chunk of a file.
+    SetChunk {
+        /// The file.
+        ino: InodeId,
+        /// Chunk number.
+        index: u64,
+        /// Where its bytes are.
+        chunk: Chunk,
+    },
+    /// Removes chunks `from..` of a file (truncate).
+    DropChunks {
+        /// The file.
+        ino: InodeId,
+        /// First chunk removed.
+        from: u64,
+    },
+    /// Removes a single chunk (punched to a hole).
+    DropChunk {
+        /// The file.
+        ino: InodeId,
+        /// Chunk number.
+        index: u64,
+    },
+    /// Adds or removes an inode on the orphan list (unlinked but still open).
+    SetOrphan {
+        /// The inode.
+        ino: InodeId,
+        /// On the list or not.
+        orphan: bool,
+    },
+    /// Raises the allocation high-water marks.
+    Allocate {
+        /// Next inode number to give out.
+        next_ino: u64,
+        /// Next stripe id to give out.
+        next_stripe: u64,
+    },
+}
+
+/// The whole metadata state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// Transaction id of the last transaction applied.
+    pub txid: u64,
+    /// All live inodes.
+    pub inodes: HashMap<InodeId, Inode>,
+    /// Entry tables of directories.
+    pub dirs: HashMap<InodeId, Directory>,
+    /// Chunk tables of regular files.
+    pub chunks: HashMap<InodeId, BTreeMap<u64, Chunk>>,
+    /// Inodes unlinked while open: freed at last close, or at the next open after a crash.
+    pub orphans: BTreeSet<InodeId>,
+    /// Next inode number.
+    pub next_ino: u64,
+    /// Next stripe id.
+    pub next_stripe: u64,
+}
+
+/// Why an op could not be applied (a journal that does not fit the snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("op {op} does not apply: {why}")]
+pub struct ApplyError {
+    /// The op kind.
+    pub op: &'static str,
+    /// What was missing.
+    pub why: String,
+}
+
+fn missing(op: &'static str, what: impl std::fmt::Display) -> ApplyError {
+    ApplyError {
+        op,
+        why: format!("{what} does not exist"),
+    }
+}
+
+impl Table {
+    /// An empty table holding only the root directory.
+    pub fn with_root(root: Inode) -> Table {
+        let mut table = Table {
+            next_ino: InodeId::ROOT.0 + 1,
+            next_stripe: 1,
+            ..Table::default()
+        };
+        table.inodes.insert(InodeId::ROOT, root);
+        table.dirs.insert(
+            InodeId::ROOT,
+            Directory {
+                parent: InodeId::ROOT,
+                next_cookie: FIRST_COOKIE,
+                ..Directory::default()
+            },
+        );
+        table
+    }
+
+    /// Applies one op. Ops are only built by code that checked them first, so an error
+    /// here means the journal and the snapshot disagree.
+    pub fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
+        match op {
+            Op::PutInode { ino, inode } => {
+                self.inodes.insert(*ino, inode.clone());
+            }
+            Op::DropInode { ino } => {
+                self.inodes
+                    .remove(ino)
+                    .ok_or_else(|| missing("DropInode", ino))?;
+                self.dirs.remove(ino);
+                self.chunks.remove(ino);
+                self.orphans.remove(ino);
+            }
+            Op::MakeDir { ino, parent } => {
+                self.dirs.insert(
+                    *ino,
+                    Directory {
+                        parent: *parent,
+                        next_cookie: FIRST_COOKIE,
+                        ..Directory::default()
+                    },
+                );
+            }
+            Op::Link {
+                dir,
+                name,
+                ino,
+                cookie,
+            } => {
+                let d = self.dirs.get_mut(dir).ok_or_else(|| missing("Link", dir))?;
+                if let Some(old) = d.entries.insert(
+                    name.clone(),
+                    DirEntry {
+                        ino: *ino,
+                        cookie: *cookie,
+                    },
+                ) {
+                    d.by_cookie.remove(&old.cookie);
+                }
+                d.by_cookie.insert(*cookie, name.clone());
+                d.next_cookie = d.next_cookie.max(cookie + 1);
+            }
+            Op::Unlink { dir, name } => {
+                let d = self
+                    .dirs
+                    .get_mut(dir)
+                    .ok_or_else(|| missing("Unlink", dir))?;
+                let old = d
+                    .entries
+                    .remove(name)
+                    .ok_or_else(|| missing("Unlink", "entry"))?;
+                d.by_cookie.remove(&old.cookie);
+            }
+            Op::SetParent { dir, parent } => {
+                self.dirs
+                    .get_mut(dir)
+                    .ok_or_else(|| missing("SetParent", dir))?
+                    .parent = *parent;
+            }
+            Op::SetChunk { ino, index, chunk } => {
+                self.chunks
+                    .entry(*ino)
+                    .or_default()
+                    .insert(*index, chunk.clone());
+            }
+            Op::DropChunks { ino, from } => {
+                if let Some(chunks) = self.chunks.get_mut(ino) {
+                    chunks.split_off(from);
+                }
+            }
+            Op::DropChunk { ino, index } => {
+                if let Some(chunks) = self.chunks.get_mut(ino) {
+                    chunks.remove(index);
+                }
+            }
+            Op::SetOrphan { ino, orphan } => {
+                if *orphan {
+                    self.orphans.insert(*ino);
+                } else {
+                    self.orphans.remove(ino);
+                }
+            }
+            Op::Allocate {
+                next_ino,
+                next_stripe,
+            } => {
+                self.next_ino = self.next_ino.max(*next_ino);
+                self.next_stripe = self.next_stripe.max(*next_stripe);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stripe referenced by any file.
+    pub fn stripes(&self) -> impl Iterator<Item = (InodeId, u64, &StripeRef)> {
+        self.chunks.iter().flat_map(|(ino, chunks)| {
+            chunks.iter().filter_map(move |(index, chunk)| match chunk {
+                Chunk::Stripe(s) => Some((*ino, *index, s)),
+                Chunk::Inline(_) => None,
+            })
+        })
+    }
+
+    /// True when a stripe id is below the allocation mark (so it may be referenced).
+    pub fn is_allocated(&self, stripe: StripeId) -> bool {
+        stripe.0 < self.next_stripe
+    }
+}

@@ -1,0 +1,743 @@
+//! File contents: open/release, read, write, truncate, flush and fsync, and the stripe
+//! I/O beneath them (placement, shard writes with rollback, degraded reads).
+//!
+//! Writes land in per-file dirty chunk buffers; a chunk is encoded into a stripe as soon
+//! as it is complete, the rest on flush, release, fsync or commit. Every stripe is new
+//! (copy-on-write): its reference replaces the old one in the metadata, and the old
+//! stripe's shards are deleted only after that change is committed.
+
+use super::access::{self, Caller, MAY_READ, MAY_WRITE};
+use super::namespace::subject;
+use super::{FileData, MAX_FILE_BYTES, Volume, lock_poisoned};
+use crate::cache::Plain;
+use crate::data::{StripeContext, TransformError};
+use crate::error::{Error, Result};
+use crate::meta::{BATCH_SOFT_LIMIT_BYTES, Chunk, FileKind, Op, StripeRef, Timestamp};
+use crate::placement::{self, Candidate, Request};
+use crate::store::shard::{self, ShardHeader, ShardReadError};
+use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+impl Volume {
+    /// Opens `ino` with `open(2)` flags: checks access, truncates on O_TRUNC, and counts
+    /// the handle so an unlinked file lives until its last release.
+    pub fn open_file(&self, caller: &Caller, ino: InodeId, flags: i32) -> Result<()> {
+        let wants_write = matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR);
+        let want = match flags & libc::O_ACCMODE {
+            libc::O_RDONLY => MAY_READ,
+            libc::O_WRONLY => MAY_WRITE,
+            _ => MAY_READ | MAY_WRITE,
+        };
+        {
+            let mut state = self.lock_state();
+            let inode = state.inode(ino)?;
+            if wants_write {
+                if inode.kind == FileKind::Directory {
+                    return Err(Error::IsDir);
+                }
+                state.meta.check_writable()?;
+            }
+            access::check(caller, &subject(inode), want)?;
+            *state.opens.entry(ino).or_insert(0) += 1;
+        }
+        if wants_write && flags & libc::O_TRUNC != 0 {
+            let kind = self.lock_state().inode(ino)?.kind;
+            if kind == FileKind::Regular
+                && let Err(e) = self.truncate(caller, ino, 0, true)
+            {
+                let _ = self.release_file(ino);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases one handle of `ino`: encodes its dirty data and, at the last handle of an
+    /// unlinked inode, frees it.
+    pub fn release_file(&self, ino: InodeId) -> Result<()> {
+        let flushed = self.flush(ino);
+        let mut state = self.lock_state();
+        let remaining = match state.opens.get_mut(&ino) {
+            Some(count) => {
+                *count = count.saturating_sub(1);
+                *count
+            }
+            None => 0,
+        };
+        if remaining == 0 {
+            state.opens.remove(&ino);
+            let is_orphan = state.meta.table().orphans.contains(&ino);
+            if is_orphan && state.meta.check_writable().is_ok() {
+                self.free_inode(&mut state, ino)?;
+            }
+        }
+        flushed
+    }
+
+    /// Handles open on `ino` now.
+    pub fn open_count(&self, ino: InodeId) -> u32 {
+        self.lock_state().opens.get(&ino).copied().unwrap_or(0)
+    }
+
+    /// Encodes the dirty buffers of `ino` into stripes (not yet durable: see [`Volume::fsync`]).
+    pub fn flush(&self, ino: InodeId) -> Result<()> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let file = match lock_poisoned(&self.files).get(&ino) {
+            Some(f) => f.clone(),
+            None => return Ok(()),
+        };
+        let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+        self.flush_file_locked(ino, &mut data)
+    }
+
+    /// Makes the file's data and all metadata durable (the whole volume commits: one
+    /// journal, like ext4's).
+    pub fn fsync(&self, _ino: InodeId) -> Result<()> {
+        self.commit()
+    }
+
+    /// Encodes every dirty buffer of every file. The caller holds the gate exclusively.
+    pub(super) fn flush_all_dirty(&self) -> Result<()> {
+        let files: Vec<_> = lock_poisoned(&self.files)
+            .iter()
+            .map(|(ino, f)| (*ino, f.clone()))
+            .collect();
+        for (ino, file) in files {
+            let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+            self.flush_file_locked(ino, &mut data)?;
+        }
+        Ok(())
+    }
+
+    fn flush_file_locked(&self, ino: InodeId, data: &mut FileData) -> Result<()> {
+        while let Some((index, buf)) = data.dirty.pop_first() {
+            let len = buf.len() as u64;
+            if let Err(e) = self.store_chunk(ino, index, &buf) {
+                // Keep the bytes: a later flush may succeed (e.g. after space is freed).
+                data.dirty.insert(index, buf);
+                return Err(e);
+            }
+            self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Reads up to `size` bytes at `offset` (short at end of file; holes read as zeros).
+    pub fn read(&self, ino: InodeId, offset: u64, size: usize) -> Result<Vec<u8>> {
+        let file = self.file_state(ino);
+        let data = file.data.read().unwrap_or_else(|p| p.into_inner());
+        let stripe = u64::from(self.sb.layout.stripe_bytes);
+        let (file_size, chunks) = {
+            let state = self.lock_state();
+            let inode = state.inode(ino)?;
+            match inode.kind {
+                FileKind::Regular => {}
+                FileKind::Directory => return Err(Error::IsDir),
+                _ => return Err(Error::Invalid("not a regular file")),
+            }
+            let end = offset.saturating_add(size as u64).min(inode.size);
+            if offset >= end {
+                return Ok(Vec::new());
+            }
+            let first = offset / stripe;
+            let last = (end - 1) / stripe;
+            let chunks: Vec<(u64, Chunk)> = state
+                .meta
+                .table()
+                .chunks
+                .get(&ino)
+                .map(|c| {
+                    c.range(first..=last)
+                        .map(|(i, c)| (*i, c.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (inode.size, chunks)
+        };
+        let end = offset.saturating_add(size as u64).min(file_size);
+        let mut out = vec![0u8; (end - offset) as usize];
+        let mut chunks = chunks.into_iter().peekable();
+        for index in offset / stripe..=(end - 1) / stripe {
+            let chunk_start = index * stripe;
+            let lo = offset.max(chunk_start);
+            let hi = end.min(chunk_start + stripe);
+            let dest = &mut out[(lo - offset) as usize..(hi - offset) as usize];
+            while chunks.peek().is_some_and(|(i, _)| *i < index) {
+                chunks.next();
+            }
+            let stored = match chunks.peek() {
+                Some((i, _)) if *i == index => chunks.next().map(|(_, c)| c),
+                _ => None,
+            };
+            let from = (lo - chunk_start) as usize;
+            if let Some(buf) = data.dirty.get(&index) {
+                copy_clipped(dest, buf, from);
+            } else if let Some(chunk) = stored {
+                let valid = chunk.valid_len() as usize;
+                let plain = self.read_chunk(ino, index, &chunk)?;
+                copy_clipped(dest, &plain[..valid.min(plain.len())], from);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `bytes` at `offset`, extending the file as needed; returns bytes written.
+    pub fn write(&self, caller: &Caller, ino: InodeId, offset: u64, bytes: &[u8]) -> Result<usize> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .filter(|e| *e <= MAX_FILE_BYTES)
+            .ok_or(Error::FileTooBig)?;
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let file = self.file_state(ino);
+            let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+            let (file_size, existing) = {
+                let state = self.lock_state();
+                state.meta.check_writable()?;
+                let inode = state.inode(ino)?;
+                match inode.kind {
+                    FileKind::Regular => {}
+                    FileKind::Directory => return Err(Error::IsDir),
+                    _ => return Err(Error::Invalid("not a regular file")),
+                }
+                let stripe = u64::from(self.sb.layout.stripe_bytes);
+                let existing: Vec<(u64, Chunk)> = if bytes.is_empty() {
+                    Vec::new()
+                } else {
+                    let (first, last) = (offset / stripe, (end - 1) / stripe);
+                    state
+                        .meta
+                        .table()
+                        .chunks
+                        .get(&ino)
+                        .map(|c| {
+                            c.range(first..=last)
+                                .filter(|(i, _)| !data.dirty.contains_key(i))
+                                .map(|(i, c)| (*i, c.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                (inode.size, existing)
+            };
+            self.write_into_buffers(ino, &mut data, offset, bytes, existing, end.max(file_size))?;
+            let mut state = self.lock_state();
+            let now = Timestamp::now();
+            state.update_inode(ino, |i| {
+                i.size = i.size.max(end);
+                i.mtime = now;
+                i.ctime = now;
+                i.perm = access::mode_after_write_for(caller, &subject(i));
+            })?;
+        }
+        self.after_write(ino)?;
+        Ok(bytes.len())
+    }
+
+    /// Copies `bytes` into the dirty buffers, encoding each chunk the write completes.
+    fn write_into_buffers(
+        &self,
+        ino: InodeId,
+        data: &mut FileData,
+        offset: u64,
+        bytes: &[u8],
+        existing: Vec<(u64, Chunk)>,
+        new_size: u64,
+    ) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let stripe = u64::from(self.sb.layout.stripe_bytes);
+        let end = offset + bytes.len() as u64;
+        let mut existing = existing.into_iter().peekable();
+        for index in offset / stripe..=(end - 1) / stripe {
+            let chunk_start = index * stripe;
+            let lo = (offset.max(chunk_start) - chunk_start) as usize;
+            let hi = (end.min(chunk_start + stripe) - chunk_start) as usize;
+            let src = &bytes[(chunk_start + lo as u64 - offset) as usize..][..hi - lo];
+            if !data.dirty.contains_key(&index) {
+                while existing.peek().is_some_and(|(i, _)| *i < index) {
+                    existing.next();
+                }
+                let stored = match existing.peek() {
+                    Some((i, _)) if *i == index => existing.next().map(|(_, c)| c),
+                    _ => None,
+                };
+                let mut buf = Vec::new();
+                if let Some(chunk) = stored {
+                    let valid = chunk.valid_len() as usize;
+                    // Old bytes survive unless this write covers all of them.
+                    if lo > 0 || hi < valid {
+                        let plain = self.read_chunk(ino, index, &chunk)?;
+                        buf.reserve_exact(stripe as usize);
+                        buf.extend_from_slice(&plain[..valid.min(plain.len())]);
+                    }
+                }
+                self.dirty_bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                data.dirty.insert(index, buf);
+            }
+            let buf = data.dirty.get_mut(&index).expect("inserted above");
+            if buf.len() < hi {
+                if buf.capacity() < hi && hi < stripe as usize {
+                    buf.reserve_exact(stripe as usize - buf.len());
+                }
+                self.dirty_bytes
+                    .fetch_add((hi - buf.len()) as u64, Ordering::Relaxed);
+                buf.resize(hi, 0);
+            }
+            buf[lo..hi].copy_from_slice(src);
+            if hi as u64 == stripe {
+                // A complete chunk: encode it now so large writes stream to the disks.
+                let buf = data.dirty.remove(&index).expect("present");
+                let len = buf.len() as u64;
+                if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size) {
+                    data.dirty.insert(index, buf);
+                    return Err(e);
+                }
+                self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a write: keep dirty memory and the open batch bounded.
+    fn after_write(&self, ino: InodeId) -> Result<()> {
+        if self.dirty_bytes.load(Ordering::Relaxed) > self.dirty_limit_bytes {
+            self.flush(ino)?;
+            if self.dirty_bytes.load(Ordering::Relaxed) > self.dirty_limit_bytes {
+                self.commit()?;
+            }
+        }
+        self.maybe_commit()
+    }
+
+    /// Commits when the open metadata batch has grown past its soft bound.
+    pub(super) fn maybe_commit(&self) -> Result<()> {
+        if self.lock_state().meta.pending_bytes() > BATCH_SOFT_LIMIT_BYTES {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Sets the size of `ino`: shrinking drops whole chunks past the end and shortens the
+    /// chunk holding the new end (without rewriting it); growing leaves a hole.
+    pub(super) fn truncate(
+        &self,
+        caller: &Caller,
+        ino: InodeId,
+        size: u64,
+        via_handle: bool,
+    ) -> Result<()> {
+        if size > MAX_FILE_BYTES {
+            return Err(Error::FileTooBig);
+        }
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let file = self.file_state(ino);
+        let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock_state();
+        state.meta.check_writable()?;
+        let inode = state.inode(ino)?.clone();
+        match inode.kind {
+            FileKind::Regular => {}
+            FileKind::Directory => return Err(Error::IsDir),
+            _ => return Err(Error::Invalid("not a regular file")),
+        }
+        if !via_handle {
+            access::check(caller, &subject(&inode), MAY_WRITE)?;
+        }
+        let stripe = u64::from(self.sb.layout.stripe_bytes);
+        if size < inode.size {
+            let keep = size.div_ceil(stripe);
+            let dropped: Vec<StripeRef> = state
+                .meta
+                .table()
+                .chunks
+                .get(&ino)
+                .map(|c| {
+                    c.range(keep..)
+                        .filter_map(|(_, c)| match c {
+                            Chunk::Stripe(s) => Some(s.clone()),
+                            Chunk::Inline(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            state.meta.record(Op::DropChunks { ino, from: keep })?;
+            state.frees.extend(dropped);
+            for (_, buf) in data.dirty.split_off(&keep) {
+                self.dirty_bytes
+                    .fetch_sub(buf.len() as u64, Ordering::Relaxed);
+            }
+            let tail = size % stripe;
+            if tail != 0 {
+                let index = size / stripe;
+                if let Some(buf) = data.dirty.get_mut(&index)
+                    && buf.len() as u64 > tail
+                {
+                    self.dirty_bytes
+                        .fetch_sub(buf.len() as u64 - tail, Ordering::Relaxed);
+                    buf.truncate(tail as usize);
+                }
+                let shortened = match state
+                    .meta
+                    .table()
+                    .chunks
+                    .get(&ino)
+                    .and_then(|c| c.get(&index))
+                {
+                    Some(Chunk::Inline(bytes)) if bytes.len() as u64 > tail => {
+                        Some(Chunk::Inline(bytes[..tail as usize].to_vec()))
+                    }
+                    Some(Chunk::Stripe(s)) if u64::from(s.valid_len) > tail => {
+                        let mut s = s.clone();
+                        s.valid_len = tail as u32;
+                        Some(Chunk::Stripe(s))
+                    }
+                    _ => None,
+                };
+                if let Some(chunk) = shortened {
+                    state.meta.record(Op::SetChunk { ino, index, chunk })?;
+                }
+            }
+        }
+        let now = Timestamp::now();
+        state.update_inode(ino, |i| {
+            i.size = size;
+            i.mtime = now;
+            i.ctime = now;
+            i.perm = access::mode_after_write_for(caller, &subject(i));
+        })?;
+        Ok(())
+    }
+
+    fn store_chunk(&self, ino: InodeId, index: u64, plain: &[u8]) -> Result<()> {
+        let size = self.lock_state().inode(ino).map(|i| i.size).unwrap_or(0);
+        self.store_chunk_sized(ino, index, plain, size)
+    }
+
+    /// Stores one chunk (inline when small enough, else as a new stripe) and records it,
+    /// queueing the stripe it replaces for deletion after the commit.
+    fn store_chunk_sized(
+        &self,
+        ino: InodeId,
+        index: u64,
+        plain: &[u8],
+        file_size: u64,
+    ) -> Result<()> {
+        let inline_max = u64::from(self.sb.inline_max_bytes);
+        let chunk = if index == 0 && file_size <= inline_max && plain.len() as u64 <= inline_max {
+            Chunk::Inline(plain.to_vec())
+        } else {
+            Chunk::Stripe(self.write_stripe(ino, index, plain)?)
+        };
+        let mut state = self.lock_state();
+        if !state.meta.table().inodes.contains_key(&ino) {
+            // Freed while we wrote: the new stripe is garbage.
+            if let Chunk::Stripe(s) = chunk {
+                state.frees.push(s);
+            }
+            return Ok(());
+        }
+        let old = state
+            .meta
+            .table()
+            .chunks
+            .get(&ino)
+            .and_then(|c| c.get(&index))
+            .cloned();
+        let new_id = match &chunk {
+            Chunk::Stripe(s) => Some(s.id),
+            Chunk::Inline(_) => None,
+        };
+        if let Err(e) = state.meta.record(Op::SetChunk {
+            ino,
+            index,
+            chunk: chunk.clone(),
+        }) {
+            if let Chunk::Stripe(s) = chunk {
+                state.frees.push(s);
+            }
+            return Err(e);
+        }
+        if let Some(Chunk::Stripe(old)) = old
+            && Some(old.id) != new_id
+        {
+            state.frees.push(old);
+        }
+        Ok(())
+    }
+
+    /// Encodes `plain` and writes its shards to disks chosen by placement. Space is
+    /// reserved first; on any failure the shards written are removed and the
+    /// reservations returned. A disk that fails with an I/O error is avoided and the
+    /// stripe placed again once.
+    fn write_stripe(&self, ino: InodeId, index: u64, plain: &[u8]) -> Result<StripeRef> {
+        let id = {
+            let mut state = self.lock_state();
+            state.meta.check_writable()?;
+            state.meta.allocate_stripe()?
+        };
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+        };
+        let encoded = self.codec.encode(&ctx, plain).map_err(|e| {
+            tracing::error!(stripe = %id, error = %e, "stripe encoding failed");
+            Error::Integrity {
+                stripe: id,
+                inode: ino,
+                detail: "encoding failed",
+            }
+        })?;
+        let shard_bytes = u64::from(encoded.info.shard_len) + 64;
+        let mut excluded: Vec<DiskId> = Vec::new();
+        loop {
+            let disks = self.place(id, shard_bytes, &excluded)?;
+            let header = |i: usize| ShardHeader {
+                stripe: id,
+                index: ShardIndex(i as u8),
+                k: self.sb.layout.k,
+                m: self.sb.layout.m,
+                inode: ino,
+                chunk: index,
+            };
+            let reserved: Vec<usize> = disks.iter().map(|d| self.disk_index[d]).collect();
+            for slot in &reserved {
+                self.disks[*slot]
+                    .reserved
+                    .fetch_add(shard_bytes, Ordering::Relaxed);
+            }
+            let mut written = 0;
+            let mut failure = None;
+            for (i, slot) in reserved.iter().enumerate() {
+                let slot_ref = &self.disks[*slot];
+                let disk = slot_ref
+                    .disk
+                    .as_ref()
+                    .expect("placement only picks open disks");
+                match shard::write_shard(
+                    disk.as_ref(),
+                    self.sb.volume,
+                    &header(i),
+                    encoded.shard(i),
+                ) {
+                    Ok(()) => {
+                        written += 1;
+                        slot_ref.is_dirty.store(true, Ordering::Release);
+                    }
+                    Err(e) => {
+                        failure = Some((slot_ref.config.id, e));
+                        break;
+                    }
+                }
+            }
+            for slot in &reserved {
+                self.disks[*slot]
+                    .reserved
+                    .fetch_sub(shard_bytes, Ordering::Relaxed);
+            }
+            let Some((bad_disk, error)) = failure else {
+                self.stats.stripes_written.fetch_add(1, Ordering::Relaxed);
+                return Ok(StripeRef {
+                    id,
+                    info: encoded.info,
+                    disks,
+                    valid_len: plain.len() as u32,
+                });
+            };
+            for (i, disk_id) in disks.iter().enumerate().take(written) {
+                if let Some(disk) = self.disk(*disk_id) {
+                    let key = ShardKey {
+                        stripe: id,
+                        index: ShardIndex(i as u8),
+                    };
+                    if let Err(e) = disk.delete_shard(key) {
+                        tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not remove a shard of a failed stripe write");
+                    }
+                }
+            }
+            let no_space = matches!(
+                error.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+            );
+            if no_space {
+                return Err(Error::NoSpace(format!("disk {bad_disk} is full")));
+            }
+            tracing::warn!(disk = %bad_disk, error = %error, stripe = %id, "shard write failed; placing the stripe elsewhere");
+            let slot = &self.disks[self.disk_index[&bad_disk]];
+            slot.write_failed.store(true, Ordering::Release);
+            excluded.push(bad_disk);
+            if excluded.len() > usize::from(self.sb.layout.m) + 1 {
+                return Err(Error::DiskIo {
+                    disk: bad_disk,
+                    source: error,
+                });
+            }
+        }
+    }
+
+    /// Chooses the disks of a new stripe.
+    fn place(
+        &self,
+        stripe: StripeId,
+        shard_bytes: u64,
+        excluded: &[DiskId],
+    ) -> Result<Vec<DiskId>> {
+        let candidates: Vec<Candidate> = self
+            .disks
+            .iter()
+            .map(|slot| {
+                let space = slot
+                    .disk
+                    .as_ref()
+                    .and_then(|d| d.space().ok())
+                    .unwrap_or_default();
+                Candidate {
+                    id: slot.config.id,
+                    weight: slot.config.weight,
+                    class: slot.config.class.clone(),
+                    domain: slot.config.domain.clone(),
+                    is_writable: slot.disk.is_some()
+                        && slot.config.state == super::DiskState::Active
+                        && !slot.write_failed.load(Ordering::Acquire)
+                        && !excluded.contains(&slot.config.id),
+                    free_bytes: space
+                        .free_bytes
+                        .saturating_sub(slot.reserved.load(Ordering::Relaxed)),
+                    total_bytes: space.total_bytes,
+                }
+            })
+            .collect();
+        let request = Request {
+            stripe,
+            count: self.sb.layout.width(),
+            max_per_domain: usize::from(self.sb.layout.m).max(1),
+            shard_bytes,
+        };
+        placement::place(&request, &candidates).map_err(|e| Error::NoSpace(e.to_string()))
+    }
+
+    /// The plaintext of a stored chunk.
+    fn read_chunk(&self, ino: InodeId, index: u64, chunk: &Chunk) -> Result<Plain> {
+        match chunk {
+            Chunk::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+            Chunk::Stripe(s) => self.read_stripe(ino, index, s),
+        }
+    }
+
+    /// Reads and decodes a stripe: data shards first, parity only for shards that are
+    /// missing or fail verification (a degraded read, counted and logged).
+    pub(super) fn read_stripe(
+        &self,
+        ino: InodeId,
+        index: u64,
+        stripe: &StripeRef,
+    ) -> Result<Plain> {
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return Ok(plain);
+        }
+        let k = self.codec.k();
+        let width = stripe.disks.len();
+        let mut shards: Vec<Option<shard::ShardObject>> = (0..width).map(|_| None).collect();
+        let mut good = 0;
+        let mut bad = 0;
+        for (i, disk_id) in stripe.disks.iter().enumerate() {
+            if good == k {
+                break;
+            }
+            let key = ShardKey {
+                stripe: stripe.id,
+                index: ShardIndex(i as u8),
+            };
+            let Some(disk) = self.disk(*disk_id) else {
+                bad += 1;
+                continue;
+            };
+            match shard::read_shard(disk.as_ref(), self.sb.volume, key) {
+                Ok(object) if object.payload().len() == stripe.info.shard_len as usize => {
+                    shards[i] = Some(object);
+                    good += 1;
+                }
+                Ok(object) => {
+                    bad += 1;
+                    tracing::warn!(disk = %disk_id, shard = %key, len = object.payload().len(), "shard has the wrong length; reconstructing");
+                }
+                Err(ShardReadError::Missing) => {
+                    bad += 1;
+                    tracing::warn!(disk = %disk_id, shard = %key, "shard missing; reconstructing");
+                }
+                Err(e) => {
+                    bad += 1;
+                    tracing::warn!(disk = %disk_id, shard = %key, error = %e, "shard unreadable; reconstructing");
+                }
+            }
+        }
+        self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
+        if bad > 0 {
+            self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
+            self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        if good < k {
+            tracing::error!(stripe = %stripe.id, inode = %ino, have = good, need = k, "stripe unrecoverable");
+            return Err(Error::Unrecoverable {
+                stripe: stripe.id,
+                inode: ino,
+                have: good as u8,
+                need: k as u8,
+            });
+        }
+        let views: Vec<Option<&[u8]>> = shards
+            .iter()
+            .map(|s| s.as_ref().map(|o| o.payload()))
+            .collect();
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+        };
+        let plain = self
+            .codec
+            .decode(&ctx, &stripe.info, &views)
+            .map_err(|e| {
+                tracing::error!(stripe = %stripe.id, inode = %ino, error = %e, "stripe failed verification");
+                match e {
+                    TransformError::TooFewShards { have, need } => Error::Unrecoverable {
+                        stripe: stripe.id,
+                        inode: ino,
+                        have: have as u8,
+                        need: need as u8,
+                    },
+                    TransformError::Authentication => Error::Integrity {
+                        stripe: stripe.id,
+                        inode: ino,
+                        detail: "authentication failed",
+                    },
+                    TransformError::Checksum => Error::Integrity {
+                        stripe: stripe.id,
+                        inode: ino,
+                        detail: "checksum mismatch",
+                    },
+                    _ => Error::Integrity {
+                        stripe: stripe.id,
+                        inode: ino,
+                        detail: "undecodable stripe",
+                    },
+                }
+            })?;
+        let plain = Arc::new(plain);
+        self.cache.insert(stripe.id, plain.clone());
+        Ok(plain)
+    }
+}
+
+/// Copies `src[from..]` into `dest`, leaving zeros where `src` ends early.
+fn copy_clipped(dest: &mut [u8], src: &[u8], from: usize) {
+    if from >= src.len() {
+        return;
+    }
+    let n = dest.len().min(src.len() - from);
+    dest[..n].copy_from_slice(&src[from..from + n]);
+}

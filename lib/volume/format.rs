@@ -1,0 +1,203 @@
+//! Creating a volume (what argosfs-mkfs does): disk labels, superblock, root directory,
+//! first metadata snapshot, empty journal, lock file.
+
+use super::superblock::{DiskConfig, Encryption, Layout, Superblock};
+use super::{LOCK_FILE, META_DIR};
+use crate::data::compress::Compression;
+use crate::data::crypto::{KdfParams, MasterKey};
+use crate::data::erasure::DEFAULT_CODEC_ID;
+use crate::error::{Error, Result};
+use crate::meta::{FileKind, Inode, MetaStore};
+use crate::store::{DirDisk, Disk, DiskLabel};
+use crate::types::VolumeId;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How expensive the passphrase key derivation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KdfStrength {
+    /// Argon2id's recommended defaults.
+    #[default]
+    Default,
+    /// The cheapest parameters (tests only: weak against guessing).
+    Cheap,
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct FormatOptions {
+    /// The disks, in id order.
+    pub disks: Vec<DiskConfig>,
+    /// Data shards per stripe; `None` picks 4+2 with six or more disks, else what fits.
+    pub layout: Option<(u8, u8)>,
+    /// Plaintext bytes per stripe.
+    pub stripe_bytes: u32,
+    /// Compression of new stripes.
+    pub compression: Compression,
+    /// Encrypt with a key derived from this passphrase.
+    pub passphrase: Option<Vec<u8>>,
+    /// Key derivation cost.
+    pub kdf: KdfStrength,
+    /// Overwrite an existing volume or disk.
+    pub force: bool,
+    /// Files up to this size live inline in the metadata (ignored when encrypted).
+    pub inline_max_bytes: u32,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        FormatOptions {
+            disks: Vec::new(),
+            layout: None,
+            stripe_bytes: 1 << 20,
+            compression: Compression::None,
+            passphrase: None,
+            kdf: KdfStrength::Default,
+            force: false,
+            inline_max_bytes: 2048,
+        }
+    }
+}
+
+/// The layout picked when none is given: 4+2 from six disks, else one parity shard when
+/// there are at least two disks.
+pub fn default_layout(disks: usize) -> (u8, u8) {
+    match disks {
+        0 | 1 => (1, 0),
+        2..=5 => ((disks - 1) as u8, 1),
+        _ => (4, 2),
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
+}
+
+/// Creates a volume at `root` and returns its superblock. Nothing is overwritten without
+/// `force`; the superblock is written last, so an interrupted mkfs leaves no volume.
+pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
+    if options.disks.is_empty() {
+        return Err(Error::Config("at least one --disk is needed".into()));
+    }
+    let (k, m) = options
+        .layout
+        .unwrap_or_else(|| default_layout(options.disks.len()));
+    if k == 0 {
+        return Err(Error::Config("K must be at least 1".into()));
+    }
+    let width = usize::from(k) + usize::from(m);
+    if width > options.disks.len() {
+        return Err(Error::Config(format!(
+            "layout {k}+{m} needs {width} disks but {} were given: every shard of a stripe goes to a different disk",
+            options.disks.len()
+        )));
+    }
+    if options.stripe_bytes < 4096 || options.stripe_bytes > super::superblock::MAX_STRIPE_BYTES {
+        return Err(Error::Config(format!(
+            "stripe size {} is outside 4 KiB..=64 MiB",
+            options.stripe_bytes
+        )));
+    }
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let root = absolute(root)?;
+    let sb_path = Superblock::path(&root);
+    if sb_path.exists() && !options.force {
+        return Err(Error::AlreadyFormatted { path: root });
+    }
+    if sb_path.exists() {
+        // Refuse to overwrite a mounted volume even with --force.
+        let _lock = super::take_lock(&root, true)?;
+    }
+    let volume = VolumeId::random();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+
+    let mut disks = Vec::new();
+    let mut seen = Vec::new();
+    for config in &options.disks {
+        let path = absolute(&config.resolve(&root))?;
+        if seen.contains(&path) {
+            return Err(Error::Config(format!(
+                "disk {} is given twice",
+                path.display()
+            )));
+        }
+        seen.push(path.clone());
+        if let Ok(existing) = DirDisk::open(&path)
+            && existing.read_label().ok().flatten().is_some()
+        {
+            if !options.force {
+                return Err(Error::AlreadyFormatted { path });
+            }
+            let shards = path.join("shards");
+            if shards.exists() {
+                std::fs::remove_dir_all(&shards).map_err(|e| Error::io(&shards, e))?;
+            }
+        }
+        let disk = DirDisk::create(&path).map_err(|e| Error::io(&path, e))?;
+        let label = DiskLabel {
+            volume,
+            disk: config.id,
+            created_unix: now,
+        };
+        disk.write_label(&label.encode())
+            .map_err(|e| Error::io(&path, e))?;
+        let mut stored = config.clone();
+        stored.path = match path.strip_prefix(&root) {
+            Ok(inside) => inside.to_path_buf(),
+            Err(_) => path.clone(),
+        };
+        disks.push(stored);
+    }
+
+    let encryption = match &options.passphrase {
+        None => None,
+        Some(passphrase) => {
+            if passphrase.is_empty() {
+                return Err(Error::Config("the passphrase is empty".into()));
+            }
+            let params = match options.kdf {
+                KdfStrength::Default => KdfParams::generate(),
+                KdfStrength::Cheap => KdfParams::generate_cheap(),
+            };
+            let key = MasterKey::derive(passphrase, &params)
+                .map_err(|e| Error::Config(format!("key derivation: {e}")))?;
+            Some(Encryption {
+                cipher: "xchacha20poly1305".into(),
+                kdf: "argon2id".into(),
+                key_check: key.key_check(),
+                kdf_params: params,
+            })
+        }
+    };
+    let sb = Superblock {
+        volume,
+        created_unix: now,
+        layout: Layout {
+            k,
+            m,
+            stripe_bytes: options.stripe_bytes,
+            codec: DEFAULT_CODEC_ID.into(),
+        },
+        compression: options.compression,
+        inline_max_bytes: if encryption.is_some() {
+            0
+        } else {
+            options.inline_max_bytes.min(options.stripe_bytes)
+        },
+        encryption,
+        disks,
+    };
+    sb.validate().map_err(Error::Config)?;
+    let root_inode = Inode::new(FileKind::Directory, 0o755, 0, 0);
+    MetaStore::create(&root.join(META_DIR), volume, root_inode)?;
+    let lock = root.join(LOCK_FILE);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&lock)
+        .map_err(|e| Error::io(&lock, e))?;
+    sb.store(&root)?;
+    Ok(sb)
+}

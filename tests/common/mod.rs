@@ -1,0 +1,155 @@
+//! Helpers shared by the integration tests: fresh volumes on temporary disk directories.
+
+#![allow(dead_code)]
+
+use argosfs::data::compress::Compression;
+use argosfs::types::DiskId;
+use argosfs::volume::{Caller, DiskConfig, FormatOptions, KdfStrength, OpenOptions, Volume};
+use std::path::PathBuf;
+
+/// A volume made for one test; the directories go away with it.
+pub struct TestVolume {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub disks: Vec<PathBuf>,
+    pub passphrase: Option<Vec<u8>>,
+}
+
+/// What to make.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub disks: usize,
+    pub k: u8,
+    pub m: u8,
+    pub stripe_bytes: u32,
+    pub compression: bool,
+    pub encryption: bool,
+    pub inline_max_bytes: u32,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            disks: 6,
+            k: 4,
+            m: 2,
+            stripe_bytes: 64 << 10,
+            compression: false,
+            encryption: false,
+            inline_max_bytes: 2048,
+        }
+    }
+}
+
+impl Spec {
+    pub fn layout(k: u8, m: u8) -> Spec {
+        Spec {
+            disks: usize::from(k + m),
+            k,
+            m,
+            ..Spec::default()
+        }
+    }
+}
+
+pub fn make(spec: &Spec) -> TestVolume {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let disks: Vec<PathBuf> = (0..spec.disks)
+        .map(|i| dir.path().join(format!("disk{i}")))
+        .collect();
+    let passphrase = spec
+        .encryption
+        .then(|| b"correct horse battery staple".to_vec());
+    let options = FormatOptions {
+        disks: disks
+            .iter()
+            .enumerate()
+            .map(|(i, p)| DiskConfig::parse(DiskId(i as u16), p.to_str().unwrap()).unwrap())
+            .collect(),
+        layout: Some((spec.k, spec.m)),
+        stripe_bytes: spec.stripe_bytes,
+        compression: if spec.compression {
+            Compression::Zstd { level: 1 }
+        } else {
+            Compression::None
+        },
+        passphrase: passphrase.clone(),
+        kdf: KdfStrength::Cheap,
+        force: false,
+        inline_max_bytes: spec.inline_max_bytes,
+    };
+    argosfs::volume::format(&root, options).unwrap();
+    TestVolume {
+        dir,
+        root,
+        disks,
+        passphrase,
+    }
+}
+
+impl TestVolume {
+    pub fn options(&self) -> OpenOptions {
+        OpenOptions {
+            passphrase: self.passphrase.clone(),
+            ..OpenOptions::default()
+        }
+    }
+
+    pub fn open(&self) -> Volume {
+        Volume::open(&self.root, self.options()).unwrap()
+    }
+
+    pub fn open_with(&self, options: OpenOptions) -> argosfs::Result<Volume> {
+        Volume::open(&self.root, options)
+    }
+
+    /// Every shard file on disk `i`.
+    pub fn shard_files(&self, i: usize) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let shards = self.disks[i].join("shards");
+        for fan in std::fs::read_dir(&shards).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(fan.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(f.path());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub fn root() -> Caller {
+    Caller::root()
+}
+
+/// Creates `name` in the root directory and writes `data` into it.
+pub fn put_file(vol: &Volume, name: &[u8], data: &[u8]) -> argosfs::types::InodeId {
+    let c = root();
+    let attr = vol
+        .create(&c, argosfs::types::InodeId::ROOT, name, 0o644)
+        .unwrap();
+    vol.write(&c, attr.ino, 0, data).unwrap();
+    attr.ino
+}
+
+pub fn read_all(vol: &Volume, ino: argosfs::types::InodeId) -> argosfs::Result<Vec<u8>> {
+    let size = vol.getattr(ino)?.size;
+    vol.read(ino, 0, size as usize)
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

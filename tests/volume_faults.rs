@@ -1,0 +1,402 @@
+//! Failure paths: missing disks, corrupt shards, crashes, torn journals, full disks,
+//! wrong passphrases.
+
+use crate::common::{self, Spec, pattern, put_file, read_all, root};
+use argosfs::Error;
+use argosfs::store::{DiskRef, FaultyDisk};
+use argosfs::types::{DiskId, InodeId};
+use argosfs::volume::{OpenOptions, Volume};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
+    (0..count)
+        .map(|i| {
+            let data = pattern(30_000 + (i as usize) * 7_777, i);
+            (put_file(vol, format!("f{i}").as_bytes(), &data), data)
+        })
+        .collect()
+}
+
+#[test]
+fn reads_survive_m_lost_disks_and_fail_cleanly_beyond() {
+    for (k, m) in [(2u8, 1u8), (4, 2)] {
+        for encryption in [false, true] {
+            let tv = common::make(&Spec {
+                encryption,
+                stripe_bytes: 16 << 10,
+                ..Spec::layout(k, m)
+            });
+            let written = {
+                let vol = tv.open();
+                let written = files(&vol, 5);
+                vol.close().unwrap();
+                written
+            };
+            for lost in 0..usize::from(m) {
+                std::fs::remove_dir_all(&tv.disks[lost]).unwrap();
+            }
+            let vol = tv.open();
+            assert_eq!(vol.unavailable_disks().len(), usize::from(m));
+            for (ino, data) in &written {
+                assert_eq!(
+                    &read_all(&vol, *ino).unwrap(),
+                    data,
+                    "{k}+{m} enc={encryption}"
+                );
+            }
+            assert!(vol.stats().degraded_reads > 0);
+            drop(vol);
+            std::fs::remove_dir_all(&tv.disks[usize::from(m)]).unwrap();
+            let vol = tv.open();
+            let err = read_all(&vol, written[0].0).unwrap_err();
+            assert!(matches!(err, Error::Unrecoverable { .. }), "{err}");
+            assert_eq!(err.errno(), libc::EIO);
+            assert!(
+                err.to_string().contains("stripe s"),
+                "names the stripe: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_shard_is_detected_and_reconstructed() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let data = pattern(16 << 10, 5);
+    let ino = {
+        let vol = tv.open();
+        let ino = put_file(&vol, b"f", &data);
+        vol.close().unwrap();
+        ino
+    };
+    let shard = tv
+        .shard_files(0)
+        .pop()
+        .or_else(|| tv.shard_files(1).pop())
+        .unwrap();
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&shard, bytes).unwrap();
+    let vol = tv.open();
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+    assert_eq!(vol.stats().degraded_reads, 1);
+    assert_eq!(vol.stats().shard_errors, 1);
+}
+
+#[test]
+fn encrypted_stripe_damaged_beyond_repair_is_eio_never_garbage() {
+    let tv = common::make(&Spec {
+        encryption: true,
+        stripe_bytes: 16 << 10,
+        ..Spec::layout(2, 1)
+    });
+    let data = pattern(16 << 10, 6);
+    let ino = {
+        let vol = tv.open();
+        let ino = put_file(&vol, b"f", &data);
+        vol.close().unwrap();
+        ino
+    };
+    for disk in 0..2 {
+        for shard in tv.shard_files(disk) {
+            let mut bytes = std::fs::read(&shard).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x80;
+            std::fs::write(&shard, bytes).unwrap();
+        }
+    }
+    let vol = tv.open();
+    let err = read_all(&vol, ino).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+}
+
+#[test]
+fn a_moved_shard_fails_authentication() {
+    // Two files whose stripes sit at the same positions: swapping their shard payloads
+    // (headers rewritten to match) must not let one file read the other's bytes.
+    let tv = common::make(&Spec {
+        encryption: true,
+        stripe_bytes: 16 << 10,
+        ..Spec::layout(1, 0)
+    });
+    let (a, b) = {
+        let vol = tv.open();
+        let a = put_file(&vol, b"a", &pattern(16 << 10, 1));
+        let b = put_file(&vol, b"b", &pattern(16 << 10, 2));
+        vol.close().unwrap();
+        (a, b)
+    };
+    let shards = tv.shard_files(0);
+    assert_eq!(shards.len(), 2);
+    // Decode both, swap payloads, re-encode with the other's header.
+    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
+    let objs: Vec<_> = shards
+        .iter()
+        .map(|p| {
+            argosfs::store::shard::decode_shard("t", std::fs::read(p).unwrap(), Some(vol_id))
+                .unwrap()
+                .0
+        })
+        .collect();
+    for (i, path) in shards.iter().enumerate() {
+        let other = &objs[1 - i];
+        let disk = argosfs::store::MemDisk::new("swap", 1 << 30);
+        let key = argosfs::types::ShardKey {
+            stripe: objs[i].header.stripe,
+            index: objs[i].header.index,
+        };
+        argosfs::store::shard::write_shard(&disk, vol_id, &objs[i].header, other.payload())
+            .unwrap();
+        std::fs::write(path, argosfs::store::Disk::get_shard(&disk, key).unwrap()).unwrap();
+    }
+    let vol = tv.open();
+    for ino in [a, b] {
+        let err = read_all(&vol, ino).unwrap_err();
+        assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    }
+}
+
+#[test]
+fn fsynced_data_survives_a_crash_and_unsynced_changes_vanish_whole() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let c = root();
+    let (ino, data) = {
+        let vol = tv.open();
+        let data = pattern(100_000, 11);
+        let ino = put_file(&vol, b"durable", &data);
+        vol.fsync(ino).unwrap();
+        // Not fsynced: lost in the crash, the file keeps its committed state.
+        vol.write(&c, ino, 0, &pattern(50_000, 12)).unwrap();
+        vol.create(&c, InodeId::ROOT, b"lost", 0o644).unwrap();
+        drop(vol); // no close: a crash
+        (ino, data)
+    };
+    let vol = tv.open();
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+    assert!(vol.lookup(&c, InodeId::ROOT, b"lost").is_err());
+    assert!(vol.open_report().replayed_records >= 1);
+}
+
+#[test]
+fn a_torn_journal_tail_is_reported_and_not_applied() {
+    let tv = common::make(&Spec::default());
+    let c = root();
+    {
+        let vol = tv.open();
+        put_file(&vol, b"first", b"1");
+        vol.commit().unwrap();
+        put_file(&vol, b"second", b"2");
+        vol.commit().unwrap();
+        drop(vol);
+    }
+    let journal = tv.root.join("meta/journal");
+    let len = std::fs::metadata(&journal).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap();
+    file.set_len(len - 7).unwrap(); // cut the second record in the middle
+    drop(file);
+    let vol = tv.open();
+    let torn = vol
+        .open_report()
+        .torn_tail
+        .as_ref()
+        .expect("torn tail reported");
+    assert!(torn.bytes > 0);
+    assert!(vol.lookup(&c, InodeId::ROOT, b"first").is_ok());
+    assert!(vol.lookup(&c, InodeId::ROOT, b"second").is_err());
+    // The volume stays usable after the tail was cut.
+    put_file(&vol, b"third", b"3");
+    vol.close().unwrap();
+    let vol = tv.open();
+    assert!(vol.open_report().torn_tail.is_none());
+    assert!(vol.lookup(&c, InodeId::ROOT, b"third").is_ok());
+}
+
+/// Opens with every disk wrapped in a FaultyDisk; returns the handles by disk id.
+fn open_faulty(tv: &common::TestVolume) -> (Volume, Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>) {
+    let handles: Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>> = Arc::default();
+    let h = handles.clone();
+    let options = OpenOptions {
+        disk_wrapper: Some(Arc::new(move |id, disk: DiskRef| {
+            let faulty = Arc::new(FaultyDisk::new(disk));
+            h.lock().unwrap().insert(id, faulty.clone());
+            faulty as DiskRef
+        })),
+        ..tv.options()
+    };
+    (Volume::open(&tv.root, options).unwrap(), handles)
+}
+
+#[test]
+fn enospc_on_one_disk_fails_the_write_cleanly_and_keeps_old_content() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        inline_max_bytes: 0,
+        ..Spec::default()
+    });
+    let (vol, faults) = open_faulty(&tv);
+    let c = root();
+    let old = pattern(40_000, 21);
+    let ino = put_file(&vol, b"f", &old);
+    vol.commit().unwrap();
+    let shards_before: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
+    faults.lock().unwrap()[&DiskId(3)].fail_puts_after(0, libc::ENOSPC);
+    let err = vol.write(&c, ino, 0, &pattern(40_000, 22)).unwrap_err();
+    assert_eq!(err.errno(), libc::ENOSPC, "{err}");
+    let shards_after: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
+    assert_eq!(shards_after, shards_before, "partial stripes removed");
+    // The failed bytes stay buffered; dropping them by reopening shows the old content.
+    drop(vol);
+    let vol = tv.open();
+    assert_eq!(read_all(&vol, ino).unwrap(), old);
+}
+
+#[test]
+fn a_disk_failing_writes_is_avoided() {
+    let tv = common::make(&Spec {
+        disks: 7,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let (vol, faults) = open_faulty(&tv);
+    faults.lock().unwrap()[&DiskId(2)].set_vanished(true);
+    let data = pattern(200_000, 31);
+    let ino = put_file(&vol, b"f", &data);
+    vol.commit().unwrap_or_else(|e| panic!("commit: {e}"));
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+    assert!(tv.shard_files(2).is_empty());
+}
+
+#[test]
+fn wrong_or_missing_passphrase_is_refused_and_nothing_written() {
+    let tv = common::make(&Spec {
+        encryption: true,
+        ..Spec::default()
+    });
+    let before = std::fs::read(tv.root.join("meta/journal")).unwrap();
+    let wrong = OpenOptions {
+        passphrase: Some(b"wrong".to_vec()),
+        ..OpenOptions::default()
+    };
+    let err = Volume::open(&tv.root, wrong).err().expect("refused");
+    assert!(matches!(err, Error::WrongPassphrase), "{err}");
+    assert!(err.to_string().contains("passphrase"));
+    let err = Volume::open(&tv.root, OpenOptions::default())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::PassphraseRequired), "{err}");
+    assert_eq!(std::fs::read(tv.root.join("meta/journal")).unwrap(), before);
+    tv.open().close().unwrap();
+}
+
+#[test]
+fn a_disk_with_another_volumes_label_is_not_used() {
+    let a = common::make(&Spec::layout(2, 1));
+    let b = common::make(&Spec::layout(2, 1));
+    let data = pattern(50_000, 41);
+    let ino = {
+        let vol = a.open();
+        let ino = put_file(&vol, b"f", &data);
+        vol.close().unwrap();
+        ino
+    };
+    std::fs::remove_dir_all(&a.disks[0]).unwrap();
+    copy_dir(&b.disks[0], &a.disks[0]);
+    let vol = a.open();
+    assert_eq!(vol.unavailable_disks().len(), 1);
+    assert!(vol.unavailable_disks()[0].1.contains("volume"));
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Unmounts a tmpfs when dropped.
+struct TmpfsGuard(std::path::PathBuf);
+
+impl Drop for TmpfsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_journal_write_failure_makes_the_volume_read_only() {
+    // The metadata lives on a tiny tmpfs, so the journal hits a real ENOSPC.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256k",
+            "argosfs-test",
+            root.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _guard = TmpfsGuard(root.clone());
+    let disks: Vec<_> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
+    let options = argosfs::volume::FormatOptions {
+        disks: disks
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                argosfs::volume::DiskConfig::parse(DiskId(i as u16), p.to_str().unwrap()).unwrap()
+            })
+            .collect(),
+        layout: Some((2, 1)),
+        ..argosfs::volume::FormatOptions::default()
+    };
+    argosfs::volume::format(&root, options).unwrap();
+    let vol = Volume::open(&root, OpenOptions::default()).unwrap();
+    let c = root_caller();
+    let mut failure = None;
+    for i in 0..2000 {
+        let name = format!("file-with-a-long-name-to-fill-the-journal-{i:05}");
+        let ino = vol
+            .create(&c, InodeId::ROOT, name.as_bytes(), 0o644)
+            .unwrap()
+            .ino;
+        vol.setxattr(&c, ino, b"user.pad", &[7u8; 1024], 0).unwrap();
+        if let Err(e) = vol.commit() {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("a 256 KiB journal filesystem fills up");
+    assert_eq!(failure.errno(), libc::ENOSPC, "{failure}");
+    let err = vol.create(&c, InodeId::ROOT, b"after", 0o644).unwrap_err();
+    assert_eq!(err.errno(), libc::EROFS, "{err}");
+    assert!(err.to_string().contains("journal"));
+    drop(vol);
+}
+
+fn root_caller() -> argosfs::volume::Caller {
+    root()
+}
