@@ -223,8 +223,11 @@ fn a_torn_journal_tail_is_reported_and_not_applied() {
 }
 
 /// Opens with every disk wrapped in a FaultyDisk; returns the handles by disk id.
-fn open_faulty(tv: &common::TestVolume) -> (Volume, Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>) {
-    let handles: Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>> = Arc::default();
+/// Fault controls of each disk of an open volume.
+type Faults = Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>;
+
+fn open_faulty(tv: &common::TestVolume) -> (Volume, Faults) {
+    let handles: Faults = Arc::default();
     let h = handles.clone();
     let options = OpenOptions {
         disk_wrapper: Some(Arc::new(move |id, disk: DiskRef| {

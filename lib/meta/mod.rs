@@ -323,11 +323,11 @@ impl MetaStore {
             .journal
             .as_mut()
             .expect("writable stores have a journal");
-        if keep_after > journal.base_txid() {
-            if let Err(e) = journal.compact(keep_after) {
-                self.read_only = Some(ReadOnlyReason::JournalFailed);
-                return Err(e);
-            }
+        if keep_after > journal.base_txid()
+            && let Err(e) = journal.compact(keep_after)
+        {
+            self.read_only = Some(ReadOnlyReason::JournalFailed);
+            return Err(e);
         }
         tracing::debug!(slot, txid, "metadata snapshot written");
         Ok(())

@@ -16,6 +16,7 @@ use crate::meta::{BATCH_SOFT_LIMIT_BYTES, Chunk, FileKind, Op, StripeRef, Timest
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -256,29 +257,31 @@ impl Volume {
             let lo = (offset.max(chunk_start) - chunk_start) as usize;
             let hi = (end.min(chunk_start + stripe) - chunk_start) as usize;
             let src = &bytes[(chunk_start + lo as u64 - offset) as usize..][..hi - lo];
-            if !data.dirty.contains_key(&index) {
-                while existing.peek().is_some_and(|(i, _)| *i < index) {
-                    existing.next();
-                }
-                let stored = match existing.peek() {
-                    Some((i, _)) if *i == index => existing.next().map(|(_, c)| c),
-                    _ => None,
-                };
-                let mut buf = Vec::new();
-                if let Some(chunk) = stored {
-                    let valid = chunk.valid_len() as usize;
-                    // Old bytes survive unless this write covers all of them.
-                    if lo > 0 || hi < valid {
-                        let plain = self.read_chunk(ino, index, &chunk)?;
-                        buf.reserve_exact(stripe as usize);
-                        buf.extend_from_slice(&plain[..valid.min(plain.len())]);
+            let buf = match data.dirty.entry(index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(slot) => {
+                    while existing.peek().is_some_and(|(i, _)| *i < index) {
+                        existing.next();
                     }
+                    let stored = match existing.peek() {
+                        Some((i, _)) if *i == index => existing.next().map(|(_, c)| c),
+                        _ => None,
+                    };
+                    let mut buf = Vec::new();
+                    if let Some(chunk) = stored {
+                        let valid = chunk.valid_len() as usize;
+                        // Old bytes survive unless this write covers all of them.
+                        if lo > 0 || hi < valid {
+                            let plain = self.read_chunk(ino, index, &chunk)?;
+                            buf.reserve_exact(stripe as usize);
+                            buf.extend_from_slice(&plain[..valid.min(plain.len())]);
+                        }
+                    }
+                    self.dirty_bytes
+                        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    slot.insert(buf)
                 }
-                self.dirty_bytes
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-                data.dirty.insert(index, buf);
-            }
-            let buf = data.dirty.get_mut(&index).expect("inserted above");
+            };
             if buf.len() < hi {
                 if buf.capacity() < hi && hi < stripe as usize {
                     buf.reserve_exact(stripe as usize - buf.len());
