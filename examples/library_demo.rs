@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     let root = std::path::PathBuf::from(root);
     let options = OpenOptions {
         passphrase: std::env::var_os("ARGOSFS_PASSPHRASE")
-            .map(|p| std::os::unix::ffi::OsStringExt::into_vec(p)),
+            .map(std::os::unix::ffi::OsStringExt::into_vec),
         ..OpenOptions::default()
     };
     let verify_only = std::env::args().nth(2).as_deref() == Some("verify");
