@@ -65,6 +65,9 @@ pub enum Error {
     /// A file would grow past the largest size the volume supports.
     #[error("file too large")]
     FileTooBig,
+    /// SEEK_DATA/SEEK_HOLE past the end of the file, or no data after the offset.
+    #[error("no data at or after that offset")]
+    NoSuchOffset,
     /// Too many hard links.
     #[error("too many links")]
     TooManyLinks,
@@ -182,6 +185,7 @@ impl Error {
             Error::Range => ERANGE,
             Error::FileTooBig => EFBIG,
             Error::TooManyLinks => EMLINK,
+            Error::NoSuchOffset => ENXIO,
             Error::NotSupported(_) => EOPNOTSUPP,
             Error::NoSpace(_) => ENOSPC,
             Error::ReadOnly(_) => EROFS,

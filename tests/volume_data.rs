@@ -179,6 +179,12 @@ fn holes_read_as_zeros_and_use_no_shards() {
     assert_eq!(vol.read(ino, 10 << 20, 10).unwrap(), b"end");
     let shards: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
     assert_eq!(shards, 6, "one stripe of 4+2 shards");
+    let end = (10 << 20) + 3;
+    assert_eq!(vol.data_regions(ino).unwrap(), vec![(10 << 20, end)]);
+    assert_eq!(vol.seek_data(ino, 0).unwrap(), 10 << 20);
+    assert_eq!(vol.seek_hole(ino, 0).unwrap(), 0);
+    assert_eq!(vol.seek_hole(ino, 10 << 20).unwrap(), end);
+    assert_eq!(vol.seek_data(ino, end).unwrap_err().errno(), libc::ENXIO);
 }
 
 #[test]

@@ -183,6 +183,72 @@ impl Volume {
         Ok(out)
     }
 
+    /// The data regions of a file, in order: `(start, end)` byte ranges that hold stored
+    /// or buffered bytes; everything else up to the size is a hole.
+    pub fn data_regions(&self, ino: InodeId) -> Result<Vec<(u64, u64)>> {
+        let file = self.file_state(ino);
+        let data = file.data.read().unwrap_or_else(|p| p.into_inner());
+        let stripe = u64::from(self.sb.layout.stripe_bytes);
+        let state = self.lock_state();
+        let inode = state.inode(ino)?;
+        if inode.kind != FileKind::Regular {
+            return Err(Error::Invalid("not a regular file"));
+        }
+        let mut lens: std::collections::BTreeMap<u64, u64> = state
+            .meta
+            .table()
+            .chunks
+            .get(&ino)
+            .map(|c| c.iter().map(|(i, c)| (*i, c.valid_len())).collect())
+            .unwrap_or_default();
+        for (index, buf) in &data.dirty {
+            lens.insert(*index, buf.len() as u64);
+        }
+        let mut regions: Vec<(u64, u64)> = Vec::new();
+        for (index, len) in lens {
+            let start = index * stripe;
+            let end = (start + len).min(inode.size);
+            if end <= start {
+                continue;
+            }
+            match regions.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => regions.push((start, end)),
+            }
+        }
+        Ok(regions)
+    }
+
+    /// lseek(SEEK_DATA): the first data offset at or after `offset`.
+    pub fn seek_data(&self, ino: InodeId, offset: u64) -> Result<u64> {
+        let size = self.getattr(ino)?.size;
+        if offset >= size {
+            return Err(Error::NoSuchOffset);
+        }
+        self.data_regions(ino)?
+            .into_iter()
+            .find(|(_, end)| *end > offset)
+            .map(|(start, _)| start.max(offset))
+            .ok_or(Error::NoSuchOffset)
+    }
+
+    /// lseek(SEEK_HOLE): the first hole offset at or after `offset` (the size counts as a hole).
+    pub fn seek_hole(&self, ino: InodeId, offset: u64) -> Result<u64> {
+        let size = self.getattr(ino)?.size;
+        if offset >= size {
+            return Err(Error::NoSuchOffset);
+        }
+        for (start, end) in self.data_regions(ino)? {
+            if offset < start {
+                return Ok(offset);
+            }
+            if offset < end {
+                return Ok(end.min(size));
+            }
+        }
+        Ok(offset)
+    }
+
     /// Writes `bytes` at `offset`, extending the file as needed; returns bytes written.
     pub fn write(&self, caller: &Caller, ino: InodeId, offset: u64, bytes: &[u8]) -> Result<usize> {
         let end = offset
