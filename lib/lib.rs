@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod meta;
 pub mod placement;
+pub mod posix;
 pub mod store;
 pub mod types;
 pub mod volume;

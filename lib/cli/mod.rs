@@ -2,6 +2,8 @@
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
 pub mod mkfs;
+pub mod mount;
+mod syslog;
 
 use clap::Args;
 use std::io::IsTerminal;
@@ -47,7 +49,8 @@ pub fn init_logging(common: &CommonArgs, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(syslog::LogWriter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
@@ -123,6 +126,22 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<Vec<u8>> {
     eprintln!();
     read?;
     Ok(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec())
+}
+
+/// Points stdin, stdout and stderr at /dev/null and sends logs to syslog: what a daemon
+/// does once its parent has been told it is running.
+pub fn detach_stdio() -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let null_fd = null.as_fd();
+    nix::unistd::dup2_stdin(null_fd).map_err(std::io::Error::from)?;
+    nix::unistd::dup2_stdout(null_fd).map_err(std::io::Error::from)?;
+    nix::unistd::dup2_stderr(null_fd).map_err(std::io::Error::from)?;
+    syslog::route_logs_to_syslog();
+    Ok(())
 }
 
 /// Prints a JSON report on stdout.

@@ -54,6 +54,57 @@ impl Volume {
         Ok(())
     }
 
+    /// Creates a regular file and opens it in one step (open(2) with O_CREAT|O_EXCL): the
+    /// creator gets the access it asked for even when the new mode would deny it.
+    pub fn create_open(
+        &self,
+        caller: &Caller,
+        parent: InodeId,
+        name: &[u8],
+        perm: u32,
+    ) -> Result<super::Attr> {
+        let attr = self.create(caller, parent, name, perm)?;
+        *self.lock_state().opens.entry(attr.ino).or_insert(0) += 1;
+        Ok(attr)
+    }
+
+    /// fallocate(2): mode 0 extends the size when the range ends past it (space is not
+    /// reserved ahead: stripes are written copy-on-write, so preallocation would not hold);
+    /// FALLOC_FL_KEEP_SIZE changes nothing. Other modes are not supported.
+    pub fn fallocate(
+        &self,
+        caller: &Caller,
+        ino: InodeId,
+        offset: u64,
+        len: u64,
+        mode: i32,
+    ) -> Result<()> {
+        if len == 0 {
+            return Err(Error::Invalid("fallocate of zero bytes"));
+        }
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= MAX_FILE_BYTES)
+            .ok_or(Error::FileTooBig)?;
+        match mode {
+            0 => {
+                let size = self.getattr(ino)?.size;
+                if end > size {
+                    self.truncate(caller, ino, end, true)?;
+                }
+                Ok(())
+            }
+            libc::FALLOC_FL_KEEP_SIZE => {
+                let attr = self.getattr(ino)?;
+                if attr.kind != FileKind::Regular {
+                    return Err(Error::Invalid("not a regular file"));
+                }
+                Ok(())
+            }
+            _ => Err(Error::NotSupported("fallocate mode")),
+        }
+    }
+
     /// Releases one handle of `ino`: encodes its dirty data and, at the last handle of an
     /// unlinked inode, frees it.
     pub fn release_file(&self, ino: InodeId) -> Result<()> {

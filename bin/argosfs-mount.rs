@@ -1,0 +1,4 @@
+//! argosfs-mount: see `argosfs::cli::mount`.
+fn main() -> std::process::ExitCode {
+    argosfs::cli::mount::main()
+}

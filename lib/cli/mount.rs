@@ -1,0 +1,479 @@
+//! argosfs-mount (also the mount(8) helper when run through a link named
+//! mount.argosfs): serves a volume over FUSE.
+//!
+//! Without `-f` the program re-executes itself in the background with `-f` and a readiness
+//! pipe, and returns 0 only once the mount is live; errors of the child (wrong passphrase,
+//! busy volume, bad mount point) come back on the parent's stderr with exit status 1.
+
+use super::{CommonArgs, exit, init_logging, read_passphrase, report_error};
+use crate::posix::ArgosFs;
+use crate::volume::{OpenOptions, Superblock, Volume};
+use anyhow::{Context, bail};
+use clap::Parser;
+use fuser::{Config, MountOption, Session, SessionACL};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Mount an ArgosFS volume.
+#[derive(Debug, Parser)]
+#[command(name = "argosfs-mount", version, about, long_about = None)]
+pub struct MountArgs {
+    /// Volume root directory.
+    pub root: PathBuf,
+    /// Where to mount it (an existing directory).
+    pub mountpoint: PathBuf,
+    /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
+    /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
+    /// commit_interval=SECONDS, threads=N, fsname=NAME; fstab-only words (defaults,
+    /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Vec<String>,
+    /// Stay in the foreground (logs to stderr).
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// Read the passphrase of an encrypted volume from standard input (one line).
+    #[arg(long, hide = true)]
+    pub passphrase_stdin: bool,
+    /// Print READY on stdout once the mount is live, then detach stdio (used by the
+    /// background launcher).
+    #[arg(long, hide = true)]
+    pub notify_ready: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+/// Mount options after parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountSettings {
+    /// Open read-only.
+    pub read_only: bool,
+    /// Let other users in (allow_other) or root (allow_root).
+    pub acl: SessionACL,
+    /// Kernel mount flags and names passed to fuser.
+    pub kernel: Vec<MountOption>,
+    /// Passphrase file for an encrypted volume.
+    pub passphrase_file: Option<PathBuf>,
+    /// Seconds between background commits.
+    pub commit_interval: Duration,
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// Name shown as the mount source.
+    pub fsname: Option<String>,
+    /// The options as given, minus the passphrase file (for re-execution).
+    pub passthrough: Vec<String>,
+}
+
+/// Parses `-o` option lists.
+pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
+    let mut s = MountSettings {
+        read_only: false,
+        acl: SessionACL::Owner,
+        kernel: Vec::new(),
+        passphrase_file: None,
+        commit_interval: Duration::from_secs(5),
+        threads: 4,
+        fsname: None,
+        passthrough: Vec::new(),
+    };
+    for option in lists
+        .iter()
+        .flat_map(|l| l.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        let (key, value) = match option.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (option, None),
+        };
+        if key != "passphrase_file" {
+            s.passthrough.push(option.to_string());
+        }
+        let flag = |o: MountOption| Some(o);
+        let kernel = match (key, value) {
+            ("ro", None) => {
+                s.read_only = true;
+                flag(MountOption::RO)
+            }
+            ("rw", None) => {
+                s.read_only = false;
+                None
+            }
+            ("allow_other", None) => {
+                s.acl = SessionACL::All;
+                None
+            }
+            ("allow_root", None) => {
+                s.acl = SessionACL::RootAndOwner;
+                None
+            }
+            ("default_permissions", None) => None, // always on
+            ("dev", None) => flag(MountOption::Dev),
+            ("nodev", None) => flag(MountOption::NoDev),
+            ("suid", None) => flag(MountOption::Suid),
+            ("nosuid", None) => flag(MountOption::NoSuid),
+            ("exec", None) => flag(MountOption::Exec),
+            ("noexec", None) => flag(MountOption::NoExec),
+            ("atime", None) => flag(MountOption::Atime),
+            ("noatime", None) => flag(MountOption::NoAtime),
+            ("sync", None) => flag(MountOption::Sync),
+            ("async", None) => flag(MountOption::Async),
+            ("dirsync", None) => flag(MountOption::DirSync),
+            ("relatime" | "strictatime" | "nodiratime" | "lazytime", None) => None,
+            ("defaults" | "auto" | "noauto" | "nofail" | "user" | "nouser" | "users", None) => None,
+            ("_netdev", None) => None,
+            (k, _) if k.starts_with("x-") || k.starts_with("comment=") => None,
+            ("passphrase_file", Some(path)) if !path.is_empty() => {
+                s.passphrase_file = Some(PathBuf::from(path));
+                None
+            }
+            ("commit_interval", Some(v)) => {
+                let secs: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| format!("commit_interval={v}: give seconds from 1 to 3600"))?;
+                s.commit_interval = Duration::from_secs(secs);
+                None
+            }
+            ("threads", Some(v)) => {
+                s.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| format!("threads={v}: give a number from 1 to 64"))?;
+                None
+            }
+            ("fsname", Some(v)) if !v.is_empty() => {
+                s.fsname = Some(v.to_string());
+                None
+            }
+            _ => return Err(format!("unknown mount option {option:?}")),
+        };
+        if let Some(k) = kernel {
+            s.kernel.push(k);
+        }
+    }
+    Ok(s)
+}
+
+/// Entry point of argosfs-mount. Called through a link named `mount.argosfs` (as
+/// mount(8) does for `-t argosfs`), it takes mount(8)'s helper arguments instead.
+pub fn main() -> ExitCode {
+    let invoked_as = std::env::args_os().next().unwrap_or_default();
+    let name = Path::new(&invoked_as).file_name().unwrap_or_default();
+    if name == "mount.argosfs" {
+        return helper_main();
+    }
+    run(MountArgs::parse())
+}
+
+/// The mount(8) helper, called as
+/// `mount.argosfs SPEC DIR [-sfnv] [-o OPTIONS]`.
+pub fn helper_main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    let mut fake = false;
+    let mut verbose = 0;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("-o") => match args.next() {
+                Some(o) => options.push(o.to_string_lossy().into_owned()),
+                None => {
+                    eprintln!("mount.argosfs: -o needs a value");
+                    return ExitCode::from(exit::USAGE);
+                }
+            },
+            Some(flags) if flags.starts_with('-') && flags.len() > 1 => {
+                for c in flags[1..].chars() {
+                    match c {
+                        'f' => fake = true,
+                        'v' => verbose += 1,
+                        's' | 'n' | 'r' | 'w' => {}
+                        _ => {
+                            eprintln!("mount.argosfs: unknown flag -{c}");
+                            return ExitCode::from(exit::USAGE);
+                        }
+                    }
+                }
+                if flags.contains('r') {
+                    options.push("ro".into());
+                }
+            }
+            _ => positional.push(PathBuf::from(arg)),
+        }
+    }
+    let [root, mountpoint] = <[PathBuf; 2]>::try_from(positional).unwrap_or_else(|_| {
+        eprintln!("usage: mount.argosfs ROOT MOUNTPOINT [-o OPTIONS]");
+        std::process::exit(i32::from(exit::USAGE));
+    });
+    if fake {
+        return ExitCode::from(exit::OK);
+    }
+    run(MountArgs {
+        root,
+        mountpoint,
+        options,
+        foreground: false,
+        passphrase_stdin: false,
+        notify_ready: false,
+        common: CommonArgs {
+            verbose,
+            quiet: false,
+            json: false,
+        },
+    })
+}
+
+/// Runs argosfs-mount with parsed arguments.
+pub fn run(args: MountArgs) -> ExitCode {
+    let settings = match parse_options(&args.options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("argosfs-mount: error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let result = if args.foreground {
+        init_logging(&args.common, "info");
+        serve(&args, &settings)
+    } else {
+        launch_background(&args, &settings)
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            report_error("argosfs-mount", &e);
+            ExitCode::from(exit::FAIL)
+        }
+    }
+}
+
+/// The passphrase, if the volume needs one.
+fn passphrase_for(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<Option<Vec<u8>>> {
+    let sb = Superblock::load(&args.root)
+        .with_context(|| format!("reading the volume at {}", args.root.display()))?;
+    if sb.encryption.is_none() {
+        return Ok(None);
+    }
+    if args.passphrase_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let line = line.trim_end_matches(['\n', '\r']);
+        anyhow::ensure!(!line.is_empty(), "empty passphrase on standard input");
+        return Ok(Some(line.as_bytes().to_vec()));
+    }
+    read_passphrase(settings.passphrase_file.as_deref(), false).map(Some)
+}
+
+fn check_mountpoint(path: &Path) -> anyhow::Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("mount point {}", path.display()))?;
+    if !meta.is_dir() {
+        bail!("mount point {} is not a directory", path.display());
+    }
+    Ok(())
+}
+
+/// Starts `self -f --notify-ready` in the background and waits until it reports the mount
+/// live (exit 0) or fails (its error on our stderr, exit 1).
+fn launch_background(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
+    check_mountpoint(&args.mountpoint)?;
+    let passphrase = passphrase_for(args, settings)?;
+    let exe = std::env::current_exe().context("finding this program")?;
+    let mut command = Command::new(exe);
+    command
+        .arg(&args.root)
+        .arg(&args.mountpoint)
+        .arg("--foreground")
+        .arg("--notify-ready");
+    if !settings.passthrough.is_empty() {
+        command.arg("-o").arg(settings.passthrough.join(","));
+    }
+    for _ in 0..args.common.verbose {
+        command.arg("-v");
+    }
+    if passphrase.is_some() {
+        command.arg("--passphrase-stdin");
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let program = "argosfs-mount";
+    let mut child = command.spawn().context("starting the mount daemon")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        if let Some(p) = &passphrase {
+            stdin.write_all(p)?;
+            stdin.write_all(b"\n")?;
+        }
+    }
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    if line.trim() == "READY" {
+        tracing::debug!(program, pid = child.id(), "mount daemon ready");
+        return Ok(());
+    }
+    let status = child.wait()?;
+    let text = errors.join().unwrap_or_default();
+    let text = text.trim();
+    let message = text
+        .strip_prefix("argosfs-mount: error: ")
+        .unwrap_or(text)
+        .to_string();
+    if message.is_empty() {
+        bail!("the mount daemon exited ({status}) before the mount was live");
+    }
+    bail!("{message}")
+}
+
+/// Mounts and serves until unmounted or signalled.
+fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
+    check_mountpoint(&args.mountpoint)?;
+    let passphrase = passphrase_for(args, settings)?;
+    let options = OpenOptions {
+        passphrase,
+        read_only: settings.read_only,
+        ..OpenOptions::default()
+    };
+    let vol = Volume::open(&args.root, options).map_err(|e| match e {
+        crate::Error::Locked { root } => anyhow::anyhow!(
+            "volume {} is already mounted or in use by another tool",
+            root.display()
+        ),
+        e => {
+            anyhow::Error::new(e).context(format!("opening the volume at {}", args.root.display()))
+        }
+    })?;
+    for (disk, why) in vol.unavailable_disks() {
+        tracing::warn!(%disk, why, "disk unavailable; serving degraded");
+    }
+    let vol = Arc::new(vol);
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(
+            settings
+                .fsname
+                .clone()
+                .unwrap_or_else(|| crate::cli::display_path(&args.root).display().to_string()),
+        ),
+        MountOption::DefaultPermissions,
+    ];
+    config.mount_options.extend(settings.kernel.iter().cloned());
+    config.acl = settings.acl;
+    config.n_threads = Some(settings.threads);
+
+    // Signals are taken by one thread with sigwait; block them before any thread starts.
+    let signals = shutdown_signals();
+    signals.thread_block().context("blocking signals")?;
+
+    let mut session = Session::new(ArgosFs::new(vol.clone()), &args.mountpoint, &config)
+        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    tracing::info!(root = %args.root.display(), mountpoint = %args.mountpoint.display(), "mounted");
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mountpoint = args.mountpoint.clone();
+    let stop_flag = stopping.clone();
+    std::thread::Builder::new()
+        .name("argosfs-signals".into())
+        .spawn(move || {
+            loop {
+                match signals.wait() {
+                    Ok(signal) => {
+                        tracing::info!(?signal, "unmounting");
+                        stop_flag.store(true, Ordering::Release);
+                        if let Err(e) = unmounter.unmount() {
+                            tracing::error!(error = %e, mountpoint = %mountpoint.display(), "unmount failed (busy?); still serving");
+                            stop_flag.store(false, Ordering::Release);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "waiting for signals failed");
+                        return;
+                    }
+                }
+            }
+        })?;
+    if !settings.read_only {
+        let committer = Arc::downgrade(&vol);
+        let interval = settings.commit_interval;
+        let stop_flag = stopping.clone();
+        std::thread::Builder::new()
+            .name("argosfs-commit".into())
+            .spawn(move || {
+                while !stop_flag.load(Ordering::Acquire) {
+                    std::thread::sleep(interval);
+                    let Some(vol) = committer.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = vol.commit() {
+                        tracing::error!(error = %e, "periodic commit failed");
+                    }
+                }
+            })?;
+    }
+    if args.notify_ready {
+        println!("READY");
+        std::io::stdout().flush()?;
+        super::detach_stdio()?;
+    }
+    let served = session.run();
+    stopping.store(true, Ordering::Release);
+    let closed = match Arc::try_unwrap(vol) {
+        Ok(vol) => vol.close(),
+        Err(vol) => vol.commit(),
+    };
+    served.context("serving FUSE requests")?;
+    closed.context("final commit")?;
+    tracing::info!("unmounted cleanly");
+    Ok(())
+}
+
+fn shutdown_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_unknown_ones_are_refused() {
+        let s =
+            parse_options(&["ro,allow_other,dev,suid,passphrase_file=/k,defaults".into()]).unwrap();
+        assert!(s.read_only);
+        assert_eq!(s.acl, SessionACL::All);
+        assert!(s.kernel.contains(&MountOption::Dev));
+        assert!(s.kernel.contains(&MountOption::Suid));
+        assert_eq!(s.passphrase_file, Some(PathBuf::from("/k")));
+        assert!(!s.passthrough.iter().any(|o| o.contains("passphrase")));
+        assert!(parse_options(&["bogus".into()]).is_err());
+        assert!(parse_options(&["threads=0".into()]).is_err());
+        assert_eq!(
+            parse_options(&["commit_interval=2".into()])
+                .unwrap()
+                .commit_interval,
+            Duration::from_secs(2)
+        );
+    }
+}
