@@ -308,11 +308,11 @@ fn launch_background(args: &MountArgs, settings: &MountSettings) -> anyhow::Resu
         .process_group(0);
     let program = "argosfs-mount";
     let mut child = command.spawn().context("starting the mount daemon")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        if let Some(p) = &passphrase {
-            stdin.write_all(p)?;
-            stdin.write_all(b"\n")?;
-        }
+    if let Some(mut stdin) = child.stdin.take()
+        && let Some(p) = &passphrase
+    {
+        stdin.write_all(p)?;
+        stdin.write_all(b"\n")?;
     }
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let errors = std::thread::spawn(move || {

@@ -10,10 +10,17 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Entries kept before the cache is cleared (bounds memory under pid churn).
 const MAX_ENTRIES: usize = 4096;
 
-/// Cache of pid -> (uid seen, supplementary groups).
+/// What was read for one pid: when, for which uid, and its groups.
+struct Entry {
+    read_at: Instant,
+    uid: u32,
+    groups: Vec<u32>,
+}
+
+/// Cache of pid -> supplementary groups.
 #[derive(Default)]
 pub struct GroupCache {
-    entries: Mutex<HashMap<u32, (Instant, u32, Vec<u32>)>>,
+    entries: Mutex<HashMap<u32, Entry>>,
 }
 
 impl GroupCache {
@@ -25,11 +32,11 @@ impl GroupCache {
         let now = Instant::now();
         {
             let cache = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, seen_uid, groups)) = cache.get(&pid)
-                && now.duration_since(*at) < FRESH_FOR
-                && *seen_uid == uid
+            if let Some(entry) = cache.get(&pid)
+                && now.duration_since(entry.read_at) < FRESH_FOR
+                && entry.uid == uid
             {
-                return groups.clone();
+                return entry.groups.clone();
             }
         }
         let groups = read_groups(pid).unwrap_or_default();
@@ -37,7 +44,14 @@ impl GroupCache {
         if cache.len() >= MAX_ENTRIES {
             cache.clear();
         }
-        cache.insert(pid, (now, uid, groups.clone()));
+        cache.insert(
+            pid,
+            Entry {
+                read_at: now,
+                uid,
+                groups: groups.clone(),
+            },
+        );
         groups
     }
 }
