@@ -4,6 +4,8 @@
 mod common;
 
 mod cli_mkfs;
+mod mount;
+mod mount_util;
 mod volume_data;
 mod volume_faults;
 mod volume_posix;

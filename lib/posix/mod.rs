@@ -155,7 +155,9 @@ impl Filesystem for ArgosFs {
             | InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_MAX_PAGES
-            | InitFlags::FUSE_CACHE_SYMLINKS;
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            // The Volume clears setuid/setgid itself on write, truncate and chown.
+            | InitFlags::FUSE_HANDLE_KILLPRIV;
         for flag in wanted.iter() {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer this FUSE capability");
