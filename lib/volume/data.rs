@@ -374,6 +374,16 @@ impl Volume {
             let lo = (offset.max(chunk_start) - chunk_start) as usize;
             let hi = (end.min(chunk_start + stripe) - chunk_start) as usize;
             let src = &bytes[(chunk_start + lo as u64 - offset) as usize..][..hi - lo];
+            if lo == 0 && hi as u64 == stripe {
+                // The write replaces the whole chunk: encode straight from the caller's
+                // bytes, no buffer.
+                if let Some(old) = data.dirty.remove(&index) {
+                    self.dirty_bytes
+                        .fetch_sub(old.len() as u64, Ordering::Relaxed);
+                }
+                self.store_chunk_sized(ino, index, src, new_size)?;
+                continue;
+            }
             let buf = match data.dirty.entry(index) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(slot) => {
@@ -405,9 +415,17 @@ impl Volume {
                 }
                 self.dirty_bytes
                     .fetch_add((hi - buf.len()) as u64, Ordering::Relaxed);
-                buf.resize(hi, 0);
             }
-            buf[lo..hi].copy_from_slice(src);
+            if buf.len() <= lo {
+                // Appending (the common case): no zero fill of bytes about to be copied.
+                buf.resize(lo, 0);
+                buf.extend_from_slice(src);
+            } else {
+                if buf.len() < hi {
+                    buf.resize(hi, 0);
+                }
+                buf[lo..hi].copy_from_slice(src);
+            }
             if hi as u64 == stripe {
                 // A complete chunk: encode it now so large writes stream to the disks.
                 let buf = data.dirty.remove(&index).expect("present");
@@ -710,11 +728,7 @@ impl Volume {
             .disks
             .iter()
             .map(|slot| {
-                let space = slot
-                    .disk
-                    .as_ref()
-                    .and_then(|d| d.space().ok())
-                    .unwrap_or_default();
+                let space = slot.space();
                 Candidate {
                     id: slot.config.id,
                     weight: slot.config.weight,

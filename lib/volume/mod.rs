@@ -165,6 +165,32 @@ struct DiskSlot {
     write_failed: AtomicBool,
     /// Writes since the last sync.
     is_dirty: AtomicBool,
+    /// Last statvfs of the disk and when it was taken.
+    space_cache: Mutex<Option<(std::time::Instant, crate::store::DiskSpace)>>,
+}
+
+/// How long a disk's free-space reading is reused by placement.
+const SPACE_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl DiskSlot {
+    /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] (placement asks
+    /// for every stripe; a disk that fills up in between answers ENOSPC, which the write
+    /// path handles).
+    fn space(&self) -> crate::store::DiskSpace {
+        let Some(disk) = &self.disk else {
+            return crate::store::DiskSpace::default();
+        };
+        let mut cache = lock_poisoned(&self.space_cache);
+        let now = std::time::Instant::now();
+        if let Some((at, space)) = *cache
+            && now.duration_since(at) < SPACE_CACHE_FOR
+        {
+            return space;
+        }
+        let space = disk.space().unwrap_or_default();
+        *cache = Some((now, space));
+        space
+    }
 }
 
 /// State guarded by the volume's metadata lock.
@@ -285,6 +311,7 @@ impl Volume {
                 reserved: AtomicU64::new(0),
                 write_failed: AtomicBool::new(false),
                 is_dirty: AtomicBool::new(false),
+                space_cache: Mutex::new(None),
             });
         }
         let disk_index = disks
