@@ -14,6 +14,7 @@ pub mod format;
 pub mod meta;
 pub mod placement;
 pub mod store;
+pub mod transfer;
 pub mod types;
 pub mod volume;
 
