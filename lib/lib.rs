@@ -15,6 +15,7 @@ pub mod meta;
 pub mod placement;
 pub mod posix;
 pub mod store;
+pub mod transfer;
 pub mod types;
 pub mod volume;
 

@@ -6,6 +6,7 @@ mod common;
 mod cli_mkfs;
 mod mount;
 mod mount_util;
+mod transfer;
 mod volume_data;
 mod volume_faults;
 mod volume_posix;

@@ -1,6 +1,8 @@
 //! Command-line front ends: argument definitions and `main` of every program, shared
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
+pub mod export;
+pub mod import;
 pub mod mkfs;
 pub mod mount;
 mod syslog;
