@@ -4,6 +4,7 @@
 mod common;
 
 mod cli_mkfs;
+mod fsck;
 mod volume_data;
 mod volume_faults;
 mod volume_posix;

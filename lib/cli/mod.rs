@@ -1,7 +1,9 @@
 //! Command-line front ends: argument definitions and `main` of every program, shared
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
+pub mod fsck;
 pub mod mkfs;
+pub mod verify_journal;
 
 use clap::Args;
 use std::io::IsTerminal;
