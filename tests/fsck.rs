@@ -830,3 +830,40 @@ fn verify_journal_reports_a_clean_volume() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["agreement"]["status"], "single_slot");
 }
+
+#[test]
+fn a_missing_disk_is_reported_and_left_to_the_operator() {
+    let (tv, files) = fixture(Spec::layout(4, 2), false);
+    std::fs::remove_dir_all(&tv.disks[5]).unwrap();
+    for args in [&["-n"][..], REPAIR] {
+        let run = fsck(&tv, args);
+        assert_eq!(run.code, 4, "{run}");
+        assert!(run.has("disk_unavailable"), "{run}");
+        assert!(run.has("shard_unavailable"), "{run}");
+        assert!(!run.has("data_loss"), "{run}");
+        assert_eq!(run.summary["errors_corrected"], 0, "{run}");
+    }
+    assert!(!tv.disks[5].exists(), "fsck does not recreate a disk");
+    assert_files(&tv, &files);
+}
+
+#[test]
+fn a_stray_copy_of_a_shard_saves_a_stripe() {
+    let (tv, files) = fixture(Spec::layout(4, 2), false);
+    let s = &stripes(&tv, files[0].ino)[2];
+    // A copy of shard 0 sits on the disk of shard 1 (as an earlier placement could
+    // leave it); then three shards are lost where the metadata puts them.
+    let copy_disk = DirDisk::open(&disk_path(&tv, s.disks[1])).unwrap();
+    let copy = copy_disk.shard_file(key(s, 0));
+    std::fs::copy(shard_file(&tv, s, 0), &copy).unwrap();
+    for index in [0, 2, 4] {
+        std::fs::remove_file(shard_file(&tv, s, index)).unwrap();
+    }
+    let repair = matrix(&tv, "shard_missing", &files);
+    assert!(!repair.has("data_loss"), "{repair}");
+    assert_eq!(repair.summary["stats"]["shards_rebuilt"], 3, "{repair}");
+    assert!(
+        !copy.exists(),
+        "the stray copy is an orphan once the stripe is whole"
+    );
+}

@@ -177,7 +177,7 @@ impl Sim<'_> {
                 Some(i) if i.kind != FileKind::Directory => {
                     let what = kind_name(i.kind);
                     let entries = self.table.dirs[&ino].entries.len();
-                    self.report(Finding::fatal(
+                    self.report(Finding::unrepairable(
                         Kind::StrayTable,
                         self.describe(ino),
                         format!("a {what} with a directory table of {entries} entries (ignored when walking the tree)"),

@@ -177,7 +177,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
     let mut meta_findings = Vec::new();
     for problem in &verified.problems {
         let mut finding = if problem.fix == MetaFix::None {
-            Finding::fatal(problem.kind, problem.object.clone(), problem.detail.clone())
+            Finding::unrepairable(problem.kind, problem.object.clone(), problem.detail.clone())
         } else {
             Finding::error(problem.kind, problem.object.clone(), problem.detail.clone())
         };

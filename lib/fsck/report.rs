@@ -115,7 +115,11 @@ impl Finding {
     }
 
     /// An error that fsck cannot fix.
-    pub fn fatal(kind: Kind, object: impl Into<String>, detail: impl Into<String>) -> Finding {
+    pub fn unrepairable(
+        kind: Kind,
+        object: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Finding {
         Finding {
             repairable: false,
             ..Finding::error(kind, object, detail)

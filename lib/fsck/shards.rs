@@ -63,7 +63,7 @@ pub fn open_disks(root: &Path, sb: &Superblock, report: &mut Report) -> Vec<Disk
                 Ok(disk) => (Some(disk), None),
                 Err(why) => {
                     if matches!(config.state, DiskState::Active | DiskState::Draining) {
-                        report.push(Finding::fatal(
+                        report.push(Finding::unrepairable(
                             Kind::DiskUnavailable,
                             format!("disk {} ({})", config.id, path.display()),
                             format!("{why}: its shards are checked as missing and cannot be rebuilt onto it"),
@@ -188,7 +188,7 @@ impl<'a> ShardCheck<'a> {
                 Some(disk) => match disk.list_shards() {
                     Ok(keys) => keys.into_iter().collect(),
                     Err(e) => {
-                        report.push(Finding::fatal(
+                        report.push(Finding::unrepairable(
                             Kind::DiskUnavailable,
                             format!("disk {} ({})", handle.config.id, handle.path.display()),
                             format!("cannot list shards: {e}"),
@@ -234,13 +234,16 @@ impl<'a> ShardCheck<'a> {
         }
     }
 
-    /// Reads and verifies the object `key` on disk `slot` as shard `i` of `sref`.
+    /// Reads and verifies the object `key` on disk `slot` as the shard `expect`
+    /// describes. `is_placed`: the object is where the metadata puts it (it is counted
+    /// in the accounting; a stray copy is counted by the orphan scan instead).
     fn read(
         &self,
         slot: usize,
         key: ShardKey,
         expect: &ShardHeader,
         shard_len: usize,
+        is_placed: bool,
         report: &mut Report,
     ) -> Found {
         let Some(disk) = &self.disks[slot].disk else {
@@ -261,8 +264,10 @@ impl<'a> ShardCheck<'a> {
                 };
             }
         };
-        report.stats.shards_checked += 1;
-        report.disks[slot].present_bytes += bytes.len() as u64;
+        if is_placed {
+            report.stats.shards_checked += 1;
+            report.disks[slot].present_bytes += bytes.len() as u64;
+        }
         let name = format!("{}: shard {key}", disk.describe());
         let (object, volume) = match shard::decode_shard(&name, bytes, None) {
             Ok(decoded) => decoded,
@@ -328,7 +333,7 @@ impl<'a> ShardCheck<'a> {
         for (ino, chunk, sref) in stripes {
             report.stats.stripes_checked += 1;
             if !seen.insert(sref.id) {
-                report.push(Finding::fatal(
+                report.push(Finding::unrepairable(
                     Kind::BadStripeRef,
                     format!("stripe {} (inode {ino} chunk {chunk})", sref.id),
                     "stripe referenced more than once (stripe ids are never shared)",
@@ -351,7 +356,7 @@ impl<'a> ShardCheck<'a> {
         let width = self.k + self.m;
         let where_ = format!("stripe {} (inode {ino} chunk {chunk})", sref.id);
         if sref.disks.len() != width {
-            report.push(Finding::fatal(
+            report.push(Finding::unrepairable(
                 Kind::BadStripeRef,
                 where_,
                 format!(
@@ -362,7 +367,7 @@ impl<'a> ShardCheck<'a> {
             return;
         }
         if let Some(unknown) = sref.disks.iter().find(|d| !self.index.contains_key(d)) {
-            report.push(Finding::fatal(
+            report.push(Finding::unrepairable(
                 Kind::BadStripeRef,
                 where_,
                 format!("names disk {unknown}, which the superblock does not have"),
@@ -381,7 +386,7 @@ impl<'a> ShardCheck<'a> {
             account.referenced_shards += 1;
             account.referenced_bytes += (shard_len + OVERHEAD_BYTES) as u64;
             let header = self.header(sref, ino, chunk, i);
-            let f = self.read(*slot, key, &header, shard_len, report);
+            let f = self.read(*slot, key, &header, shard_len, true, report);
             if matches!(f, Found::Missing) && self.disks[*slot].disk.is_some() {
                 report.disks[*slot].missing_shards += 1;
             }
@@ -409,7 +414,8 @@ impl<'a> ShardCheck<'a> {
                 let header = self.header(sref, ino, chunk, i);
                 let others = self.by_key.get(&key).cloned().unwrap_or_default();
                 for slot in others.into_iter().filter(|s| *s != slots[i]) {
-                    if let Found::Good(o) = self.read(slot, key, &header, shard_len, report) {
+                    if let Found::Good(o) = self.read(slot, key, &header, shard_len, false, report)
+                    {
                         *stray = Some(o);
                         break;
                     }
@@ -467,7 +473,7 @@ impl<'a> ShardCheck<'a> {
                     self.k
                 )
             };
-            let mut finding = Finding::fatal(Kind::DataLoss, where_.clone(), detail);
+            let mut finding = Finding::unrepairable(Kind::DataLoss, where_.clone(), detail);
             finding.paths = paths
                 .get()
                 .get(&ino)
@@ -479,7 +485,7 @@ impl<'a> ShardCheck<'a> {
                     stripe: sref.id,
                     index: ShardIndex(i as u8),
                 };
-                report.push(Finding::fatal(
+                report.push(Finding::unrepairable(
                     kind,
                     format!(
                         "{}:{key} ({})",
@@ -502,7 +508,7 @@ impl<'a> ShardCheck<'a> {
                 paths::describe(paths.get(), ino)
             );
             if kind == Kind::ShardUnavailable {
-                report.push(Finding::fatal(
+                report.push(Finding::unrepairable(
                     kind,
                     object,
                     format!("{why}: not rebuilt (bring the disk back, or replace it and repair)"),
@@ -621,6 +627,7 @@ impl<'a> ShardCheck<'a> {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => (Stray::Unreadable, format!("unreadable: {e}")),
                     Ok(bytes) => {
+                        report.stats.shards_checked += 1;
                         report.disks[slot].present_bytes += bytes.len() as u64;
                         match shard::decode_shard("", bytes, None) {
                             Err(e) => (Stray::Unreadable, format!("{}", e.kind)),
