@@ -11,6 +11,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod format;
+pub mod fsck;
 pub mod meta;
 pub mod placement;
 pub mod posix;

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli_mkfs;
+mod fsck;
 mod mount;
 mod mount_util;
 mod transfer;

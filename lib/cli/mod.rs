@@ -2,9 +2,11 @@
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
 pub mod export;
+pub mod fsck;
 pub mod import;
 pub mod mkfs;
 pub mod mount;
+pub mod verify_journal;
 mod syslog;
 
 use clap::Args;

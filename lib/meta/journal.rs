@@ -391,6 +391,13 @@ fn encode_record(out: &mut Vec<u8>, txid: u64, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// True when a torn tail reported by [`Journal::scan`] is what a crash during an append
+/// leaves, so [`Journal::open`] would cut it; false when it is damage followed by later
+/// data, which `open` refuses. For fsck and verify-journal, which report the difference.
+pub fn is_crash_torn(path: &Path, tail: &TornTail) -> Result<bool> {
+    is_crash_tear(path, tail)
+}
+
 /// True when the bad tail is what a crash during an append leaves: a record cut short
 /// (it reaches past the end of the file) or an extension of the file that holds only
 /// zeros. A complete damaged record followed by other data is corruption instead, and

@@ -102,6 +102,12 @@ impl DirDisk {
         &self.root
     }
 
+    /// The file that holds (or would hold) the shard object `key`. For fsck, which
+    /// moves foreign or unreadable objects out of the shard tree instead of deleting them.
+    pub fn shard_file(&self, key: ShardKey) -> PathBuf {
+        self.shard_path(key)
+    }
+
     fn fan_dir(&self, stripe: StripeId) -> PathBuf {
         self.shards.join(fan_name(stripe.0 as u8))
     }

@@ -1,0 +1,4 @@
+//! argosfs-fsck: see `argosfs::cli::fsck`.
+fn main() -> std::process::ExitCode {
+    argosfs::cli::fsck::main()
+}
