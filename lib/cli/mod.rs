@@ -6,8 +6,8 @@ pub mod fsck;
 pub mod import;
 pub mod mkfs;
 pub mod mount;
-pub mod verify_journal;
 mod syslog;
+pub mod verify_journal;
 
 use clap::Args;
 use std::io::IsTerminal;

@@ -57,6 +57,10 @@ pub struct MetaStore {
     pending_ops: usize,
     slot_txids: [Option<u64>; 2],
     journal_limit_bytes: u64,
+    /// Journal length right after the newest snapshot (or at open).
+    journal_bytes_at_snapshot: u64,
+    /// Size of the newest snapshot's body.
+    snapshot_bytes: u64,
     read_only: Option<ReadOnlyReason>,
 }
 
@@ -161,6 +165,12 @@ impl MetaStore {
             (None, Journal::scan(&journal_path, volume)?)
         };
         let replayed = Self::replay(&mut table, &journal_path, &scan, snap.txid)?;
+        let journal_bytes_at_snapshot = scan
+            .records
+            .iter()
+            .find(|r| r.txid > snap.txid)
+            .map_or(scan.valid_len, |r| r.offset);
+        let snapshot_bytes = snap.payload.len() as u64;
         let mut slot_txids = [None, None];
         for report in &slots {
             if report.error.is_none() {
@@ -184,6 +194,8 @@ impl MetaStore {
             pending_ops: 0,
             slot_txids,
             journal_limit_bytes: DEFAULT_JOURNAL_LIMIT_BYTES,
+            journal_bytes_at_snapshot,
+            snapshot_bytes,
             read_only: (!writable).then_some(ReadOnlyReason::Requested),
         };
         Ok((store, report))
@@ -298,7 +310,13 @@ impl MetaStore {
         self.table.txid = txid;
         self.pending.clear();
         self.pending_ops = 0;
-        if journal.len_bytes() > self.journal_limit_bytes {
+        // Snapshot once the journal grown since the newest snapshot outweighs both the bound
+        // and twice the snapshot itself: a snapshot then costs at most a constant share of
+        // the bytes journaled, so each op stays O(1) amortised however large the table.
+        let grown = journal
+            .len_bytes()
+            .saturating_sub(self.journal_bytes_at_snapshot);
+        if grown > self.journal_limit_bytes.max(2 * self.snapshot_bytes) {
             self.snapshot()?;
         }
         Ok(())
@@ -329,6 +347,8 @@ impl MetaStore {
             self.read_only = Some(ReadOnlyReason::JournalFailed);
             return Err(e);
         }
+        self.journal_bytes_at_snapshot = journal.len_bytes();
+        self.snapshot_bytes = body.len() as u64;
         tracing::debug!(slot, txid, "metadata snapshot written");
         Ok(())
     }

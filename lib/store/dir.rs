@@ -204,6 +204,11 @@ impl Disk for DirDisk {
         nix::unistd::syncfs(&self.dir).map_err(io::Error::from)
     }
 
+    fn sync_domain(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        self.dir.metadata().ok().map(|m| m.dev())
+    }
+
     fn space(&self) -> io::Result<DiskSpace> {
         let stat = nix::sys::statvfs::fstatvfs(&self.dir).map_err(io::Error::from)?;
         // The libc field types differ between platforms, hence the casts.

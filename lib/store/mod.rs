@@ -51,6 +51,11 @@ pub trait Disk: Send + Sync {
     fn shard_modified(&self, key: ShardKey) -> io::Result<SystemTime>;
     /// Makes every write and delete so far durable (data and directory entries).
     fn sync(&self) -> io::Result<()>;
+    /// The filesystem the disk lives on, when [`Disk::sync`] syncs that whole filesystem:
+    /// disks sharing one need a single sync per commit. `None`: sync each disk.
+    fn sync_domain(&self) -> Option<u64> {
+        None
+    }
     /// Capacity and free space.
     fn space(&self) -> io::Result<DiskSpace>;
     /// The disk label, if one was written.

@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Name of the lock file in ROOT.
 pub const LOCK_FILE: &str = "lock";
+/// How long a busy lock is retried before the volume counts as in use.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
 /// Name of the metadata directory in ROOT.
 pub const META_DIR: &str = "meta";
 /// Longest entry name.
@@ -240,7 +242,8 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
+/// Takes the volume lock (exclusive for writers, shared for read-only use).
+pub fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
     let path = root.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -249,17 +252,28 @@ fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    let result = if exclusive {
-        file.try_lock()
-    } else {
-        file.try_lock_shared()
-    };
-    match result {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            root: root.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    // A lock can be held for a moment by a process that is only passing through: a child
+    // forked by the last holder keeps a copy of its descriptor until it execs. So a busy
+    // lock is retried briefly before the volume is called in use.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        let result = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match result {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    root: root.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
     }
 }
 
@@ -434,11 +448,17 @@ impl Volume {
         let _commit = lock_poisoned(&self.commit_lock);
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
         self.flush_all_dirty()?;
+        let mut synced_domains = Vec::new();
         for slot in &self.disks {
-            if slot.is_dirty.swap(false, Ordering::AcqRel)
-                && let Some(disk) = &slot.disk
-                && let Err(e) = disk.sync()
-            {
+            if !slot.is_dirty.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            let Some(disk) = &slot.disk else { continue };
+            let domain = disk.sync_domain();
+            if domain.is_some() && synced_domains.contains(&domain) {
+                continue;
+            }
+            if let Err(e) = disk.sync() {
                 slot.is_dirty.store(true, Ordering::Release);
                 tracing::error!(disk = %slot.config.id, error = %e, "disk sync failed; metadata not committed");
                 return Err(Error::DiskIo {
@@ -446,6 +466,7 @@ impl Volume {
                     source: e,
                 });
             }
+            synced_domains.push(domain);
         }
         let frees = {
             let mut state = self.lock_state();
