@@ -458,16 +458,12 @@ fn raise_readahead(mountpoint: &Path) {
     };
     let target = target.to_string_lossy();
     // Fields: id parent major:minor root mount-point ...; the newest mount comes last.
-    let Some(dev) = info
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let dev = f.nth(2)?;
-            let point = f.nth(1)?;
-            (point == target).then_some(dev)
-        })
-        .last()
-    else {
+    let Some(dev) = info.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let dev = f.nth(2)?;
+        let point = f.nth(1)?;
+        (point == target).then_some(dev)
+    }) else {
         return;
     };
     let knob = format!("/sys/class/bdi/{dev}/read_ahead_kb");
