@@ -376,6 +376,9 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     config.mount_options.extend(settings.kernel.iter().cloned());
     config.acl = settings.acl;
     config.n_threads = Some(settings.threads);
+    // One /dev/fuse descriptor per worker: the kernel hands each request to one thread
+    // instead of waking them all on a shared descriptor.
+    config.clone_fd = true;
 
     // Signals are taken by one thread with sigwait; block them before any thread starts.
     let signals = shutdown_signals();
