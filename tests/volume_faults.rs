@@ -241,27 +241,41 @@ fn open_faulty(tv: &common::TestVolume) -> (Volume, Faults) {
 }
 
 #[test]
-fn enospc_on_one_disk_fails_the_write_cleanly_and_keeps_old_content() {
+fn enospc_on_one_disk_fails_fsync_cleanly_and_keeps_old_content() {
     let tv = common::make(&Spec {
         stripe_bytes: 16 << 10,
-        inline_max_bytes: 0,
         ..Spec::default()
     });
     let (vol, faults) = open_faulty(&tv);
     let c = root();
     let old = pattern(40_000, 21);
     let ino = put_file(&vol, b"f", &old);
+    let other = put_file(&vol, b"other", b"unrelated");
     vol.commit().unwrap();
     let shards_before: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
     faults.lock().unwrap()[&DiskId(3)].fail_puts_after(0, libc::ENOSPC);
-    let err = vol.write(&c, ino, 0, &pattern(40_000, 22)).unwrap_err();
+    // Like a page cache, the write is taken into memory; storing it fails later.
+    let new = pattern(40_000, 22);
+    vol.write(&c, ino, 0, &new).unwrap();
+    assert_eq!(
+        read_all(&vol, ino).unwrap(),
+        new,
+        "buffered bytes are visible"
+    );
+    let err = vol.fsync(ino).unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
+    assert_eq!(vol.flush(ino).unwrap_err().errno(), libc::ENOSPC);
+    // Other files (this one small enough to live inline) still commit: one file's
+    // unstorable data does not block the volume.
+    vol.write(&c, other, 0, b"still committed").unwrap();
+    vol.fsync(other).unwrap();
     let shards_after: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
     assert_eq!(shards_after, shards_before, "partial stripes removed");
-    // The failed bytes stay buffered; dropping them by reopening shows the old content.
+    // Never stored, never committed: after a crash the file has its old content.
     drop(vol);
     let vol = tv.open();
     assert_eq!(read_all(&vol, ino).unwrap(), old);
+    assert_eq!(read_all(&vol, other).unwrap(), b"still committed");
 }
 
 #[test]

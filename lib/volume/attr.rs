@@ -222,7 +222,8 @@ impl Volume {
         state
             .meta
             .record(crate::meta::Op::PutInode { ino, inode })?;
-        Ok(())
+        drop(state);
+        self.maybe_commit()
     }
 
     /// Removes xattr `name`.

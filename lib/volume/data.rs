@@ -144,22 +144,26 @@ impl Volume {
     }
 
     /// Makes the file's data and all metadata durable (the whole volume commits: one
-    /// journal, like ext4's).
-    pub fn fsync(&self, _ino: InodeId) -> Result<()> {
-        self.commit()
+    /// journal, like ext4's). Fails when this file's buffered data cannot be stored.
+    pub fn fsync(&self, ino: InodeId) -> Result<()> {
+        self.commit_for(Some(ino))
     }
 
-    /// Encodes every dirty buffer of every file. The caller holds the gate exclusively.
-    pub(super) fn flush_all_dirty(&self) -> Result<()> {
+    /// Encodes every dirty buffer of every file; returns the files whose data could not be
+    /// stored (their bytes stay buffered). The caller holds the gate exclusively.
+    pub(super) fn flush_all_dirty(&self) -> Vec<(InodeId, Error)> {
         let files: Vec<_> = lock_poisoned(&self.files)
             .iter()
             .map(|(ino, f)| (*ino, f.clone()))
             .collect();
+        let mut failed = Vec::new();
         for (ino, file) in files {
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
-            self.flush_file_locked(ino, &mut data)?;
+            if let Err(e) = self.flush_file_locked(ino, &mut data) {
+                failed.push((ino, e));
+            }
         }
-        Ok(())
+        failed
     }
 
     fn flush_file_locked(&self, ino: InodeId, data: &mut FileData) -> Result<()> {
@@ -381,7 +385,15 @@ impl Volume {
                     self.dirty_bytes
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
                 }
-                self.store_chunk_sized(ino, index, src, new_size)?;
+                if let Err(e) = self.store_chunk_sized(ino, index, src, new_size) {
+                    // Like a page cache: the write succeeds into memory and the error
+                    // comes back from fsync, flush or close (or from a later write once
+                    // the dirty limit is reached).
+                    tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
+                    self.dirty_bytes
+                        .fetch_add(src.len() as u64, Ordering::Relaxed);
+                    data.dirty.insert(index, src.to_vec());
+                }
                 continue;
             }
             let buf = match data.dirty.entry(index) {
@@ -431,8 +443,9 @@ impl Volume {
                 let buf = data.dirty.remove(&index).expect("present");
                 let len = buf.len() as u64;
                 if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size) {
+                    tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
                     data.dirty.insert(index, buf);
-                    return Err(e);
+                    continue;
                 }
                 self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
             }

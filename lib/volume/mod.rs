@@ -444,10 +444,23 @@ impl Volume {
     /// Makes every change so far durable: encodes dirty buffers into stripes, syncs the
     /// disks that took shards, writes the open metadata batch as one journal transaction
     /// and fsyncs it, then deletes the shards that batch stopped referencing.
+    ///
+    /// Files whose buffered data cannot be stored (a full disk, say) keep it buffered; the
+    /// rest commits, and the first such error is returned.
     pub fn commit(&self) -> Result<()> {
+        self.commit_for(None)
+    }
+
+    /// [`Volume::commit`], failing only for buffered data of `only` when given (what
+    /// fsync of one file needs), else for any file's.
+    pub(super) fn commit_for(&self, only: Option<InodeId>) -> Result<()> {
         let _commit = lock_poisoned(&self.commit_lock);
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        self.flush_all_dirty()?;
+        let unstored = self
+            .flush_all_dirty()
+            .into_iter()
+            .find(|(ino, _)| only.is_none_or(|o| o == *ino))
+            .map(|(_, e)| e);
         let mut synced_domains = Vec::new();
         for slot in &self.disks {
             if !slot.is_dirty.swap(false, Ordering::AcqRel) {
@@ -471,7 +484,7 @@ impl Volume {
         let frees = {
             let mut state = self.lock_state();
             if !state.meta.has_pending() {
-                return Ok(());
+                return unstored.map_or(Ok(()), Err);
             }
             state.meta.commit()?;
             self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -479,7 +492,7 @@ impl Volume {
         };
         self.delete_stripes(&frees);
         self.prune_file_states();
-        Ok(())
+        unstored.map_or(Ok(()), Err)
     }
 
     /// Deletes the shards of stripes that no committed metadata references any more.

@@ -303,7 +303,10 @@ impl Volume {
                 p.nlink += 1;
             }
         })?;
-        Ok(self.attr_of(&state, ino, &inode))
+        let attr = self.attr_of(&state, ino, &inode);
+        drop(state);
+        self.maybe_commit()?;
+        Ok(attr)
     }
 
     /// Adds a hard link `newparent/newname` to `ino`.
