@@ -272,7 +272,7 @@ fn mount_permissions_for_an_unprivileged_user() {
     // ACL grant: mode 0600 denies "other", a named-user entry lets 65534 read.
     fs::write(m.path("acl"), b"granted").unwrap();
     fs::set_permissions(m.path("acl"), fs::Permissions::from_mode(0o600)).unwrap();
-    let grant = acl_xattr(&[
+    let grant = crate::common::acl_xattr(&[
         (0x01, 6, u32::MAX),
         (0x02, 4, 65534),
         (0x04, 0, u32::MAX),
@@ -287,7 +287,7 @@ fn mount_permissions_for_an_unprivileged_user() {
     // ACL deny: others may read by mode, but a named-user entry with no rights denies.
     fs::write(m.path("deny"), b"d").unwrap();
     fs::set_permissions(m.path("deny"), fs::Permissions::from_mode(0o644)).unwrap();
-    let deny = acl_xattr(&[
+    let deny = crate::common::acl_xattr(&[
         (0x01, 6, u32::MAX),
         (0x02, 0, 65534),
         (0x04, 4, u32::MAX),
@@ -303,16 +303,6 @@ fn mount_permissions_for_an_unprivileged_user() {
     let (ok, err) = as_nobody(&format!("echo more >> {mnt}/suid"));
     assert!(ok, "{err}");
     assert_eq!(fs::metadata(m.path("suid")).unwrap().mode() & 0o7777, 0o777);
-}
-
-fn acl_xattr(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut out = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in entries {
-        out.extend_from_slice(&tag.to_le_bytes());
-        out.extend_from_slice(&perm.to_le_bytes());
-        out.extend_from_slice(&id.to_le_bytes());
-    }
-    out
 }
 
 const FSX: &str = include_str!("fsx.py");

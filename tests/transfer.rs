@@ -114,7 +114,7 @@ fn set_acl(path: &Path, is_default: bool, entries: &[(u16, u16, u32)]) {
             String::from_utf8_lossy(&out.stderr)
         );
     } else {
-        let bytes = acl_bytes(entries);
+        let bytes = crate::common::acl_xattr(entries);
         let name = if is_default {
             "system.posix_acl_default"
         } else {
@@ -601,7 +601,7 @@ fn library_round_trip_keeps_every_attribute() {
         &c,
         into,
         b"system.posix_acl_default",
-        &acl_bytes(&default_acl),
+        &crate::common::acl_xattr(&default_acl),
         0,
     )
     .unwrap();
@@ -693,16 +693,6 @@ fn assert_fixture_is_complete(src: &Path, tree: &Tree) {
             (1 << 20, (1 << 20) + (100 << 10))
         ]
     );
-}
-
-fn acl_bytes(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut bytes = 2u32.to_le_bytes().to_vec();
-    for &(tag, perm, id) in entries {
-        bytes.extend_from_slice(&tag.to_le_bytes());
-        bytes.extend_from_slice(&perm.to_le_bytes());
-        bytes.extend_from_slice(&id.to_le_bytes());
-    }
-    bytes
 }
 
 #[test]

@@ -395,7 +395,7 @@ fn permissions_for_unprivileged_callers() {
     vol.write(&alice, s.ino, 0, b"x").unwrap();
     assert_eq!(vol.getattr(s.ino).unwrap().perm, 0o755);
     // An ACL grants bob read access the mode bits deny.
-    let acl = acl_bytes(&[
+    let acl = crate::common::acl_xattr(&[
         (0x01, 6, u32::MAX),
         (0x02, 4, 1001),
         (0x04, 0, u32::MAX),
@@ -423,16 +423,6 @@ fn permissions_for_unprivileged_callers() {
             .unwrap(),
         acl
     );
-}
-
-fn acl_bytes(entries: &[(u16, u16, u32)]) -> Vec<u8> {
-    let mut out = 2u32.to_le_bytes().to_vec();
-    for (tag, perm, id) in entries {
-        out.extend_from_slice(&tag.to_le_bytes());
-        out.extend_from_slice(&perm.to_le_bytes());
-        out.extend_from_slice(&id.to_le_bytes());
-    }
-    out
 }
 
 #[test]

@@ -54,6 +54,28 @@ impl ArgosFs {
         &self.vol
     }
 
+    /// Feeds the entries of directory `dir` after `offset` to `add` until it reports its
+    /// reply buffer full (returns true) or the directory ends.
+    fn each_entry(
+        &self,
+        dir: InodeId,
+        mut offset: u64,
+        mut add: impl FnMut(&crate::volume::DirEntryOut) -> bool,
+    ) -> crate::Result<()> {
+        loop {
+            let batch = self.vol.readdir(dir, offset, READDIR_BATCH)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for entry in &batch {
+                if add(entry) {
+                    return Ok(());
+                }
+                offset = entry.next_offset;
+            }
+        }
+    }
+
     fn caller(&self, req: &Request, umask: u32) -> Caller {
         Caller {
             uid: req.uid(),
@@ -433,27 +455,17 @@ impl Filesystem for ArgosFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let mut offset = offset;
-        loop {
-            let batch = match self.vol.readdir(ino(n), offset, READDIR_BATCH) {
-                Ok(b) => b,
-                Err(e) => return reply.error(errno(&e)),
-            };
-            if batch.is_empty() {
-                return reply.ok();
-            }
-            for entry in batch {
-                let name = OsStr::from_bytes(&entry.name);
-                if reply.add(
-                    INodeNo(entry.ino.0),
-                    entry.next_offset,
-                    file_type(entry.kind),
-                    name,
-                ) {
-                    return reply.ok();
-                }
-                offset = entry.next_offset;
-            }
+        let listed = self.each_entry(ino(n), offset, |entry| {
+            reply.add(
+                INodeNo(entry.ino.0),
+                entry.next_offset,
+                file_type(entry.kind),
+                OsStr::from_bytes(&entry.name),
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -465,33 +477,23 @@ impl Filesystem for ArgosFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let mut offset = offset;
-        loop {
-            let batch = match self.vol.readdir(ino(n), offset, READDIR_BATCH) {
-                Ok(b) => b,
-                Err(e) => return reply.error(errno(&e)),
+        let listed = self.each_entry(ino(n), offset, |entry| {
+            // An entry removed since the batch was read is skipped, not an error.
+            let Ok(attr) = self.vol.getattr(entry.ino) else {
+                return false;
             };
-            if batch.is_empty() {
-                return reply.ok();
-            }
-            for entry in batch {
-                let Ok(attr) = self.vol.getattr(entry.ino) else {
-                    offset = entry.next_offset;
-                    continue;
-                };
-                let name = OsStr::from_bytes(&entry.name);
-                if reply.add(
-                    INodeNo(entry.ino.0),
-                    entry.next_offset,
-                    name,
-                    &TTL,
-                    &file_attr(&attr),
-                    Generation(0),
-                ) {
-                    return reply.ok();
-                }
-                offset = entry.next_offset;
-            }
+            reply.add(
+                INodeNo(entry.ino.0),
+                entry.next_offset,
+                OsStr::from_bytes(&entry.name),
+                &TTL,
+                &file_attr(&attr),
+                Generation(0),
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
