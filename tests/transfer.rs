@@ -1056,3 +1056,26 @@ fn bad_command_lines_are_usage_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn imported_tree_seen_through_the_mount_matches_the_source() {
+    crate::mount_util::require_fuse!();
+    let tv = common::make(&Spec::default());
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    make_fixture(&src);
+    let before = snapshot(&src);
+    assert_fixture_is_complete(&src, &before);
+    {
+        let vol = tv.open();
+        let mut seen = Collect::default();
+        let report = transfer::import(&vol, &src, &ImportOptions::default(), &mut seen).unwrap();
+        assert!(seen.errors.is_empty(), "{:#?}", seen.errors);
+        assert!(report.is_clean(), "{report:?}");
+        vol.close().unwrap();
+    }
+    // Read-only, so looking cannot change what is compared.
+    let m = crate::mount_util::Mounted::with_options(tv, &["ro", "allow_other", "dev", "suid"]);
+    assert_same_metadata(&before, &snapshot(&m.mnt));
+    assert_same_data(&src, &m.mnt, &before);
+}

@@ -264,3 +264,36 @@ fn many_files_survive_snapshots_and_journal_compaction() {
         assert_eq!(read_all(&vol, ino).unwrap(), i.to_le_bytes());
     }
 }
+
+#[test]
+fn holes_inside_a_stripe_stay_holes_across_flush_and_reopen() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 64 << 10,
+        inline_max_bytes: 0,
+        ..Spec::default()
+    });
+    let c = root();
+    let ino = {
+        let vol = tv.open();
+        let ino = vol.create(&c, InodeId::ROOT, b"f", 0o644).unwrap().ino;
+        vol.write(&c, ino, 8192, b"first").unwrap();
+        vol.write(&c, ino, 40_000, b"second").unwrap();
+        vol.write(&c, ino, 200_000, b"third").unwrap();
+        let expect = vec![(8192, 12288), (36864, 40006), (200_000 & !4095, 200_005)];
+        assert_eq!(vol.data_regions(ino).unwrap(), expect, "buffered");
+        vol.commit().unwrap();
+        assert_eq!(vol.data_regions(ino).unwrap(), expect, "stored");
+        // Filling the first hole merges the regions.
+        vol.write(&c, ino, 0, &vec![1u8; 40_000]).unwrap();
+        vol.close().unwrap();
+        ino
+    };
+    let vol = tv.open();
+    assert_eq!(
+        vol.data_regions(ino).unwrap(),
+        vec![(0, 40_006), (200_000 & !4095, 200_005)]
+    );
+    assert_eq!(vol.seek_hole(ino, 0).unwrap(), 40_006);
+    assert_eq!(vol.seek_data(ino, 40_006).unwrap(), 200_000 & !4095);
+    assert_eq!(vol.read(ino, 40_000, 6).unwrap(), b"second");
+}

@@ -205,4 +205,83 @@ pub struct StripeRef {
     pub disks: Vec<DiskId>,
     /// Plaintext bytes that count (a truncate may shorten it without rewriting).
     pub valid_len: u32,
+    /// Which blocks hold written data when the chunk has holes (zeros stored only
+    /// because a later block was written); `None`: everything up to `valid_len` is data.
+    pub written: Option<BlockMap>,
+}
+
+/// Granularity of holes inside a chunk (what SEEK_HOLE and export can see).
+pub const HOLE_BLOCK_BYTES: u64 = 4096;
+
+/// A bitmap of the [`HOLE_BLOCK_BYTES`] blocks of a chunk that hold written data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMap(Vec<u64>);
+
+impl BlockMap {
+    /// A map where the blocks covering `0..len` are data.
+    pub fn filled(len: u64) -> BlockMap {
+        let mut map = BlockMap::default();
+        map.mark(0, len);
+        map
+    }
+
+    /// Marks the blocks touching `lo..hi` as data.
+    pub fn mark(&mut self, lo: u64, hi: u64) {
+        if hi <= lo {
+            return;
+        }
+        for block in lo / HOLE_BLOCK_BYTES..=(hi - 1) / HOLE_BLOCK_BYTES {
+            let (word, bit) = ((block / 64) as usize, block % 64);
+            if self.0.len() <= word {
+                self.0.resize(word + 1, 0);
+            }
+            self.0[word] |= 1 << bit;
+        }
+    }
+
+    fn is_data(&self, block: u64) -> bool {
+        self.0
+            .get((block / 64) as usize)
+            .is_some_and(|w| w & (1 << (block % 64)) != 0)
+    }
+
+    /// The data ranges within `0..len`, in order.
+    pub fn regions(&self, len: u64) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for block in 0..len.div_ceil(HOLE_BLOCK_BYTES) {
+            if !self.is_data(block) {
+                continue;
+            }
+            let start = block * HOLE_BLOCK_BYTES;
+            let end = (start + HOLE_BLOCK_BYTES).min(len);
+            match out.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => out.push((start, end)),
+            }
+        }
+        out
+    }
+
+    /// `None` when every block of `0..len` is data (the common case needs no map).
+    pub fn normalized(self, len: u64) -> Option<BlockMap> {
+        let full = (0..len.div_ceil(HOLE_BLOCK_BYTES)).all(|b| self.is_data(b));
+        (!full).then_some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_map_regions() {
+        let mut map = BlockMap::default();
+        map.mark(100, 200);
+        map.mark(8192, 8193);
+        map.mark(12288, 20000);
+        assert_eq!(map.regions(18000), vec![(0, 4096), (8192, 18000)]);
+        assert!(BlockMap::filled(10000).normalized(10000).is_none());
+        assert!(map.clone().normalized(20000).is_some());
+        assert_eq!(BlockMap::default().regions(4096), vec![]);
+    }
 }

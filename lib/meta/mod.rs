@@ -14,7 +14,7 @@ pub mod journal;
 pub mod snapshot;
 pub mod table;
 
-pub use inode::{Chunk, FileKind, Inode, StripeRef, Timestamp};
+pub use inode::{BlockMap, Chunk, FileKind, Inode, StripeRef, Timestamp};
 pub use table::{DirEntry, Directory, Op, Table};
 
 use crate::error::{Error, ReadOnlyReason, Result};

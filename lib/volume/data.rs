@@ -12,7 +12,7 @@ use super::{FileData, MAX_FILE_BYTES, Volume, lock_poisoned};
 use crate::cache::Plain;
 use crate::data::{StripeContext, TransformError};
 use crate::error::{Error, Result};
-use crate::meta::{BATCH_SOFT_LIMIT_BYTES, Chunk, FileKind, Op, StripeRef, Timestamp};
+use crate::meta::{BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Op, StripeRef, Timestamp};
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
@@ -169,9 +169,13 @@ impl Volume {
     fn flush_file_locked(&self, ino: InodeId, data: &mut FileData) -> Result<()> {
         while let Some((index, buf)) = data.dirty.pop_first() {
             let len = buf.len() as u64;
-            if let Err(e) = self.store_chunk(ino, index, &buf) {
+            let written = data.written.remove(&index);
+            if let Err(e) = self.store_chunk(ino, index, &buf, written.clone()) {
                 // Keep the bytes: a later flush may succeed (e.g. after space is freed).
                 data.dirty.insert(index, buf);
+                if let Some(map) = written {
+                    data.written.insert(index, map);
+                }
                 return Err(e);
             }
             self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -256,19 +260,39 @@ impl Volume {
             .get(&ino)
             .map(|c| c.iter().map(|(i, c)| (*i, c.valid_len())).collect())
             .unwrap_or_default();
+        let mut maps: std::collections::BTreeMap<u64, Option<BlockMap>> = state
+            .meta
+            .table()
+            .chunks
+            .get(&ino)
+            .map(|c| {
+                c.iter()
+                    .map(|(i, c)| match c {
+                        Chunk::Stripe(s) => (*i, s.written.clone()),
+                        Chunk::Inline(_) => (*i, None),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         for (index, buf) in &data.dirty {
             lens.insert(*index, buf.len() as u64);
+            maps.insert(*index, data.written.get(index).cloned());
         }
         let mut regions: Vec<(u64, u64)> = Vec::new();
         for (index, len) in lens {
             let start = index * stripe;
-            let end = (start + len).min(inode.size);
-            if end <= start {
-                continue;
-            }
-            match regions.last_mut() {
-                Some(last) if last.1 == start => last.1 = end,
-                _ => regions.push((start, end)),
+            let len = len.min(inode.size.saturating_sub(start));
+            let in_chunk = match maps.remove(&index).flatten() {
+                Some(map) => map.regions(len),
+                None if len > 0 => vec![(0, len)],
+                None => Vec::new(),
+            };
+            for (lo, hi) in in_chunk {
+                let (lo, hi) = (start + lo, start + hi);
+                match regions.last_mut() {
+                    Some(last) if last.1 == lo => last.1 = hi,
+                    _ => regions.push((lo, hi)),
+                }
             }
         }
         Ok(regions)
@@ -385,7 +409,8 @@ impl Volume {
                     self.dirty_bytes
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
                 }
-                if let Err(e) = self.store_chunk_sized(ino, index, src, new_size) {
+                data.written.remove(&index);
+                if let Err(e) = self.store_chunk_sized(ino, index, src, new_size, None) {
                     // Like a page cache: the write succeeds into memory and the error
                     // comes back from fsync, flush or close (or from a later write once
                     // the dirty limit is reached).
@@ -407,6 +432,11 @@ impl Volume {
                         _ => None,
                     };
                     let mut buf = Vec::new();
+                    if let Some(Chunk::Stripe(s)) = &stored
+                        && let Some(map) = &s.written
+                    {
+                        data.written.insert(index, map.clone());
+                    }
                     if let Some(chunk) = stored {
                         let valid = chunk.valid_len() as usize;
                         // Old bytes survive unless this write covers all of them.
@@ -421,6 +451,15 @@ impl Volume {
                     slot.insert(buf)
                 }
             };
+            // Skipping over unwritten bytes leaves a hole: from then on the chunk needs a
+            // map of which blocks hold data.
+            if lo > buf.len() || data.written.contains_key(&index) {
+                let filled = buf.len() as u64;
+                data.written
+                    .entry(index)
+                    .or_insert_with(|| BlockMap::filled(filled))
+                    .mark(lo as u64, hi as u64);
+            }
             if buf.len() < hi {
                 if buf.capacity() < hi && hi < stripe as usize {
                     buf.reserve_exact(stripe as usize - buf.len());
@@ -442,9 +481,14 @@ impl Volume {
                 // A complete chunk: encode it now so large writes stream to the disks.
                 let buf = data.dirty.remove(&index).expect("present");
                 let len = buf.len() as u64;
-                if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size) {
+                let written = data.written.remove(&index);
+                if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size, written.clone())
+                {
                     tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
                     data.dirty.insert(index, buf);
+                    if let Some(map) = written {
+                        data.written.insert(index, map);
+                    }
                     continue;
                 }
                 self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -517,6 +561,7 @@ impl Volume {
                 .unwrap_or_default();
             state.meta.record(Op::DropChunks { ino, from: keep })?;
             state.frees.extend(dropped);
+            data.written.split_off(&keep);
             for (_, buf) in data.dirty.split_off(&keep) {
                 self.dirty_bytes
                     .fetch_sub(buf.len() as u64, Ordering::Relaxed);
@@ -563,9 +608,15 @@ impl Volume {
         Ok(())
     }
 
-    fn store_chunk(&self, ino: InodeId, index: u64, plain: &[u8]) -> Result<()> {
+    fn store_chunk(
+        &self,
+        ino: InodeId,
+        index: u64,
+        plain: &[u8],
+        written: Option<BlockMap>,
+    ) -> Result<()> {
         let size = self.lock_state().inode(ino).map(|i| i.size).unwrap_or(0);
-        self.store_chunk_sized(ino, index, plain, size)
+        self.store_chunk_sized(ino, index, plain, size, written)
     }
 
     /// Stores one chunk (inline when small enough, else as a new stripe) and records it,
@@ -576,12 +627,15 @@ impl Volume {
         index: u64,
         plain: &[u8],
         file_size: u64,
+        written: Option<BlockMap>,
     ) -> Result<()> {
         let inline_max = u64::from(self.sb.inline_max_bytes);
         let chunk = if index == 0 && file_size <= inline_max && plain.len() as u64 <= inline_max {
             Chunk::Inline(plain.to_vec())
         } else {
-            Chunk::Stripe(self.write_stripe(ino, index, plain)?)
+            let mut stripe = self.write_stripe(ino, index, plain)?;
+            stripe.written = written.and_then(|m| m.normalized(plain.len() as u64));
+            Chunk::Stripe(stripe)
         };
         let mut state = self.lock_state();
         if !state.meta.table().inodes.contains_key(&ino) {
@@ -697,6 +751,7 @@ impl Volume {
                     info: encoded.info,
                     disks,
                     valid_len: plain.len() as u32,
+                    written: None,
                 });
             };
             for (i, disk_id) in disks.iter().enumerate().take(written) {

@@ -214,6 +214,8 @@ struct FileState {
 struct FileData {
     /// Chunk index to its current plaintext (bytes past the end read as zeros).
     dirty: BTreeMap<u64, Vec<u8>>,
+    /// For dirty chunks with holes: which blocks were written (absent: all of them).
+    written: BTreeMap<u64, crate::meta::BlockMap>,
 }
 
 /// An open ArgosFS volume.
@@ -581,6 +583,7 @@ impl Volume {
             let bytes: usize = data.dirty.values().map(Vec::len).sum();
             self.dirty_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
             data.dirty.clear();
+            data.written.clear();
         }
         Ok(())
     }
