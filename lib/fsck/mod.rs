@@ -91,52 +91,15 @@ impl Progress for NoProgress {
     fn advance(&self, _steps: u64) {}
 }
 
-/// How long a held lock is waited for before giving up.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// Takes the volume lock (`ROOT/lock`, flock): exclusive to write, shared to read.
-/// `Error::Locked` when a mount or another tool holds it. A lock held by someone else is
-/// retried for two seconds before that: a tool that is just exiting, or a child process
-/// of one that inherited the descriptor for the moment between fork and exec, lets go
-/// within that time; a mount does not. A reader finding no lock file goes on without one
-/// rather than create it (it changes nothing, and no mount runs without the file).
+/// Takes the volume lock (`ROOT/lock`, flock): exclusive to write, shared to read, with
+/// the Volume's own retry of a briefly held lock; `Error::Locked` when a mount or another
+/// tool holds it. A reader finding no lock file goes on without one rather than create
+/// it (it changes nothing, and no mount runs without the file).
 pub fn lock(root: &Path, exclusive: bool) -> Result<Option<File>> {
-    let path = root.join(LOCK_FILE);
-    let file = if exclusive {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-    } else {
-        File::open(&path)
-    };
-    let file = match file {
-        Ok(file) => file,
-        Err(e) if !exclusive && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    let started = std::time::Instant::now();
-    loop {
-        let locked = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        match locked {
-            Ok(()) => return Ok(Some(file)),
-            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Locked {
-                    root: root.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-        }
+    if !exclusive && !root.join(LOCK_FILE).exists() {
+        return Ok(None);
     }
+    crate::volume::take_lock(root, exclusive).map(Some)
 }
 
 fn internal(meta_dir: &Path, why: &str) -> Error {

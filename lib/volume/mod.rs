@@ -247,10 +247,11 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Takes the volume lock (exclusive for writers, shared for read-only use).
 pub fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
     let path = root.join(LOCK_FILE);
+    // A shared lock needs only a read-only descriptor, which also works on read-only media.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
+        .write(exclusive)
+        .create(exclusive)
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
