@@ -4,6 +4,7 @@
 mod common;
 
 mod cli_mkfs;
+mod cli_packaging;
 mod fsck;
 mod mount;
 mod mount_util;

@@ -1,7 +1,7 @@
 //! argosfs-export: copies a directory of a volume out to a host directory.
 
 use super::import::{Output, UsageError, open_volume};
-use super::{CommonArgs, init_logging};
+use super::{CommonArgs, Example, init_logging};
 use crate::transfer::{self, ExportOptions, Report};
 use anyhow::Context;
 use clap::Parser;
@@ -11,12 +11,30 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Copy a volume's tree out to a host directory, without a mount. With
-/// --preserve-metadata everything is kept (owners, set-id bits, nanosecond times,
-/// xattrs and ACLs, devices, hard links, holes); without it only contents, types, hard
-/// links and the rwx and sticky bits.
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-export /srv/argosfs ./rootfs-export --preserve-metadata",
+        "copy the whole volume out with owners, set-id bits, times, xattrs and ACLs",
+    ),
+    (
+        "argosfs-export /srv/argosfs /tmp/etc --from /images/debian/etc --json",
+        "copy one directory out, reported as JSON Lines",
+    ),
+];
+
+/// Exit status of argosfs-export (as argosfs-import).
+pub use super::import::EXIT_STATUS;
+
+/// Copy a directory of an ArgosFS volume out to the host.
+///
+/// Runs without a mount; the volume must not be mounted. With --preserve-metadata
+/// everything is kept (owners, set-id bits, nanosecond times, xattrs and ACLs, devices,
+/// hard links, holes); without it only contents, types, hard links and the rwx and
+/// sticky bits.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-export", version, about, long_about = None)]
+#[command(name = "argosfs-export", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct ExportArgs {
     /// Volume root directory. The volume must not be mounted.
     pub root: PathBuf,

@@ -1,6 +1,6 @@
 //! argosfs-fsck: checks (and repairs) a volume that is not mounted.
 
-use super::{CommonArgs, init_logging, report_error};
+use super::{CommonArgs, Example, ExitStatus, init_logging, report_error};
 use crate::fsck::{self, Finding, Options, Progress, Report, Severity};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -22,11 +22,49 @@ pub mod exit {
     pub const USAGE: u8 = 16;
 }
 
-/// Check an ArgosFS volume offline: superblock, snapshots, journal, directory tree, link
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-fsck /srv/argosfs -n",
+        "check everything and change nothing",
+    ),
+    (
+        "argosfs-fsck /srv/argosfs --repair --remove-orphans",
+        "repair what can be repaired and delete shards nothing references",
+    ),
+    (
+        "argosfs-fsck /srv/argosfs --json | jq 'select(.type == \"summary\") | .data'",
+        "the summary of a check as JSON",
+    ),
+];
+
+/// Exit status of argosfs-fsck, as fsck(8).
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (exit::CLEAN, "no errors"),
+    (
+        exit::CORRECTED,
+        "errors were found and all of them corrected",
+    ),
+    (
+        exit::UNCORRECTED,
+        "errors are left uncorrected: run again with --repair; lost data cannot be corrected",
+    ),
+    (
+        exit::OPERATIONAL,
+        "operational error: no readable superblock, the volume is mounted, a repair write failed",
+    ),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// Check and repair an ArgosFS volume offline.
+///
+/// Checks the superblock, both metadata snapshots, the journal, the directory tree, link
 /// counts, every shard of every stripe, disk accounting and orphan shards. Changes nothing
-/// unless --repair or --remove-orphans is given. The volume must not be mounted.
+/// unless --repair or --remove-orphans is given. The volume must not be mounted. An
+/// encrypted volume needs no passphrase.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-fsck", version, about, long_about = None)]
+#[command(name = "argosfs-fsck", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct FsckArgs {
     /// Volume root directory.
     pub root: PathBuf,
@@ -56,14 +94,19 @@ pub fn main() -> ExitCode {
     match FsckArgs::try_parse() {
         Ok(args) => run(args),
         Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::CLEAN,
-                _ => exit::USAGE,
-            };
             let _ = e.print();
-            ExitCode::from(code)
+            ExitCode::from(parse_error_code(&e))
         }
+    }
+}
+
+/// The exit status for a command line clap refused: 0 for --help and --version, else 16
+/// (fsck(8) wants 16 for usage errors, where clap would exit 2).
+pub fn parse_error_code(error: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::CLEAN,
+        _ => exit::USAGE,
     }
 }
 
@@ -140,11 +183,7 @@ pub fn run(args: FsckArgs) -> ExitCode {
         Err(e) => {
             progress.finish();
             let error = match e {
-                crate::Error::Locked { .. } => anyhow::anyhow!(
-                    "volume {} is mounted or in use (another process holds {}); unmount it first",
-                    root.display(),
-                    root.join(crate::volume::LOCK_FILE).display()
-                ),
+                crate::Error::Locked { .. } => super::in_use(&root),
                 other => anyhow::Error::new(other)
                     .context(format!("checking the volume at {}", root.display())),
             };
@@ -157,7 +196,7 @@ pub fn run(args: FsckArgs) -> ExitCode {
                         "data": {
                             "schema": 1,
                             "root": root,
-                            "error": format!("{error:#}"),
+                            "error": super::error_text(&error),
                             "errors_found": 0,
                             "errors_corrected": 0,
                             "errors_left": 0,

@@ -3,7 +3,7 @@
 //! Also holds what argosfs-export shares with it: opening a volume offline (lock and
 //! passphrase), the progress display, and the error and summary output.
 
-use super::{CommonArgs, exit, init_logging, read_passphrase, report_error};
+use super::{CommonArgs, Example, ExitStatus, exit, init_logging, read_passphrase, report_error};
 use crate::transfer::{self, Counts, ImportOptions, ItemError, Observer, Outcome, Report};
 use crate::volume::{OpenOptions, Superblock, Volume};
 use anyhow::Context;
@@ -17,11 +17,36 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Copy a directory tree (a root filesystem, say) into an ArgosFS volume with
-/// everything intact: file types, hard links, devices, all mode bits, owners,
-/// nanosecond times, xattrs and ACLs, byte names, holes. Runs without a mount.
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-import /srv/argosfs /srv/rootfs --into /images/debian",
+        "copy a root filesystem tree into /images/debian of the volume",
+    ),
+    (
+        "argosfs-import /srv/argosfs /home -x --json",
+        "copy /home without crossing into other filesystems, as JSON Lines",
+    ),
+];
+
+/// Exit status of argosfs-import and argosfs-export.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (exit::OK, "everything was copied"),
+    (
+        exit::FAIL,
+        "something was not: each error is reported and the run goes on unless --strict",
+    ),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// Copy a directory tree into an ArgosFS volume.
+///
+/// Copies a tree (a root filesystem, say) with everything intact: file types, hard
+/// links, devices, all mode bits, owners, nanosecond times, xattrs and ACLs, byte names,
+/// holes. Runs without a mount; the volume must not be mounted.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-import", version, about, long_about = None)]
+#[command(name = "argosfs-import", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct ImportArgs {
     /// Volume root directory. The volume must not be mounted.
     pub root: PathBuf,
@@ -111,7 +136,11 @@ pub(crate) fn open_volume(
     let sb = Superblock::load(root)
         .with_context(|| format!("reading the volume at {}", root.display()))?;
     let passphrase = match sb.encryption {
-        Some(_) => Some(read_passphrase(passphrase_file, false)?),
+        Some(_) => Some(read_passphrase(
+            passphrase_file,
+            "--passphrase-file FILE",
+            false,
+        )?),
         None => None,
     };
     let options = OpenOptions {
@@ -121,10 +150,7 @@ pub(crate) fn open_volume(
     };
     match Volume::open(root, options) {
         Ok(vol) => Ok(vol),
-        Err(crate::Error::Locked { .. }) => Err(anyhow::anyhow!(
-            "volume {} is mounted or in use; unmount it first",
-            root.display()
-        )),
+        Err(crate::Error::Locked { .. }) => Err(super::in_use(root)),
         Err(e) => Err(e).with_context(|| format!("opening the volume at {}", root.display())),
     }
 }

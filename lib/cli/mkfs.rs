@@ -1,6 +1,8 @@
 //! argosfs-mkfs: creates a volume.
 
-use super::{CommonArgs, exit, init_logging, parse_size, read_passphrase, report_error};
+use super::{
+    CommonArgs, Example, ExitStatus, exit, init_logging, parse_size, read_passphrase, report_error,
+};
 use crate::data::compress::Compression;
 use crate::types::DiskId;
 use crate::volume::{self, DiskConfig, FormatOptions, KdfStrength, Layout};
@@ -9,10 +11,32 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Create an ArgosFS volume: a ROOT directory for metadata and several disk directories
-/// for erasure-coded shards.
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-mkfs /srv/argosfs --disk /srv/d0 --disk /srv/d1 --disk /srv/d2 --disk /srv/d3 --disk /srv/d4 --disk /srv/d5 --compression zstd",
+        "a 4+2 volume on six disks: any two may be lost",
+    ),
+    (
+        "argosfs-mkfs /srv/argosfs --disk /srv/d0:domain=shelf1 --disk /srv/d1:domain=shelf2 --disk /srv/d2:class=ssd --layout 2+1 --encrypt --passphrase-file /etc/argosfs/data.key --json",
+        "an encrypted 2+1 volume with failure domains, reported as JSON",
+    ),
+];
+
+/// Exit status of argosfs-mkfs.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (exit::OK, "the volume was created"),
+    (exit::FAIL, "it was not; the message on stderr says why"),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// Create an ArgosFS volume.
+///
+/// A ROOT directory gets the superblock, metadata and lock; each disk directory (usually
+/// the mount point of one drive) gets a label and, later, erasure-coded shards.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-mkfs", version, about, long_about = None)]
+#[command(name = "argosfs-mkfs", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct MkfsArgs {
     /// Volume root directory (superblock, metadata, lock); created if missing.
     pub root: PathBuf,
@@ -102,7 +126,11 @@ fn execute(args: &MkfsArgs) -> anyhow::Result<serde_json::Value> {
     let inline_max = parse_size(&args.inline_max).map_err(usage)?;
     let compression = Compression::parse(&args.compression).map_err(usage)?;
     let passphrase = if args.encrypt {
-        Some(read_passphrase(args.passphrase_file.as_deref(), true)?)
+        Some(read_passphrase(
+            args.passphrase_file.as_deref(),
+            "--passphrase-file FILE",
+            true,
+        )?)
     } else {
         None
     };

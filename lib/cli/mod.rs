@@ -2,6 +2,7 @@
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
 pub mod export;
+pub mod front;
 pub mod fsck;
 pub mod import;
 pub mod mkfs;
@@ -21,6 +22,26 @@ pub mod exit {
     pub const FAIL: u8 = 1;
     /// The command line was wrong.
     pub const USAGE: u8 = 2;
+}
+
+/// An example command line and what it does, for `--help` and the man pages.
+pub type Example = (&'static str, &'static str);
+
+/// An exit status and what it means, for `--help` and the man pages.
+pub type ExitStatus = (u8, &'static str);
+
+/// The text after the options in `--help`: examples, then the exit status table. The man
+/// pages render the same tables as their EXAMPLES and EXIT STATUS sections.
+pub fn help_epilogue(examples: &[Example], exit_status: &[ExitStatus]) -> String {
+    let mut text = String::from("Examples:\n");
+    for (command, what) in examples {
+        text.push_str(&format!("  {command}\n      {what}\n"));
+    }
+    text.push_str("\nExit status:\n");
+    for (code, meaning) in exit_status {
+        text.push_str(&format!("  {code:<3} {meaning}\n"));
+    }
+    text.trim_end().to_string()
 }
 
 /// Flags every program takes.
@@ -80,8 +101,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Where a passphrase comes from, in order: a file, ARGOSFS_PASSPHRASE, a prompt on the
-/// terminal (twice when `confirm`).
-pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Vec<u8>> {
+/// terminal (twice when `confirm`). `file_option` is how the program takes the file
+/// (`--passphrase-file FILE`), for the message when there is no source at all.
+pub fn read_passphrase(
+    file: Option<&Path>,
+    file_option: &str,
+    confirm: bool,
+) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     if let Some(path) = file {
         let mut bytes = std::fs::read(path)
@@ -103,7 +129,7 @@ pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<Vec
     }
     anyhow::ensure!(
         std::io::stdin().is_terminal(),
-        "a passphrase is needed: give --passphrase-file FILE or set ARGOSFS_PASSPHRASE (no terminal to prompt on)"
+        "the volume is encrypted and there is no terminal to ask for its passphrase on: give {file_option} or set ARGOSFS_PASSPHRASE"
     );
     let first = prompt_hidden("Passphrase: ")?;
     anyhow::ensure!(!first.is_empty(), "the passphrase is empty");
@@ -158,7 +184,56 @@ pub fn print_json(value: &serde_json::Value) {
 
 /// Reports an error the way every program does: `argosfs-X: error: ...` with causes.
 pub fn report_error(program: &str, error: &anyhow::Error) {
-    eprintln!("{program}: error: {error:#}");
+    eprintln!("{program}: error: {}", error_text(error));
+}
+
+/// An error as one line: what failed, then each cause not already said by the one
+/// before (library errors such as `I/O on PATH: ...` repeat their source), then what to
+/// do when the failure is a common one.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.ends_with(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    if let Some(hint) = hint(error) {
+        text.push_str(" (");
+        text.push_str(hint);
+        text.push(')');
+    }
+    text
+}
+
+/// What to do about a common failure.
+fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    error.chain().find_map(|cause| match cause.downcast_ref::<crate::Error>()? {
+        crate::Error::Io { path, source }
+            if source.kind() == std::io::ErrorKind::NotFound
+                && path.file_name()
+                    == crate::volume::Superblock::path(Path::new("/")).file_name() =>
+        {
+            Some("no ArgosFS volume there: give the volume root, the directory argosfs-mkfs made")
+        }
+        crate::Error::WrongPassphrase => {
+            Some("check the passphrase file or ARGOSFS_PASSPHRASE; without the right one the data cannot be read")
+        }
+        _ => None,
+    })
+}
+
+/// The error for a volume whose lock another process holds: what is wrong and what to do.
+pub(crate) fn in_use(root: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "volume {} is mounted or in use; unmount it first, or wait for the other tool to finish ({} is held)",
+        root.display(),
+        root.join(crate::volume::LOCK_FILE).display()
+    )
 }
 
 /// Absolute form of a path for messages and JSON.

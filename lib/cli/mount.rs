@@ -5,7 +5,7 @@
 //! pipe, and returns 0 only once the mount is live; errors of the child (wrong passphrase,
 //! busy volume, bad mount point) come back on the parent's stderr with exit status 1.
 
-use super::{CommonArgs, exit, init_logging, read_passphrase, report_error};
+use super::{CommonArgs, Example, ExitStatus, exit, init_logging, read_passphrase, report_error};
 use crate::posix::ArgosFs;
 use crate::volume::{OpenOptions, Superblock, Volume};
 use anyhow::{Context, bail};
@@ -19,9 +19,51 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-mount /srv/argosfs /mnt/data -o allow_other",
+        "mount in the background; returns once the mount is live",
+    ),
+    (
+        "argosfs-mount /srv/argosfs /mnt/data -f -v",
+        "serve in the foreground with info logs on stderr (Ctrl-C or umount ends it)",
+    ),
+    (
+        "mount -t argosfs -o passphrase_file=/etc/argosfs/data.key /srv/argosfs /mnt/data",
+        "through mount(8), once mount.argosfs links to argosfs-mount",
+    ),
+    ("umount /mnt/data", "unmount: everything is committed first"),
+];
+
+/// Exit status of argosfs-mount.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (
+        exit::OK,
+        "the volume is mounted (with -f: it was served and unmounted cleanly)",
+    ),
+    (
+        exit::FAIL,
+        "mounting or serving failed; the message on stderr says why",
+    ),
+    (exit::USAGE, "the command line or a mount option is wrong"),
+];
+
 /// Mount an ArgosFS volume.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-mount", version, about, long_about = None)]
+#[command(name = "argosfs-mount", version)]
+#[command(long_about = "Mount an ArgosFS volume over FUSE.
+
+Without -f the program starts the file system server in the background and exits 0 only \
+once the mount is live; the server then logs to syslog (the journal) as argosfs-mount. With \
+-f it serves in the foreground and logs to stderr. SIGTERM, SIGINT, SIGHUP or umount(8) \
+commit everything and end it.
+
+Called through a link named mount.argosfs (ln -s $(command -v argosfs-mount) \
+/sbin/mount.argosfs), it is the mount(8) helper for file system type argosfs and takes \
+mount(8)'s helper arguments: mount.argosfs ROOT MOUNTPOINT [-sfnvrw] [-o OPTIONS]. That \
+makes fstab lines and systemd .mount units with type argosfs work.")]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct MountArgs {
     /// Volume root directory.
     pub root: PathBuf,
@@ -172,6 +214,10 @@ pub fn main() -> ExitCode {
     run(MountArgs::parse())
 }
 
+/// How the background server is started again: this program's arguments come after
+/// these (`["mount"]` when this program is the `argosfs` front command).
+pub(crate) type ReexecPrefix = &'static [&'static str];
+
 /// The mount(8) helper, called as
 /// `mount.argosfs SPEC DIR [-sfnv] [-o OPTIONS]`.
 pub fn helper_main() -> ExitCode {
@@ -232,21 +278,42 @@ pub fn helper_main() -> ExitCode {
 
 /// Runs argosfs-mount with parsed arguments.
 pub fn run(args: MountArgs) -> ExitCode {
+    run_as(args, &[])
+}
+
+/// Runs `argosfs mount` with parsed arguments.
+pub(crate) fn run_as(args: MountArgs, reexec_prefix: ReexecPrefix) -> ExitCode {
+    init_logging(&args.common, "info");
     let settings = match parse_options(&args.options) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("argosfs-mount: error: {e}");
+            report_error(
+                "argosfs-mount",
+                &anyhow::anyhow!("{e} (see -o in argosfs-mount --help)"),
+            );
             return ExitCode::from(exit::USAGE);
         }
     };
     let result = if args.foreground {
-        init_logging(&args.common, "info");
-        serve(&args, &settings)
+        serve(&args, &settings).map(|()| None)
     } else {
-        launch_background(&args, &settings)
+        launch_background(&args, &settings, reexec_prefix).map(Some)
     };
     match result {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(server_pid) => {
+            if args.common.json
+                && let Some(pid) = server_pid
+            {
+                super::print_json(&serde_json::json!({
+                    "schema": 1,
+                    "root": super::display_path(&args.root),
+                    "mountpoint": super::display_path(&args.mountpoint),
+                    "read_only": settings.read_only,
+                    "pid": pid,
+                }));
+            }
+            ExitCode::from(exit::OK)
+        }
         Err(e) => {
             report_error("argosfs-mount", &e);
             ExitCode::from(exit::FAIL)
@@ -268,7 +335,12 @@ fn passphrase_for(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<
         anyhow::ensure!(!line.is_empty(), "empty passphrase on standard input");
         return Ok(Some(line.as_bytes().to_vec()));
     }
-    read_passphrase(settings.passphrase_file.as_deref(), false).map(Some)
+    read_passphrase(
+        settings.passphrase_file.as_deref(),
+        "-o passphrase_file=FILE",
+        false,
+    )
+    .map(Some)
 }
 
 fn check_mountpoint(path: &Path) -> anyhow::Result<()> {
@@ -281,13 +353,29 @@ fn check_mountpoint(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts `self -f --notify-ready` in the background and waits until it reports the mount
-/// live (exit 0) or fails (its error on our stderr, exit 1).
-fn launch_background(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
+/// live (its process id) or fails (its error on our stderr, exit 1). The server is named
+/// argosfs-mount (argv[0]) whichever program started it, so its syslog lines are too;
+/// `@argosfs-mount` when this program was started as `@...`: systemd spares processes so
+/// named when it leaves the initrd or shuts down, as a root file system needs.
+fn launch_background(
+    args: &MountArgs,
+    settings: &MountSettings,
+    reexec_prefix: ReexecPrefix,
+) -> anyhow::Result<u32> {
     check_mountpoint(&args.mountpoint)?;
     let passphrase = passphrase_for(args, settings)?;
-    let exe = std::env::current_exe().context("finding this program")?;
+    let exe = std::env::current_exe().context("finding this program to start the server")?;
+    let is_root_storage = std::env::args_os()
+        .next()
+        .is_some_and(|a| a.as_encoded_bytes().starts_with(b"@"));
     let mut command = Command::new(exe);
     command
+        .arg0(if is_root_storage {
+            "@argosfs-mount"
+        } else {
+            "argosfs-mount"
+        })
+        .args(reexec_prefix)
         .arg(&args.root)
         .arg(&args.mountpoint)
         .arg("--foreground")
@@ -297,6 +385,9 @@ fn launch_background(args: &MountArgs, settings: &MountSettings) -> anyhow::Resu
     }
     for _ in 0..args.common.verbose {
         command.arg("-v");
+    }
+    if args.common.quiet {
+        command.arg("-q");
     }
     if passphrase.is_some() {
         command.arg("--passphrase-stdin");
@@ -325,7 +416,7 @@ fn launch_background(args: &MountArgs, settings: &MountSettings) -> anyhow::Resu
     let _ = BufReader::new(stdout).read_line(&mut line);
     if line.trim() == "READY" {
         tracing::debug!(program, pid = child.id(), "mount daemon ready");
-        return Ok(());
+        return Ok(child.id());
     }
     let status = child.wait()?;
     let text = errors.join().unwrap_or_default();
@@ -351,8 +442,9 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     };
     let vol = Volume::open(&args.root, options).map_err(|e| match e {
         crate::Error::Locked { root } => anyhow::anyhow!(
-            "volume {} is already mounted or in use by another tool",
-            root.display()
+            "volume {} is already mounted or in use; unmount it first, or wait for the other tool to finish ({} is held)",
+            root.display(),
+            root.join(crate::volume::LOCK_FILE).display()
         ),
         e => {
             anyhow::Error::new(e).context(format!("opening the volume at {}", args.root.display()))

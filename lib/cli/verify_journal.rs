@@ -1,7 +1,7 @@
 //! argosfs-verify-journal (`argosfs verify-journal`): validates both snapshot slots and
 //! the journal without replaying into the live volume.
 
-use super::{CommonArgs, exit, init_logging, report_error};
+use super::{CommonArgs, Example, ExitStatus, exit, init_logging, report_error};
 use crate::fsck::meta_check::{self, AgreementStatus, MetaVerification, SlotStatus};
 use crate::volume::{META_DIR, Superblock};
 use anyhow::Context;
@@ -9,12 +9,36 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Verify an ArgosFS volume's metadata: both snapshot slots (checksum, hash, version),
-/// the journal (every record's checksum and order, torn tail), and whether the secondary
-/// snapshot plus the journal rebuilds the primary. Reads only; the volume must not be
-/// mounted read-write.
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-verify-journal /srv/argosfs",
+        "which snapshot slot is damaged, where the journal ends, whether they agree",
+    ),
+    (
+        "argosfs-verify-journal /srv/argosfs --json | jq '.slots[] | {slot, status, txid}'",
+        "the state of both snapshot slots as JSON",
+    ),
+];
+
+/// Exit status of argosfs-verify-journal.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (exit::OK, "both snapshots and the journal verify"),
+    (
+        exit::FAIL,
+        "a problem was found (argosfs-fsck --repair fixes most), or the volume could not be read",
+    ),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// Verify the metadata snapshots and journal of an ArgosFS volume.
+///
+/// Checks both snapshot slots (checksum, hash, version), the journal (every record's
+/// checksum and order, a torn tail), and whether the secondary snapshot plus the journal
+/// rebuilds the primary. Reads only; the volume must not be mounted read-write.
 #[derive(Debug, Parser)]
-#[command(name = "argosfs-verify-journal", version, about, long_about = None)]
+#[command(name = "argosfs-verify-journal", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct VerifyJournalArgs {
     /// Volume root directory.
     pub root: PathBuf,
@@ -48,6 +72,14 @@ pub fn run(args: VerifyJournalArgs) -> ExitCode {
         }
         Err(e) => {
             report_error("argosfs-verify-journal", &e);
+            if args.common.json {
+                super::print_json(&serde_json::json!({
+                    "schema": 1,
+                    "root": super::display_path(&args.root),
+                    "ok": false,
+                    "error": super::error_text(&e),
+                }));
+            }
             ExitCode::from(exit::FAIL)
         }
     }
@@ -58,10 +90,7 @@ fn execute(args: &VerifyJournalArgs) -> anyhow::Result<(Superblock, MetaVerifica
     let sb = Superblock::load(root)
         .with_context(|| format!("reading the superblock of {}", root.display()))?;
     let _lock = match crate::fsck::lock(root, false) {
-        Err(crate::Error::Locked { .. }) => anyhow::bail!(
-            "volume {} is mounted or in use (another process holds its lock)",
-            super::display_path(root).display()
-        ),
+        Err(crate::Error::Locked { .. }) => return Err(super::in_use(&super::display_path(root))),
         other => other?,
     };
     Ok((

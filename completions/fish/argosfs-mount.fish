@@ -1,0 +1,9 @@
+complete -c argosfs-mount -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME; fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
+complete -c argosfs-mount -s f -l foreground -d 'Stay in the foreground (logs to stderr)'
+complete -c argosfs-mount -l passphrase-stdin -d 'Read the passphrase of an encrypted volume from standard input (one line)'
+complete -c argosfs-mount -l notify-ready -d 'Print READY on stdout once the mount is live, then detach stdio (used by the background launcher)'
+complete -c argosfs-mount -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs-mount -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs-mount -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs-mount -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs-mount -s V -l version -d 'Print version'

@@ -1,0 +1,98 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_argosfs_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_argosfs_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_argosfs_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_argosfs_using_subcommand
+    set -l cmd (__fish_argosfs_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c argosfs -n "__fish_argosfs_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_needs_command" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "mkfs" -d 'Create an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "mount" -d 'Mount an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "fsck" -d 'Check and repair an ArgosFS volume offline'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "verify-journal" -d 'Verify the metadata snapshots and journal of an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. Repeat once per disk' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l layout -d 'Data and parity shards per stripe, e.g. 4+2 (default: 4+2 with six or more disks, else one parity shard)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l stripe-size -d 'Plaintext bytes per stripe (4K to 64M)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l compression -d 'Compression of stripes: none, zstd, or zstd:LEVEL (1-19)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l passphrase-file -d 'Read the passphrase from this file (trailing newline ignored)' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l inline-max -d 'Files up to this size are stored inline in the metadata (0 disables; never for encrypted volumes)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l encrypt -d 'Encrypt data with XChaCha20-Poly1305 and a key derived from a passphrase (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l force -d 'Overwrite an existing volume or disk (destroys its data)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l insecure-fast-kdf -d 'Cheapest key derivation (for tests and demos only; weak against guessing)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME; fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s f -l foreground -d 'Stay in the foreground (logs to stderr)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l passphrase-stdin -d 'Read the passphrase of an encrypted volume from standard input (one line)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l notify-ready -d 'Print READY on stdout once the mount is live, then detach stdio (used by the background launcher)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l orphan-grace -d 'Unreferenced shard objects younger than this are kept' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s n -l no-change -d 'Check only and change nothing (the default without --repair or --remove-orphans)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l repair -d 'Repair: rebuild missing or corrupt shards from the others, fix link counts and the directory tree, move unreachable inodes to /lost+found, rewrite damaged snapshots, cut a torn journal tail, free inodes left unlinked-but-open'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l remove-orphans -d 'Delete shard objects that no metadata (live state, primary or secondary snapshot) references and that are older than --orphan-grace; objects of another volume or that do not verify are moved to DISK/argosfs-quarantine/, never deleted'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -l into -d 'Target directory inside the volume (\'/\'-separated), made as needed' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt)' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -l strict -d 'Stop at the first error (by default an error is reported, the run goes on, and the exit status is 1)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -s x -l one-file-system -d 'Do not descend into directories on other filesystems (mount points are made empty)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand import" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l from -d 'Directory inside the volume to export (\'/\'-separated)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt)' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l preserve-metadata -d 'Keep owners and groups, set-user-ID, set-group-ID and sticky bits, atime and mtime (nanoseconds) and every xattr incl. ACLs (needs root)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l force -d 'Write into a non-empty destination: directories are merged, other entries in the way are replaced'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l strict -d 'Stop at the first error (by default an error is reported, the run goes on, and the exit status is 1)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "mkfs" -d 'Create an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "mount" -d 'Mount an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "fsck" -d 'Check and repair an ArgosFS volume offline'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "verify-journal" -d 'Verify the metadata snapshots and journal of an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
