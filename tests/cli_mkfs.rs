@@ -123,3 +123,22 @@ fn encryption_takes_the_passphrase_from_a_file_or_the_environment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ARGOSFS_PASSPHRASE"));
 }
+
+#[test]
+fn a_refused_mkfs_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root").display().to_string();
+    let d0 = dir.path().join("d0").display().to_string();
+    let d1 = dir.path().join("d1").display().to_string();
+    let out = mkfs(&[&root, "--disk", &d0, "--disk", &d1, "--disk", &d0]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("given twice"));
+    assert!(!dir.path().join("d0/argosfs-disk.json").exists());
+    let d2 = dir.path().join("d2").display().to_string();
+    let out = mkfs(&[&root, "--disk", &d0, "--disk", &d1, "--disk", &d2]);
+    assert!(
+        out.status.success(),
+        "retry without --force: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

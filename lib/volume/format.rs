@@ -113,42 +113,33 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
 
+    // Check everything before writing anything, so a refused mkfs leaves no labels.
     let mut disks = Vec::new();
-    let mut seen = Vec::new();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut to_wipe = Vec::new();
     for config in &options.disks {
         let path = absolute(&config.resolve(&root))?;
-        if seen.contains(&path) {
+        if paths.contains(&path) {
             return Err(Error::Config(format!(
                 "disk {} is given twice",
                 path.display()
             )));
         }
-        seen.push(path.clone());
         if let Ok(existing) = DirDisk::open(&path)
             && existing.read_label().ok().flatten().is_some()
         {
             if !options.force {
                 return Err(Error::AlreadyFormatted { path });
             }
-            let shards = path.join("shards");
-            if shards.exists() {
-                std::fs::remove_dir_all(&shards).map_err(|e| Error::io(&shards, e))?;
-            }
+            to_wipe.push(path.join("shards"));
         }
-        let disk = DirDisk::create(&path).map_err(|e| Error::io(&path, e))?;
-        let label = DiskLabel {
-            volume,
-            disk: config.id,
-            created_unix: now,
-        };
-        disk.write_label(&label.encode())
-            .map_err(|e| Error::io(&path, e))?;
         let mut stored = config.clone();
         stored.path = match path.strip_prefix(&root) {
             Ok(inside) => inside.to_path_buf(),
             Err(_) => path.clone(),
         };
         disks.push(stored);
+        paths.push(path);
     }
 
     let encryption = match &options.passphrase {
@@ -190,6 +181,22 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         disks,
     };
     sb.validate().map_err(Error::Config)?;
+    for shards in to_wipe {
+        // --force: the shards of the volume being replaced.
+        if shards.exists() {
+            std::fs::remove_dir_all(&shards).map_err(|e| Error::io(&shards, e))?;
+        }
+    }
+    for (config, path) in sb.disks.iter().zip(&paths) {
+        let disk = DirDisk::create(path).map_err(|e| Error::io(path, e))?;
+        let label = DiskLabel {
+            volume,
+            disk: config.id,
+            created_unix: now,
+        };
+        disk.write_label(&label.encode())
+            .map_err(|e| Error::io(path, e))?;
+    }
     let root_inode = Inode::new(FileKind::Directory, 0o755, 0, 0);
     MetaStore::create(&root.join(META_DIR), volume, root_inode)?;
     let lock = root.join(LOCK_FILE);
