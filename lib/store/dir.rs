@@ -158,6 +158,23 @@ impl Disk for DirDisk {
         fs::read(self.shard_path(key))
     }
 
+    fn get_shard_ranges(
+        &self,
+        key: ShardKey,
+        ranges: &[(usize, usize)],
+    ) -> io::Result<Vec<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(self.shard_path(key))?;
+        ranges
+            .iter()
+            .map(|&(offset, len)| {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, offset as u64)?;
+                Ok(buf)
+            })
+            .collect()
+    }
+
     fn delete_shard(&self, key: ShardKey) -> io::Result<()> {
         match fs::remove_file(self.shard_path(key)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

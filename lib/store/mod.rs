@@ -43,6 +43,24 @@ pub trait Disk: Send + Sync {
     fn put_shard(&self, key: ShardKey, parts: &[&[u8]]) -> io::Result<()>;
     /// Reads a whole shard object. `ErrorKind::NotFound` when it does not exist.
     fn get_shard(&self, key: ShardKey) -> io::Result<Vec<u8>>;
+    /// Reads byte ranges `(offset, len)` of a shard object, in order. A range past the end
+    /// of the object is an `UnexpectedEof` error. The default reads the whole object.
+    fn get_shard_ranges(
+        &self,
+        key: ShardKey,
+        ranges: &[(usize, usize)],
+    ) -> io::Result<Vec<Vec<u8>>> {
+        let bytes = self.get_shard(key)?;
+        ranges
+            .iter()
+            .map(|&(offset, len)| {
+                bytes
+                    .get(offset..offset + len)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
+            })
+            .collect()
+    }
     /// Deletes a shard object; deleting a missing one is not an error.
     fn delete_shard(&self, key: ShardKey) -> io::Result<()>;
     /// Every shard object on the disk (for fsck and orphan scans).

@@ -6,7 +6,7 @@
 //! 0      8    magic      b"ARGSHRD\x1a"
 //! 8      2    version    u16 LE, 1
 //! 10     2    flags      u16 LE, 0 (no flags defined)
-//! 12     4    body_len   u32 LE: 32 + payload length
+//! 12     4    body_len   u32 LE: 32 + 4n + 4 + payload length
 //! 16     16   volume_id
 //! 32     8    stripe     u64 LE   -- shard header (the first 32 bytes of the body)
 //! 40     8    inode      u64 LE
@@ -15,10 +15,15 @@
 //! 57     1    k          u8       at least 1
 //! 58     1    m          u8
 //! 59     1    reserved   0
-//! 60     4    reserved   0
-//! 64     ..   payload    the erasure-coded shard bytes
-//! end-4  4    crc32c     over every byte before it
+//! 60     4    payload_len u32 LE
+//! 64     4*n  block_crcs crc32c of each 4 KiB block of the payload (n = ceil(len/4096))
+//! 64+4n  4    head_crc   crc32c of bytes 0..64+4n
+//! 68+4n  ..   payload    the erasure-coded shard bytes
+//! end-4  4    crc32c     over every byte before it (the frame's)
 //! ```
+//!
+//! The frame CRC verifies a whole object; the head CRC and the block CRCs let a small
+//! read fetch and verify only the blocks it needs ([`read_shard_range`]).
 //!
 //! This module owns the bytes of one shard object; what a payload means (compression,
 //! encryption, erasure coding) belongs to `crate::data`.
@@ -35,11 +40,24 @@ pub const SHARD_MAGIC: [u8; 8] = *b"ARGSHRD\x1a";
 pub const SHARD_VERSION: u16 = 1;
 /// Length of the shard header at the start of the frame body.
 pub const SHARD_HEADER_LEN: usize = 32;
-/// Bytes a shard object adds to its payload (frame header, shard header, CRC).
-pub const OVERHEAD_BYTES: usize = format::HEADER_LEN + SHARD_HEADER_LEN + format::TRAILER_LEN;
+/// Bytes a shard object adds to its payload apart from the block CRCs (frame header,
+/// shard header, head CRC, frame CRC).
+pub const OVERHEAD_BYTES: usize = format::HEADER_LEN + SHARD_HEADER_LEN + 4 + format::TRAILER_LEN;
+/// Payload bytes covered by one block CRC.
+pub const BLOCK_BYTES: usize = 4096;
 
-/// Offset of the payload in a shard object.
-const PAYLOAD_AT: usize = format::HEADER_LEN + SHARD_HEADER_LEN;
+/// Offset of the block CRC table.
+const TABLE_AT: usize = format::HEADER_LEN + SHARD_HEADER_LEN;
+
+/// Offset of the payload of a shard whose payload is `payload_len` bytes.
+pub fn payload_offset(payload_len: usize) -> usize {
+    TABLE_AT + 4 * payload_len.div_ceil(BLOCK_BYTES) + 4
+}
+
+/// Total bytes of the object holding a payload of `payload_len` bytes.
+pub fn object_len(payload_len: usize) -> usize {
+    payload_offset(payload_len) + payload_len + format::TRAILER_LEN
+}
 
 /// Self-description of a shard, so fsck can recognise it without the metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +99,9 @@ impl ShardHeader {
         None
     }
 
-    fn to_bytes(self) -> [u8; SHARD_HEADER_LEN] {
+    fn to_bytes(self, payload_len: u32) -> [u8; SHARD_HEADER_LEN] {
         let mut out = [0u8; SHARD_HEADER_LEN];
+        out[28..32].copy_from_slice(&payload_len.to_le_bytes());
         out[0..8].copy_from_slice(&self.stripe.0.to_le_bytes());
         out[8..16].copy_from_slice(&self.inode.0.to_le_bytes());
         out[16..24].copy_from_slice(&self.chunk.to_le_bytes());
@@ -137,12 +156,16 @@ pub fn write_shard(
     if let Some(defect) = header.defect() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, defect));
     }
-    let body_len = u32::try_from(SHARD_HEADER_LEN + payload.len()).map_err(|_| {
+    let too_large = || {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("shard payload of {} bytes exceeds a frame", payload.len()),
         )
-    })?;
+    };
+    let payload_len = u32::try_from(payload.len()).map_err(|_| too_large())?;
+    let at = payload_offset(payload.len());
+    let body_len =
+        u32::try_from(at - format::HEADER_LEN + payload.len()).map_err(|_| too_large())?;
     let frame = FrameHeader {
         magic: SHARD_MAGIC,
         version: SHARD_VERSION,
@@ -150,11 +173,22 @@ pub fn write_shard(
         body_len,
         volume,
     };
-    let mut head = [0u8; PAYLOAD_AT];
-    head[..format::HEADER_LEN].copy_from_slice(&frame.to_bytes());
-    head[format::HEADER_LEN..].copy_from_slice(&header.to_bytes());
-    let crc = format::crc_of(&[&head, payload]).to_le_bytes();
-    disk.put_shard(header.key(), &[&head, payload, &crc])
+    // The head: frame header, shard header, one CRC per payload block, the head's CRC.
+    let mut head = Vec::with_capacity(at);
+    head.extend_from_slice(&frame.to_bytes());
+    head.extend_from_slice(&header.to_bytes(payload_len));
+    let mut payload_crc = 0;
+    for block in payload.chunks(BLOCK_BYTES) {
+        let crc = crc32c::crc32c(block);
+        head.extend_from_slice(&crc.to_le_bytes());
+        payload_crc = crc32c::crc32c_combine(payload_crc, crc, block.len());
+    }
+    let head_crc = crc32c::crc32c(&head);
+    head.extend_from_slice(&head_crc.to_le_bytes());
+    // The frame CRC follows from the pieces' CRCs: no second pass over the payload.
+    let frame_crc =
+        crc32c::crc32c_combine(crc32c::crc32c(&head), payload_crc, payload.len()).to_le_bytes();
+    disk.put_shard(header.key(), &[&head, payload, &frame_crc])
 }
 
 /// Reads and verifies the shard `key` of `volume`.
@@ -221,16 +255,28 @@ pub fn decode_shard(
         k: head[25],
         m: head[26],
     };
-    if head[27..].iter().any(|&b| b != 0) {
+    if head[27] != 0 {
         return Err(err(
             format::HEADER_LEN + 27,
-            FormatErrorKind::Body("reserved shard header bytes are not zero".into()),
+            FormatErrorKind::Body("reserved shard header byte is not zero".into()),
         ));
     }
     if let Some(defect) = header.defect() {
         return Err(err(format::HEADER_LEN + 24, FormatErrorKind::Body(defect)));
     }
-    let payload = PAYLOAD_AT..bytes.len() - format::TRAILER_LEN;
+    let payload_len = u32::from_le_bytes(head[28..32].try_into().expect("4 bytes")) as usize;
+    if object_len(payload_len) != bytes.len() {
+        return Err(err(
+            format::HEADER_LEN + 28,
+            FormatErrorKind::LengthMismatch {
+                declared: object_len(payload_len) as u64,
+                actual: bytes.len() as u64,
+            },
+        ));
+    }
+    let at = payload_offset(payload_len);
+    check_head(object, &bytes[..at])?;
+    let payload = at..bytes.len() - format::TRAILER_LEN;
     let volume = frame.volume;
     Ok((
         ShardObject {
@@ -240,6 +286,137 @@ pub fn decode_shard(
         },
         volume,
     ))
+}
+
+/// Verifies the head CRC at the end of `head` (frame header through block CRCs).
+fn check_head(object: &str, head: &[u8]) -> Result<(), FormatError> {
+    let at = head.len() - 4;
+    let stored = u32::from_le_bytes(head[at..].try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(&head[..at]);
+    if stored != computed {
+        return Err(FormatError::new(
+            object,
+            at as u64,
+            FormatErrorKind::Checksum { stored, computed },
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `len` payload bytes at `start` of shard `key`, verifying the object's head
+/// (magic, version, volume, key, payload length, head CRC) and only the CRCs of the
+/// blocks read. `payload_len` is the length the metadata records for the shard.
+pub fn read_shard_range(
+    disk: &dyn Disk,
+    volume: VolumeId,
+    key: ShardKey,
+    payload_len: usize,
+    start: usize,
+    len: usize,
+) -> Result<Vec<u8>, ShardReadError> {
+    let name = || format!("{}: shard {key}", disk.describe());
+    let err = |offset: usize, kind| {
+        ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
+    };
+    if len == 0 || start + len > payload_len {
+        return Err(err(
+            0,
+            FormatErrorKind::Body(format!(
+                "range {start}+{len} outside a payload of {payload_len} bytes"
+            )),
+        ));
+    }
+    let at = payload_offset(payload_len);
+    let (first, last) = (start / BLOCK_BYTES, (start + len - 1) / BLOCK_BYTES);
+    let blocks_at = at + first * BLOCK_BYTES;
+    let blocks_end = (at + (last + 1) * BLOCK_BYTES).min(at + payload_len);
+    let mut parts =
+        match disk.get_shard_ranges(key, &[(0, at), (blocks_at, blocks_end - blocks_at)]) {
+            Ok(parts) => parts,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(err(
+                    0,
+                    FormatErrorKind::Truncated {
+                        need: object_len(payload_len) as u64,
+                        have: 0,
+                    },
+                ));
+            }
+            Err(e) => return Err(ShardReadError::Io(e)),
+        };
+    let blocks = parts.pop().expect("two ranges asked");
+    let head = parts.pop().expect("two ranges asked");
+    if head.len() != at || blocks.len() != blocks_end - blocks_at {
+        return Err(err(
+            0,
+            FormatErrorKind::Truncated {
+                need: object_len(payload_len) as u64,
+                have: head.len() as u64,
+            },
+        ));
+    }
+    // The frame header's magic, version, flags and volume, as format::decode checks them.
+    let magic: [u8; 8] = head[0..8].try_into().expect("8 bytes");
+    if magic != SHARD_MAGIC {
+        return Err(err(
+            0,
+            FormatErrorKind::BadMagic {
+                expected: SHARD_MAGIC,
+                found: magic,
+            },
+        ));
+    }
+    let version = u16::from_le_bytes([head[8], head[9]]);
+    if version == 0 || version > SHARD_VERSION {
+        return Err(err(
+            8,
+            FormatErrorKind::UnknownVersion {
+                found: version,
+                newest_known: SHARD_VERSION,
+            },
+        ));
+    }
+    let flags = u16::from_le_bytes([head[10], head[11]]);
+    if flags != 0 {
+        return Err(err(10, FormatErrorKind::UnknownFlags { flags }));
+    }
+    let found_volume = VolumeId(head[16..32].try_into().expect("16 bytes"));
+    if found_volume != volume {
+        return Err(err(
+            16,
+            FormatErrorKind::WrongVolume {
+                expected: volume,
+                found: found_volume,
+            },
+        ));
+    }
+    check_head(&name(), &head).map_err(ShardReadError::Corrupt)?;
+    let stripe = u64::from_le_bytes(head[32..40].try_into().expect("8 bytes"));
+    let declared = u32::from_le_bytes(head[60..64].try_into().expect("4 bytes")) as usize;
+    if stripe != key.stripe.0 || head[56] != key.index.0 || declared != payload_len {
+        return Err(err(
+            32,
+            FormatErrorKind::Body(format!(
+                "object holds stripe {:016x} shard {} of {declared} bytes, not {key} of {payload_len}",
+                stripe, head[56]
+            )),
+        ));
+    }
+    for (i, block) in blocks.chunks(BLOCK_BYTES).enumerate() {
+        let n = first + i;
+        let table = TABLE_AT + 4 * n;
+        let stored = u32::from_le_bytes(head[table..table + 4].try_into().expect("4 bytes"));
+        let computed = crc32c::crc32c(block);
+        if stored != computed {
+            return Err(err(
+                at + n * BLOCK_BYTES,
+                FormatErrorKind::Checksum { stored, computed },
+            ));
+        }
+    }
+    let skip = start - first * BLOCK_BYTES;
+    Ok(blocks[skip..skip + len].to_vec())
 }
 
 #[cfg(test)]
@@ -288,9 +465,10 @@ mod tests {
             let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
             write_shard(disk.as_ref(), vol, &h, &payload).unwrap();
             let bytes = disk.get_shard(h.key()).unwrap();
-            assert_eq!(bytes.len(), payload.len() + OVERHEAD_BYTES);
+            assert_eq!(bytes.len(), object_len(payload.len()));
             assert_eq!(&bytes[..8], b"ARGSHRD\x1a");
-            assert_eq!(&bytes[PAYLOAD_AT..PAYLOAD_AT + 1000], &payload[..]);
+            let at = payload_offset(payload.len());
+            assert_eq!(&bytes[at..at + 1000], &payload[..]);
             let object = read_shard(disk.as_ref(), vol, h.key()).unwrap();
             assert_eq!(object.header, h);
             assert_eq!(object.payload(), &payload[..]);
@@ -425,8 +603,8 @@ mod tests {
         assert!(disk.list_shards().unwrap().is_empty());
 
         // A frame with a valid CRC but a nonzero reserved byte is still refused.
-        let mut body = header(1, 0).to_bytes().to_vec();
-        body[30] = 1;
+        let mut body = header(1, 0).to_bytes(7).to_vec();
+        body[27] = 1;
         body.extend_from_slice(b"payload");
         let frame = FrameHeader {
             magic: SHARD_MAGIC,
@@ -441,6 +619,53 @@ mod tests {
         let bytes = format::encode(frame, &[0u8; 10]);
         let err = decode_shard("s", bytes, Some(vol)).unwrap_err();
         assert!(matches!(err.kind, FormatErrorKind::Truncated { .. }));
+    }
+
+    #[test]
+    fn range_reads_verify_only_the_blocks_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DirDisk::create(dir.path()).unwrap();
+        let vol = VolumeId::random();
+        let payload: Vec<u8> = (0..3 * BLOCK_BYTES + 100).map(|i| (i * 7) as u8).collect();
+        let h = header(9, 1);
+        write_shard(&disk, vol, &h, &payload).unwrap();
+        let key = h.key();
+        let n = payload.len();
+        for (start, len) in [(0, 1), (5000, 3000), (n - 100, 100), (0, n)] {
+            let got = read_shard_range(&disk, vol, key, n, start, len).unwrap();
+            assert_eq!(got, &payload[start..start + len]);
+        }
+        // A flipped payload byte fails the range covering it, not the others.
+        let path = shard_file(dir.path(), key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = payload_offset(n);
+        bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read_shard_range(&disk, vol, key, n, 2 * BLOCK_BYTES, 10).is_err());
+        assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
+        assert!(
+            read_shard(&disk, vol, key).is_err(),
+            "a whole read still sees it"
+        );
+        // A flipped head byte, another volume, a wrong length, a missing shard.
+        bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
+        bytes[40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_err());
+        bytes[40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
+        assert!(read_shard_range(&disk, VolumeId::random(), key, n, 0, 10).is_err());
+        assert!(read_shard_range(&disk, vol, key, n - 1, 0, 10).is_err());
+        assert!(read_shard_range(&disk, vol, key, n, n, 1).is_err());
+        let other = ShardKey {
+            stripe: StripeId(10),
+            index: ShardIndex(1),
+        };
+        assert!(matches!(
+            read_shard_range(&disk, vol, other, n, 0, 10),
+            Err(ShardReadError::Missing)
+        ));
     }
 
     /// Records what `put_shard` receives, to check the payload is not copied.
@@ -494,7 +719,7 @@ mod tests {
         write_shard(&disk, VolumeId::random(), &header(1, 0), &payload).unwrap();
         let seen = disk.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
-        assert_eq!(seen[0].1, PAYLOAD_AT);
+        assert_eq!(seen[0].1, payload_offset(payload.len()));
         assert_eq!(seen[1], (payload.as_ptr() as usize, payload.len()));
         assert_eq!(seen[2].1, format::TRAILER_LEN);
     }

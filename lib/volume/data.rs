@@ -235,6 +235,16 @@ impl Volume {
                 copy_clipped(dest, buf, from);
             } else if let Some(chunk) = stored {
                 let valid = chunk.valid_len() as usize;
+                let wanted = dest.len().min(valid.saturating_sub(from));
+                if wanted == 0 {
+                    continue; // past the chunk's data: zeros
+                }
+                if let Chunk::Stripe(stripe) = &chunk
+                    && let Some(bytes) = self.read_stripe_part(stripe, from, wanted)
+                {
+                    dest[..wanted].copy_from_slice(&bytes);
+                    continue;
+                }
                 let plain = self.read_chunk(ino, index, &chunk)?;
                 copy_clipped(dest, &plain[..valid.min(plain.len())], from);
             }
@@ -820,6 +830,41 @@ impl Volume {
             shard_bytes,
         };
         placement::place(&request, &candidates).map_err(|e| Error::NoSpace(e.to_string()))
+    }
+
+    /// A small read of a plain (neither compressed nor encrypted) stripe that lies inside
+    /// one data shard: only the blocks it covers are read from that shard and verified
+    /// by their block CRCs, instead of k shards and a decode. `None` when the read does not
+    /// qualify or the shard cannot serve it: the caller then reads the whole stripe, which
+    /// reconstructs from parity.
+    fn read_stripe_part(&self, stripe: &StripeRef, from: usize, len: usize) -> Option<Vec<u8>> {
+        let shard_len = stripe.info.shard_len as usize;
+        if stripe.info.flags != 0
+            || shard_len == 0
+            || len > shard_len / 2
+            || from / shard_len != (from + len - 1) / shard_len
+            || from + len > stripe.info.payload_len as usize
+            || self.cache.get(stripe.id).is_some()
+        {
+            return None;
+        }
+        let index = from / shard_len;
+        if index >= self.codec.k() {
+            return None;
+        }
+        let disk = self.disk(*stripe.disks.get(index)?)?;
+        let key = ShardKey {
+            stripe: stripe.id,
+            index: ShardIndex(index as u8),
+        };
+        let start = from - index * shard_len;
+        match shard::read_shard_range(disk.as_ref(), self.sb.volume, key, shard_len, start, len) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                tracing::debug!(shard = %key, error = %e, "partial shard read failed; reading the whole stripe");
+                None
+            }
+        }
     }
 
     /// The plaintext of a stored chunk.
