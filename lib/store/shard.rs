@@ -177,17 +177,15 @@ pub fn write_shard(
     let mut head = Vec::with_capacity(at);
     head.extend_from_slice(&frame.to_bytes());
     head.extend_from_slice(&header.to_bytes(payload_len));
-    let mut payload_crc = 0;
     for block in payload.chunks(BLOCK_BYTES) {
-        let crc = crc32c::crc32c(block);
-        head.extend_from_slice(&crc.to_le_bytes());
-        payload_crc = crc32c::crc32c_combine(payload_crc, crc, block.len());
+        head.extend_from_slice(&crc32c::crc32c(block).to_le_bytes());
     }
     let head_crc = crc32c::crc32c(&head);
     head.extend_from_slice(&head_crc.to_le_bytes());
-    // The frame CRC follows from the pieces' CRCs: no second pass over the payload.
-    let frame_crc =
-        crc32c::crc32c_combine(crc32c::crc32c(&head), payload_crc, payload.len()).to_le_bytes();
+    // A second pass over the payload, while it is still in cache, is cheaper than
+    // deriving the frame CRC with crc32c_combine (measured: combine per block dominated
+    // the whole write path).
+    let frame_crc = crc32c::crc32c_append(crc32c::crc32c(&head), payload).to_le_bytes();
     disk.put_shard(header.key(), &[&head, payload, &frame_crc])
 }
 

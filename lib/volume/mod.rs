@@ -458,6 +458,24 @@ impl Volume {
     /// fsync of one file needs), else for any file's.
     pub(super) fn commit_for(&self, only: Option<InodeId>) -> Result<()> {
         let _commit = lock_poisoned(&self.commit_lock);
+        // Write back what the disks already hold before stopping the writers: the sync
+        // under the gate below then has only the last moments' shards to flush, so a
+        // commit in the middle of a long write stalls it briefly, not for a whole
+        // writeback. Errors here do not matter: that sync is the one that counts.
+        let mut presynced = Vec::new();
+        for slot in self
+            .disks
+            .iter()
+            .filter(|s| s.is_dirty.load(Ordering::Acquire))
+        {
+            if let Some(disk) = &slot.disk {
+                let domain = disk.sync_domain();
+                if domain.is_none() || !presynced.contains(&domain) {
+                    let _ = disk.sync();
+                    presynced.push(domain);
+                }
+            }
+        }
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let unstored = self
             .flush_all_dirty()
