@@ -440,6 +440,10 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         read_only: settings.read_only,
         ..OpenOptions::default()
     };
+    // Signals are taken by one thread with sigwait; block them before any thread starts
+    // (opening the volume starts the disks' spare-file threads).
+    let signals = shutdown_signals();
+    signals.thread_block().context("blocking signals")?;
     let vol = Volume::open(&args.root, options).map_err(|e| match e {
         crate::Error::Locked { root } => anyhow::anyhow!(
             "volume {} is already mounted or in use; unmount it first, or wait for the other tool to finish ({} is held)",
@@ -471,10 +475,6 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     // One /dev/fuse descriptor per worker: the kernel hands each request to one thread
     // instead of waking them all on a shared descriptor.
     config.clone_fd = true;
-
-    // Signals are taken by one thread with sigwait; block them before any thread starts.
-    let signals = shutdown_signals();
-    signals.thread_block().context("blocking signals")?;
 
     let mut session = Session::new(ArgosFs::new(vol.clone()), &args.mountpoint, &config)
         .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;

@@ -309,17 +309,19 @@ impl Volume {
         let mut unavailable = Vec::new();
         for config in &sb.disks {
             let disk = match config.state {
-                DiskState::Active | DiskState::Draining => match open_disk(root, &sb, config) {
-                    Ok(disk) => Some(match &options.disk_wrapper {
-                        Some(wrap) => wrap(config.id, disk),
-                        None => disk,
-                    }),
-                    Err(e) => {
-                        tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
-                        unavailable.push((config.id, e.to_string()));
-                        None
+                DiskState::Active | DiskState::Draining => {
+                    match open_disk(root, &sb, config, !options.read_only) {
+                        Ok(disk) => Some(match &options.disk_wrapper {
+                            Some(wrap) => wrap(config.id, disk),
+                            None => disk,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
+                            unavailable.push((config.id, e.to_string()));
+                            None
+                        }
                     }
-                },
+                }
                 DiskState::Failed | DiskState::Removed => None,
             };
             disks.push(DiskSlot {
@@ -608,14 +610,19 @@ impl Volume {
     }
 }
 
-fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRef> {
+fn open_disk(
+    root: &Path,
+    sb: &Superblock,
+    config: &DiskConfig,
+    is_writable: bool,
+) -> Result<DiskRef> {
     let path = config.resolve(root);
     let bad = |why: String| Error::BadDisk {
         disk: config.id,
         path: path.clone(),
         why,
     };
-    let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let label_bytes = crate::store::Disk::read_label(&disk)
         .map_err(|e| bad(format!("cannot read label: {e}")))?
         .ok_or_else(|| bad("no ArgosFS label (not a disk of this volume?)".into()))?;
@@ -632,6 +639,10 @@ fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRe
             "label names disk {}, the superblock expects {} here",
             label.disk, config.id
         )));
+    }
+    if is_writable && let Err(e) = disk.start_spares() {
+        // Only speed is lost: shards are then created one file at a time.
+        tracing::warn!(disk = %config.id, error = %e, "no spare shard files");
     }
     Ok(Arc::new(disk))
 }
