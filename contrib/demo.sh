@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: build, make a demo volume on directory-backed disks,
-# and use it. Re-running it reuses the volume.
+# The main job on a fresh machine (as root, with /dev/fuse): build, make a demo volume on
+# six directory-backed disks, exercise it through the library (including a degraded read
+# with two disks hidden), then mount it and leave it mounted. Re-running reuses the volume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${ARGOSFS_DEMO_DIR:-/tmp/argosfs-demo}
+MNT=$DEMO/mnt
 cargo build --release --locked --bins --examples
-BIN=target/release
-mkdir -p "$DEMO"
+BIN=$PWD/target/release
+mkdir -p "$DEMO" "$MNT"
+if grep -q " $MNT fuse" /proc/mounts; then
+  umount "$MNT"
+  sleep 0.5
+fi
 if [ ! -f "$DEMO/root/superblock.json" ]; then
   disks=()
   for i in 0 1 2 3 4 5; do disks+=(--disk "$DEMO/disk$i"); done
@@ -16,5 +22,16 @@ fi
 echo
 echo "Degraded read: hiding two of six disks and reading again..."
 mv "$DEMO/disk0" "$DEMO/disk0.away"; mv "$DEMO/disk3" "$DEMO/disk3.away"
-trap 'mv "$DEMO/disk0.away" "$DEMO/disk0" 2>/dev/null || true; mv "$DEMO/disk3.away" "$DEMO/disk3" 2>/dev/null || true' EXIT
+restore() { mv "$DEMO/disk0.away" "$DEMO/disk0" 2>/dev/null || true; mv "$DEMO/disk3.away" "$DEMO/disk3" 2>/dev/null || true; }
+trap restore EXIT
 "$BIN/examples/library_demo" "$DEMO/root" verify 2>/dev/null | sed 's/^/  /'
+restore
+trap - EXIT
+echo
+"$BIN/argosfs-mount" "$DEMO/root" "$MNT"
+cp README.md "$MNT/README.md"
+echo "Mounted at $MNT:"
+ls -l "$MNT" "$MNT/demo"
+df -h "$MNT"
+cmp README.md "$MNT/README.md" && echo "README.md copied in and read back identical."
+echo "Unmount with: umount $MNT    (check it offline with: $BIN/argosfs-fsck $DEMO/root -n)"

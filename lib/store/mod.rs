@@ -70,7 +70,8 @@ pub trait Disk: Send + Sync {
     /// Makes every write and delete so far durable (data and directory entries).
     fn sync(&self) -> io::Result<()>;
     /// The filesystem the disk lives on, when [`Disk::sync`] syncs that whole filesystem:
-    /// disks sharing one need a single sync per commit. `None`: sync each disk.
+    /// disks sharing one need a single sync per commit and share its free space. `None`:
+    /// each disk syncs and counts on its own.
     fn sync_domain(&self) -> Option<u64> {
         None
     }

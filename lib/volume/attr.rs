@@ -284,10 +284,18 @@ impl Volume {
     pub fn statfs(&self) -> StatFs {
         let block = 4096u64;
         let (mut total, mut free) = (0u64, 0u64);
+        // Disk directories sharing one filesystem (tests, demos) share its space: count
+        // each filesystem once.
+        let mut counted = Vec::new();
         for slot in &self.disks {
             if let Some(disk) = &slot.disk
                 && let Ok(space) = disk.space()
             {
+                let domain = disk.sync_domain();
+                if domain.is_some() && counted.contains(&domain) {
+                    continue;
+                }
+                counted.push(domain);
                 total += space.total_bytes;
                 free += space.free_bytes;
             }
