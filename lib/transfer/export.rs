@@ -426,13 +426,14 @@ impl Exporter<'_> {
 
     /// Counts and reports an error; decides whether the run goes on.
     fn fail(&mut self, error: ItemError) {
-        self.counts.errors += 1;
-        self.observer.on_error(&error);
-        if error.is_fatal() {
-            self.outcome = Outcome::Aborted;
-        } else if self.options.is_strict && self.outcome == Outcome::Finished {
-            self.outcome = Outcome::Stopped;
-        }
+        let strict = self.options.is_strict;
+        super::record_failure(
+            &mut self.counts,
+            &mut self.outcome,
+            strict,
+            self.observer,
+            error,
+        );
     }
 }
 

@@ -268,6 +268,24 @@ pub trait Observer {
     }
 }
 
+/// What import and export do with a failed entry: count it, report it, and decide
+/// whether the run goes on (a fatal error aborts; under `--strict` any error stops it).
+fn record_failure(
+    counts: &mut Counts,
+    outcome: &mut Outcome,
+    is_strict: bool,
+    observer: &mut dyn Observer,
+    error: ItemError,
+) {
+    counts.errors += 1;
+    observer.on_error(&error);
+    if error.is_fatal() {
+        *outcome = Outcome::Aborted;
+    } else if is_strict && *outcome == Outcome::Finished {
+        *outcome = Outcome::Stopped;
+    }
+}
+
 /// The credentials both directions use: root, with umask 0 so modes are exactly the
 /// ones given.
 pub fn caller() -> Caller {
