@@ -16,6 +16,7 @@ use crate::meta::{BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Op, StripeR
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -188,7 +189,7 @@ impl Volume {
         let file = self.file_state(ino);
         let data = file.data.read().unwrap_or_else(|p| p.into_inner());
         let stripe = u64::from(self.sb.layout.stripe_bytes);
-        let (file_size, chunks) = {
+        let (file_size, mut chunks) = {
             let state = self.lock_state();
             let inode = state.inode(ino)?;
             match inode.kind {
@@ -202,34 +203,16 @@ impl Volume {
             }
             let first = offset / stripe;
             let last = (end - 1) / stripe;
-            let chunks: Vec<(u64, Chunk)> = state
-                .meta
-                .table()
-                .chunks
-                .get(&ino)
-                .map(|c| {
-                    c.range(first..=last)
-                        .map(|(i, c)| (*i, c.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            (inode.size, chunks)
+            (inode.size, state.chunks_in(ino, first, last))
         };
         let end = offset.saturating_add(size as u64).min(file_size);
         let mut out = vec![0u8; (end - offset) as usize];
-        let mut chunks = chunks.into_iter().peekable();
         for index in offset / stripe..=(end - 1) / stripe {
             let chunk_start = index * stripe;
             let lo = offset.max(chunk_start);
             let hi = end.min(chunk_start + stripe);
             let dest = &mut out[(lo - offset) as usize..(hi - offset) as usize];
-            while chunks.peek().is_some_and(|(i, _)| *i < index) {
-                chunks.next();
-            }
-            let stored = match chunks.peek() {
-                Some((i, _)) if *i == index => chunks.next().map(|(_, c)| c),
-                _ => None,
-            };
+            let stored = chunks.remove(&index);
             let from = (lo - chunk_start) as usize;
             if let Some(buf) = data.dirty.get(&index) {
                 copy_clipped(dest, buf, from);
@@ -358,22 +341,10 @@ impl Volume {
                     _ => return Err(Error::Invalid("not a regular file")),
                 }
                 let stripe = u64::from(self.sb.layout.stripe_bytes);
-                let existing: Vec<(u64, Chunk)> = if bytes.is_empty() {
-                    Vec::new()
+                let existing = if bytes.is_empty() {
+                    BTreeMap::new()
                 } else {
-                    let (first, last) = (offset / stripe, (end - 1) / stripe);
-                    state
-                        .meta
-                        .table()
-                        .chunks
-                        .get(&ino)
-                        .map(|c| {
-                            c.range(first..=last)
-                                .filter(|(i, _)| !data.dirty.contains_key(i))
-                                .map(|(i, c)| (*i, c.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default()
+                    state.chunks_in(ino, offset / stripe, (end - 1) / stripe)
                 };
                 (inode.size, existing)
             };
@@ -398,7 +369,7 @@ impl Volume {
         data: &mut FileData,
         offset: u64,
         bytes: &[u8],
-        existing: Vec<(u64, Chunk)>,
+        mut existing: BTreeMap<u64, Chunk>,
         new_size: u64,
     ) -> Result<()> {
         if bytes.is_empty() {
@@ -406,7 +377,6 @@ impl Volume {
         }
         let stripe = u64::from(self.sb.layout.stripe_bytes);
         let end = offset + bytes.len() as u64;
-        let mut existing = existing.into_iter().peekable();
         for index in offset / stripe..=(end - 1) / stripe {
             let chunk_start = index * stripe;
             let lo = (offset.max(chunk_start) - chunk_start) as usize;
@@ -434,13 +404,7 @@ impl Volume {
             let buf = match data.dirty.entry(index) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(slot) => {
-                    while existing.peek().is_some_and(|(i, _)| *i < index) {
-                        existing.next();
-                    }
-                    let stored = match existing.peek() {
-                        Some((i, _)) if *i == index => existing.next().map(|(_, c)| c),
-                        _ => None,
-                    };
+                    let stored = existing.remove(&index);
                     let mut buf = Vec::new();
                     if let Some(Chunk::Stripe(s)) = &stored
                         && let Some(map) = &s.written

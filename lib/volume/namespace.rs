@@ -65,6 +65,25 @@ impl State {
         Ok(inode)
     }
 
+    /// Copies of the stored chunks `first..=last` of file `ino`.
+    pub(super) fn chunks_in(
+        &self,
+        ino: InodeId,
+        first: u64,
+        last: u64,
+    ) -> std::collections::BTreeMap<u64, crate::meta::Chunk> {
+        self.meta
+            .table()
+            .chunks
+            .get(&ino)
+            .map(|c| {
+                c.range(first..=last)
+                    .map(|(i, c)| (*i, c.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub(super) fn entry(&self, dir: InodeId, name: &[u8]) -> Option<InodeId> {
         self.meta
             .table()
