@@ -540,8 +540,10 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lets the kernel read ahead a whole stripe (1 MiB) instead of its 128 KiB default for
-/// FUSE: fewer, larger read requests. Best effort: a failure only costs speed. The device
+/// Lets the kernel read ahead 4 MiB instead of its 128 KiB default for FUSE: requests of
+/// a whole 1 MiB stripe (the kernel's largest), about four in flight at once, one per FUSE
+/// thread (measured: a cold 1 GiB read at 0.88 GB/s with 1 MiB, 1.1-1.2 GB/s with 4 MiB,
+/// no better with 8 or 16 MiB). Best effort: a failure only costs speed. The device
 /// number comes from /proc/self/mountinfo, because a stat of the mount point would wait
 /// for this very process to answer it.
 fn raise_readahead(mountpoint: &Path) {
@@ -562,7 +564,7 @@ fn raise_readahead(mountpoint: &Path) {
         return;
     };
     let knob = format!("/sys/class/bdi/{dev}/read_ahead_kb");
-    if let Err(e) = std::fs::write(&knob, "1024") {
+    if let Err(e) = std::fs::write(&knob, "4096") {
         tracing::debug!(knob, error = %e, "could not raise read-ahead");
     }
 }

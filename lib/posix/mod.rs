@@ -34,6 +34,11 @@ const MAX_WRITE_BYTES: u32 = 1 << 20;
 /// Entries per readdir reply batch fetched from the Volume.
 const READDIR_BATCH: usize = 256;
 
+thread_local! {
+    /// Each FUSE thread's buffer for read replies.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The filesystem the kernel talks to.
 pub struct ArgosFs {
     vol: Arc<Volume>,
@@ -379,10 +384,20 @@ impl Filesystem for ArgosFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.vol.read(ino(n), offset, size as usize) {
-            Ok(bytes) => reply.data(&bytes),
-            Err(e) => reply.error(errno(&e)),
-        }
+        READ_BUFFER.with_borrow_mut(|buf| {
+            // Grown once per thread to the largest request, never cleared: `read_into`
+            // writes every byte it returns, so no request pays for zeroing a buffer.
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            match self
+                .vol
+                .read_into(ino(n), offset, &mut buf[..size as usize])
+            {
+                Ok(len) => reply.data(&buf[..len]),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn write(

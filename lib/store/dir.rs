@@ -17,10 +17,10 @@
 //! returned Ok. The disk directory and its `shards/` tree must therefore live on one
 //! filesystem (no other filesystem mounted below it).
 
-use super::{Disk, DiskSpace, sync_dir, write_atomic};
+use super::{Disk, DiskSpace, ShardRange, sync_dir, write_atomic};
 use crate::types::{ShardIndex, ShardKey, StripeId};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -293,6 +293,29 @@ impl DirDisk {
     }
 }
 
+/// Fills `bufs` in order from `offset` of `file` with as few `preadv` calls as the kernel
+/// allows; `UnexpectedEof` if the file ends first.
+fn read_exact_vectored_at(file: &File, mut offset: u64, bufs: &mut [&mut [u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSliceMut<'_>> = bufs
+        .iter_mut()
+        .filter(|b| !b.is_empty())
+        .map(|b| IoSliceMut::new(b))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match nix::sys::uio::preadv(file, rest, offset as i64) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                offset += n as u64;
+                IoSliceMut::advance_slices(&mut rest, n);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 impl Disk for DirDisk {
     fn describe(&self) -> String {
         self.root.display().to_string()
@@ -313,21 +336,24 @@ impl Disk for DirDisk {
         fs::read(self.shard_path(key))
     }
 
-    fn get_shard_ranges(
-        &self,
-        key: ShardKey,
-        ranges: &[(usize, usize)],
-    ) -> io::Result<Vec<Vec<u8>>> {
-        use std::os::unix::fs::FileExt;
+    fn read_shard_ranges(&self, key: ShardKey, ranges: &mut [ShardRange<'_>]) -> io::Result<()> {
         let file = File::open(self.shard_path(key))?;
-        ranges
-            .iter()
-            .map(|&(offset, len)| {
-                let mut buf = vec![0u8; len];
-                file.read_exact_at(&mut buf, offset as u64)?;
-                Ok(buf)
-            })
-            .collect()
+        // Start the disk on every range but the first at once, so a cold read of a head
+        // and a distant block waits for the disk about once rather than once per range.
+        // (Announcing a large first range as well measured no faster.)
+        for range in ranges.iter().skip(1) {
+            // Only a hint: a failure costs nothing but the overlap.
+            let _ = nix::fcntl::posix_fadvise(
+                &file,
+                range.offset as i64,
+                range.len() as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+        }
+        for range in ranges.iter_mut() {
+            read_exact_vectored_at(&file, range.offset, &mut range.bufs)?;
+        }
+        Ok(())
     }
 
     fn delete_shard(&self, key: ShardKey) -> io::Result<()> {

@@ -43,23 +43,23 @@ pub trait Disk: Send + Sync {
     fn put_shard(&self, key: ShardKey, parts: &[&[u8]]) -> io::Result<()>;
     /// Reads a whole shard object. `ErrorKind::NotFound` when it does not exist.
     fn get_shard(&self, key: ShardKey) -> io::Result<Vec<u8>>;
-    /// Reads byte ranges `(offset, len)` of a shard object, in order. A range past the end
-    /// of the object is an `UnexpectedEof` error. The default reads the whole object.
-    fn get_shard_ranges(
-        &self,
-        key: ShardKey,
-        ranges: &[(usize, usize)],
-    ) -> io::Result<Vec<Vec<u8>>> {
+    /// Reads byte ranges of a shard object straight into the caller's buffers: each range
+    /// fills its buffers in order from its offset. `NotFound` when the object does not
+    /// exist, `UnexpectedEof` when a range passes its end. The default reads the whole
+    /// object and copies.
+    fn read_shard_ranges(&self, key: ShardKey, ranges: &mut [ShardRange<'_>]) -> io::Result<()> {
         let bytes = self.get_shard(key)?;
-        ranges
-            .iter()
-            .map(|&(offset, len)| {
-                bytes
-                    .get(offset..offset + len)
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
-            })
-            .collect()
+        for range in ranges {
+            let mut at = range.offset as usize;
+            for buf in range.bufs.iter_mut() {
+                let src = bytes
+                    .get(at..at + buf.len())
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                at += buf.len();
+            }
+        }
+        Ok(())
     }
     /// Deletes a shard object; deleting a missing one is not an error.
     fn delete_shard(&self, key: ShardKey) -> io::Result<()>;
@@ -81,6 +81,27 @@ pub trait Disk: Send + Sync {
     fn read_label(&self) -> io::Result<Option<Vec<u8>>>;
     /// Writes the disk label atomically and durably.
     fn write_label(&self, bytes: &[u8]) -> io::Result<()>;
+}
+
+/// One contiguous byte range of a shard object, read into consecutive buffers (see
+/// [`Disk::read_shard_ranges`]).
+pub struct ShardRange<'a> {
+    /// Where the range starts in the object.
+    pub offset: u64,
+    /// Where its bytes go, in order; their lengths add up to the range's length.
+    pub bufs: Vec<&'a mut [u8]>,
+}
+
+impl ShardRange<'_> {
+    /// The range's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bufs.iter().map(|b| b.len()).sum()
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A shared handle to a disk.

@@ -23,13 +23,13 @@
 //! ```
 //!
 //! The frame CRC verifies a whole object; the head CRC and the block CRCs let a small
-//! read fetch and verify only the blocks it needs ([`read_shard_range`]).
+//! read fetch and verify only the blocks it needs ([`read_shard_range_into`]).
 //!
 //! This module owns the bytes of one shard object; what a payload means (compression,
 //! encryption, erasure coding) belongs to `crate::data`.
 
 use crate::format::{self, Expect, FormatError, FormatErrorKind, FrameHeader};
-use crate::store::Disk;
+use crate::store::{Disk, ShardRange};
 use crate::types::{InodeId, ShardIndex, ShardKey, StripeId, VolumeId};
 use std::io;
 use std::ops::Range;
@@ -301,21 +301,24 @@ fn check_head(object: &str, head: &[u8]) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Reads `len` payload bytes at `start` of shard `key`, verifying the object's head
-/// (magic, version, volume, key, payload length, head CRC) and only the CRCs of the
-/// blocks read. `payload_len` is the length the metadata records for the shard.
-pub fn read_shard_range(
+/// Reads `dest.len()` payload bytes at `start` of shard `key` straight into `dest`,
+/// verifying the object's head (magic, version, volume, key, payload length, head CRC)
+/// and only the CRCs of the blocks read. `payload_len` is the length the metadata records
+/// for the shard. Whole blocks inside the range are read into `dest` itself; only a block
+/// the range cuts goes through a scratch buffer. On error `dest` holds no promise.
+pub fn read_shard_range_into(
     disk: &dyn Disk,
     volume: VolumeId,
     key: ShardKey,
     payload_len: usize,
     start: usize,
-    len: usize,
-) -> Result<Vec<u8>, ShardReadError> {
+    dest: &mut [u8],
+) -> Result<(), ShardReadError> {
     let name = || format!("{}: shard {key}", disk.describe());
     let err = |offset: usize, kind| {
         ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
     };
+    let len = dest.len();
     if len == 0 || start + len > payload_len {
         return Err(err(
             0,
@@ -325,12 +328,53 @@ pub fn read_shard_range(
         ));
     }
     let at = payload_offset(payload_len);
-    let (first, last) = (start / BLOCK_BYTES, (start + len - 1) / BLOCK_BYTES);
-    let blocks_at = at + first * BLOCK_BYTES;
-    let blocks_end = (at + (last + 1) * BLOCK_BYTES).min(at + payload_len);
-    let mut parts =
-        match disk.get_shard_ranges(key, &[(0, at), (blocks_at, blocks_end - blocks_at)]) {
-            Ok(parts) => parts,
+    let end = start + len;
+    let (first, last) = (start / BLOCK_BYTES, (end - 1) / BLOCK_BYTES);
+    let block_len = |n: usize| BLOCK_BYTES.min(payload_len - n * BLOCK_BYTES);
+    // The range's blocks as three pieces: the first block when the range cuts it, the
+    // whole blocks (read into `dest`), the last block when the range cuts it.
+    let lead = start - first * BLOCK_BYTES;
+    let first_cut = lead > 0 || end < first * BLOCK_BYTES + block_len(first);
+    let last_cut = last != first && end < last * BLOCK_BYTES + block_len(last);
+    let mut first_block = vec![0u8; if first_cut { block_len(first) } else { 0 }];
+    let mut last_block = vec![0u8; if last_cut { block_len(last) } else { 0 }];
+    let lead_len = if first_cut {
+        len.min(block_len(first) - lead)
+    } else {
+        0
+    };
+    let tail_len = if last_cut {
+        end - last * BLOCK_BYTES
+    } else {
+        0
+    };
+    let (dest_lead, rest) = dest.split_at_mut(lead_len);
+    let whole_len = rest.len() - tail_len;
+    let (whole, dest_tail) = rest.split_at_mut(whole_len);
+    let mut head = vec![0u8; at];
+    {
+        let mut blocks: Vec<&mut [u8]> = Vec::with_capacity(3);
+        blocks.extend([&mut first_block[..], &mut whole[..], &mut last_block[..]]);
+        blocks.retain(|b| !b.is_empty());
+        let blocks_at = (at + first * BLOCK_BYTES) as u64;
+        let mut ranges = if first == 0 {
+            let mut bufs = vec![&mut head[..]];
+            bufs.extend(blocks);
+            vec![ShardRange { offset: 0, bufs }]
+        } else {
+            vec![
+                ShardRange {
+                    offset: 0,
+                    bufs: vec![&mut head[..]],
+                },
+                ShardRange {
+                    offset: blocks_at,
+                    bufs: blocks,
+                },
+            ]
+        };
+        match disk.read_shard_ranges(key, &mut ranges) {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 return Err(err(
@@ -342,19 +386,48 @@ pub fn read_shard_range(
                 ));
             }
             Err(e) => return Err(ShardReadError::Io(e)),
-        };
-    let blocks = parts.pop().expect("two ranges asked");
-    let head = parts.pop().expect("two ranges asked");
-    if head.len() != at || blocks.len() != blocks_end - blocks_at {
-        return Err(err(
-            0,
-            FormatErrorKind::Truncated {
-                need: object_len(payload_len) as u64,
-                have: head.len() as u64,
-            },
-        ));
+        }
     }
-    // The frame header's magic, version, flags and volume, as format::decode checks them.
+    check_range_head(&name, &head, volume, key, payload_len)?;
+    // Every block read, in order, with its number.
+    let whole_first = if first_cut { first + 1 } else { first };
+    let pieces = (first_cut.then_some((first, &first_block[..])).into_iter())
+        .chain(
+            whole
+                .chunks(BLOCK_BYTES)
+                .enumerate()
+                .map(|(i, b)| (whole_first + i, b)),
+        )
+        .chain(last_cut.then_some((last, &last_block[..])));
+    for (n, block) in pieces {
+        let table = TABLE_AT + 4 * n;
+        let stored = u32::from_le_bytes(head[table..table + 4].try_into().expect("4 bytes"));
+        let computed = crc32c::crc32c(block);
+        if stored != computed {
+            return Err(err(
+                at + n * BLOCK_BYTES,
+                FormatErrorKind::Checksum { stored, computed },
+            ));
+        }
+    }
+    dest_lead.copy_from_slice(&first_block[lead.min(first_block.len())..][..lead_len]);
+    dest_tail.copy_from_slice(&last_block[..tail_len]);
+    Ok(())
+}
+
+/// Checks the head of a shard read by range: the frame header's magic, version, flags and
+/// volume as `format::decode` checks them, the head CRC, and that it is shard `key` with
+/// a payload of `payload_len` bytes.
+fn check_range_head(
+    name: &dyn Fn() -> String,
+    head: &[u8],
+    volume: VolumeId,
+    key: ShardKey,
+    payload_len: usize,
+) -> Result<(), ShardReadError> {
+    let err = |offset: usize, kind| {
+        ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
+    };
     let magic: [u8; 8] = head[0..8].try_into().expect("8 bytes");
     if magic != SHARD_MAGIC {
         return Err(err(
@@ -389,7 +462,7 @@ pub fn read_shard_range(
             },
         ));
     }
-    check_head(&name(), &head).map_err(ShardReadError::Corrupt)?;
+    check_head(&name(), head).map_err(ShardReadError::Corrupt)?;
     let stripe = u64::from_le_bytes(head[32..40].try_into().expect("8 bytes"));
     let declared = u32::from_le_bytes(head[60..64].try_into().expect("4 bytes")) as usize;
     if stripe != key.stripe.0 || head[56] != key.index.0 || declared != payload_len {
@@ -401,20 +474,7 @@ pub fn read_shard_range(
             )),
         ));
     }
-    for (i, block) in blocks.chunks(BLOCK_BYTES).enumerate() {
-        let n = first + i;
-        let table = TABLE_AT + 4 * n;
-        let stored = u32::from_le_bytes(head[table..table + 4].try_into().expect("4 bytes"));
-        let computed = crc32c::crc32c(block);
-        if stored != computed {
-            return Err(err(
-                at + n * BLOCK_BYTES,
-                FormatErrorKind::Checksum { stored, computed },
-            ));
-        }
-    }
-    let skip = start - first * BLOCK_BYTES;
-    Ok(blocks[skip..skip + len].to_vec())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -629,9 +689,23 @@ mod tests {
         write_shard(&disk, vol, &h, &payload).unwrap();
         let key = h.key();
         let n = payload.len();
-        for (start, len) in [(0, 1), (5000, 3000), (n - 100, 100), (0, n)] {
-            let got = read_shard_range(&disk, vol, key, n, start, len).unwrap();
-            assert_eq!(got, &payload[start..start + len]);
+        // Every way a range can sit on the blocks: inside one, cutting both ends, whole
+        // blocks with and without cut ends, the short last block, on both stores.
+        let mem = MemDisk::new("m", 1 << 20);
+        write_shard(&mem, vol, &h, &payload).unwrap();
+        let starts = [0, 1, 4095, 4096, 4097, 5000, 8192, n - 100, n - 1];
+        let lens = [1, 100, 4095, 4096, 4097, 8192, 9000, n];
+        for store in [&disk as &dyn Disk, &mem] {
+            for start in starts {
+                for len in lens.map(|l| l.min(n - start)) {
+                    let got = read_shard_range(store, vol, key, n, start, len).unwrap();
+                    assert!(
+                        got == payload[start..start + len],
+                        "{} {start}+{len}",
+                        store.describe()
+                    );
+                }
+            }
         }
         // A flipped payload byte fails the range covering it, not the others.
         let path = shard_file(dir.path(), key);
@@ -664,6 +738,20 @@ mod tests {
             read_shard_range(&disk, vol, other, n, 0, 10),
             Err(ShardReadError::Missing)
         ));
+    }
+
+    /// [`read_shard_range_into`] into a buffer of stale bytes, which must all be replaced.
+    fn read_shard_range(
+        disk: &dyn Disk,
+        vol: VolumeId,
+        key: ShardKey,
+        payload_len: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, ShardReadError> {
+        let mut buf = vec![0xa5; len];
+        read_shard_range_into(disk, vol, key, payload_len, start, &mut buf)?;
+        Ok(buf)
     }
 
     /// Records what `put_shard` receives, to check the payload is not copied.

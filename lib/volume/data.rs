@@ -186,10 +186,20 @@ impl Volume {
 
     /// Reads up to `size` bytes at `offset` (short at end of file; holes read as zeros).
     pub fn read(&self, ino: InodeId, offset: u64, size: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; size];
+        let n = self.read_into(ino, offset, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Reads up to `dest.len()` bytes at `offset` into `dest` and returns how many (short
+    /// at end of file). Every byte of `dest[..n]` is written, holes as zeros, so `dest`
+    /// may hold anything before: a caller can reuse one buffer without clearing it.
+    pub fn read_into(&self, ino: InodeId, offset: u64, dest: &mut [u8]) -> Result<usize> {
         let file = self.file_state(ino);
         let data = file.data.read().unwrap_or_else(|p| p.into_inner());
         let stripe = u64::from(self.sb.layout.stripe_bytes);
-        let (file_size, mut chunks) = {
+        let (end, mut chunks) = {
             let state = self.lock_state();
             let inode = state.inode(ino)?;
             match inode.kind {
@@ -197,16 +207,15 @@ impl Volume {
                 FileKind::Directory => return Err(Error::IsDir),
                 _ => return Err(Error::Invalid("not a regular file")),
             }
-            let end = offset.saturating_add(size as u64).min(inode.size);
+            let end = offset.saturating_add(dest.len() as u64).min(inode.size);
             if offset >= end {
-                return Ok(Vec::new());
+                return Ok(0);
             }
             let first = offset / stripe;
             let last = (end - 1) / stripe;
-            (inode.size, state.chunks_in(ino, first, last))
+            (end, state.chunks_in(ino, first, last))
         };
-        let end = offset.saturating_add(size as u64).min(file_size);
-        let mut out = vec![0u8; (end - offset) as usize];
+        let out = &mut dest[..(end - offset) as usize];
         for index in offset / stripe..=(end - 1) / stripe {
             let chunk_start = index * stripe;
             let lo = offset.max(chunk_start);
@@ -216,23 +225,29 @@ impl Volume {
             let from = (lo - chunk_start) as usize;
             if let Some(buf) = data.dirty.get(&index) {
                 copy_clipped(dest, buf, from);
-            } else if let Some(chunk) = stored {
-                let valid = chunk.valid_len() as usize;
-                let wanted = dest.len().min(valid.saturating_sub(from));
-                if wanted == 0 {
-                    continue; // past the chunk's data: zeros
-                }
-                if let Chunk::Stripe(stripe) = &chunk
-                    && let Some(bytes) = self.read_stripe_part(stripe, from, wanted)
-                {
-                    dest[..wanted].copy_from_slice(&bytes);
-                    continue;
-                }
-                let plain = self.read_chunk(ino, index, &chunk)?;
-                copy_clipped(dest, &plain[..valid.min(plain.len())], from);
+                continue;
             }
+            let Some(chunk) = stored else {
+                dest.fill(0); // a hole
+                continue;
+            };
+            let valid = chunk.valid_len() as usize;
+            let wanted = dest.len().min(valid.saturating_sub(from));
+            if let Chunk::Stripe(stripe) = &chunk
+                && wanted > 0
+                && self.read_stripe_direct(stripe, from, &mut dest[..wanted])
+            {
+                dest[wanted..].fill(0);
+                continue;
+            }
+            if wanted == 0 {
+                dest.fill(0); // past the chunk's data
+                continue;
+            }
+            let plain = self.read_chunk(ino, index, &chunk)?;
+            copy_clipped(dest, &plain[..valid.min(plain.len())], from);
         }
-        Ok(out)
+        Ok(out.len())
     }
 
     /// The data regions of a file, in order: `(start, end)` byte ranges that hold stored
@@ -796,37 +811,91 @@ impl Volume {
         placement::place(&request, &candidates).map_err(|e| Error::NoSpace(e.to_string()))
     }
 
-    /// A small read of a plain (neither compressed nor encrypted) stripe that lies inside
-    /// one data shard: only the blocks it covers are read from that shard and verified
-    /// by their block CRCs, instead of k shards and a decode. `None` when the read does not
-    /// qualify or the shard cannot serve it: the caller then reads the whole stripe, which
-    /// reconstructs from parity.
-    fn read_stripe_part(&self, stripe: &StripeRef, from: usize, len: usize) -> Option<Vec<u8>> {
+    /// Reads `dest.len()` bytes at `from` of a stripe that is neither compressed nor
+    /// encrypted straight from its data shards into `dest`, verifying only the blocks
+    /// read by their block CRCs: no parity, no decode, no copy. A range over several
+    /// shards reads them at once, one thread per shard. `false` when the stripe does not
+    /// qualify or a shard cannot serve its part; the caller then reads the whole stripe,
+    /// which reconstructs from parity, and `dest` holds no promise.
+    fn read_stripe_direct(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
         let shard_len = stripe.info.shard_len as usize;
+        let k = self.codec.k();
         if stripe.info.flags != 0
             || shard_len == 0
-            || len > shard_len / 2
-            || from / shard_len != (from + len - 1) / shard_len
-            || from + len > stripe.info.payload_len as usize
-            || self.cache.get(stripe.id).is_some()
+            || from + dest.len() > stripe.info.payload_len as usize
+            || from + dest.len() > k * shard_len
         {
-            return None;
+            return false;
         }
-        let index = from / shard_len;
-        if index >= self.codec.k() {
-            return None;
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return match plain.get(from..from + dest.len()) {
+                Some(bytes) => {
+                    dest.copy_from_slice(bytes);
+                    true
+                }
+                None => false,
+            };
         }
-        let disk = self.disk(*stripe.disks.get(index)?)?;
+        // The parts of the range, one per data shard: (shard, start in shard, bytes).
+        let mut parts = Vec::with_capacity(k);
+        let mut rest = dest;
+        let mut at = from;
+        while !rest.is_empty() {
+            let index = at / shard_len;
+            let start = at - index * shard_len;
+            let (part, tail) = rest.split_at_mut(rest.len().min(shard_len - start));
+            at += part.len();
+            parts.push((index, start, part));
+            rest = tail;
+        }
+        let read_part = |(index, start, part): (usize, usize, &mut [u8])| {
+            self.read_shard_part(stripe, index, start, part)
+        };
+        if parts.len() == 1 {
+            return parts.into_iter().all(read_part);
+        }
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || read_part(part)))
+                .collect();
+            // Join every reader before answering: they write into `dest`.
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap_or(false))
+                .fold(true, |all, ok| all && ok)
+        })
+    }
+
+    /// Reads `dest.len()` payload bytes at `start` of data shard `index` of `stripe` into
+    /// `dest`; `false` (logged) when the shard is missing or fails verification.
+    fn read_shard_part(
+        &self,
+        stripe: &StripeRef,
+        index: usize,
+        start: usize,
+        dest: &mut [u8],
+    ) -> bool {
+        let Some(disk) = stripe.disks.get(index).and_then(|&d| self.disk(d)) else {
+            return false;
+        };
         let key = ShardKey {
             stripe: stripe.id,
             index: ShardIndex(index as u8),
         };
-        let start = from - index * shard_len;
-        match shard::read_shard_range(disk.as_ref(), self.sb.volume, key, shard_len, start, len) {
-            Ok(bytes) => Some(bytes),
+        let shard_len = stripe.info.shard_len as usize;
+        match shard::read_shard_range_into(
+            disk.as_ref(),
+            self.sb.volume,
+            key,
+            shard_len,
+            start,
+            dest,
+        ) {
+            Ok(()) => true,
             Err(e) => {
-                tracing::debug!(shard = %key, error = %e, "partial shard read failed; reading the whole stripe");
-                None
+                tracing::debug!(shard = %key, error = %e, "direct shard read failed; reading the whole stripe");
+                false
             }
         }
     }
@@ -857,6 +926,30 @@ impl Volume {
         }
     }
 
+    /// [`Volume::read_checked_shard`] for each of `indices`, at once when there are several.
+    fn read_checked_shards(
+        &self,
+        stripe: &StripeRef,
+        indices: &[usize],
+    ) -> Vec<Option<shard::ShardObject>> {
+        if indices.len() < 2 {
+            return indices
+                .iter()
+                .map(|&i| self.read_checked_shard(stripe, i))
+                .collect();
+        }
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = indices
+                .iter()
+                .map(|&i| scope.spawn(move || self.read_checked_shard(stripe, i)))
+                .collect();
+            readers
+                .into_iter()
+                .map(|r| r.join().unwrap_or(None))
+                .collect()
+        })
+    }
+
     /// The plaintext of a stored chunk.
     fn read_chunk(&self, ino: InodeId, index: u64, chunk: &Chunk) -> Result<Plain> {
         match chunk {
@@ -879,46 +972,23 @@ impl Volume {
         let k = self.codec.k();
         let width = stripe.disks.len();
         let mut shards: Vec<Option<shard::ShardObject>> = (0..width).map(|_| None).collect();
-        // The k data shards are read at once, each from its own disk: a cold read waits for
-        // the slowest disk instead of the sum of them. Parity is read only to replace a
-        // data shard that is missing or bad.
-        let first = k.min(width);
-        let data_shards: Vec<Option<shard::ShardObject>> = if first > 1 {
-            std::thread::scope(|scope| {
-                let readers: Vec<_> = (0..first)
-                    .map(|i| scope.spawn(move || self.read_checked_shard(stripe, i)))
-                    .collect();
-                readers
-                    .into_iter()
-                    .map(|r| r.join().unwrap_or(None))
-                    .collect()
-            })
-        } else {
-            (0..first)
-                .map(|i| self.read_checked_shard(stripe, i))
-                .collect()
-        };
+        // The k data shards first, then as many parity shards as shards were missing or
+        // bad, each batch read at once, one disk per thread: a cold read waits for the
+        // slowest disk of a batch instead of the sum of them.
         let mut good = 0;
         let mut bad = 0;
-        for (i, object) in data_shards.into_iter().enumerate() {
-            match object {
-                Some(object) => {
-                    shards[i] = Some(object);
-                    good += 1;
+        let mut next = 0;
+        while good < k && next < width {
+            let batch: Vec<usize> = (next..width).take(k - good).collect();
+            next += batch.len();
+            for (i, object) in batch.iter().zip(self.read_checked_shards(stripe, &batch)) {
+                match object {
+                    Some(object) => {
+                        shards[*i] = Some(object);
+                        good += 1;
+                    }
+                    None => bad += 1,
                 }
-                None => bad += 1,
-            }
-        }
-        for (i, slot) in shards.iter_mut().enumerate().skip(first) {
-            if good == k {
-                break;
-            }
-            match self.read_checked_shard(stripe, i) {
-                Some(object) => {
-                    *slot = Some(object);
-                    good += 1;
-                }
-                None => bad += 1,
             }
         }
         self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
@@ -979,11 +1049,10 @@ impl Volume {
     }
 }
 
-/// Copies `src[from..]` into `dest`, leaving zeros where `src` ends early.
+/// Copies `src[from..]` into `dest` and zeros the rest of `dest` where `src` ends early.
 fn copy_clipped(dest: &mut [u8], src: &[u8], from: usize) {
-    if from >= src.len() {
-        return;
-    }
-    let n = dest.len().min(src.len() - from);
-    dest[..n].copy_from_slice(&src[from..from + n]);
+    let src = src.get(from..).unwrap_or_default();
+    let n = dest.len().min(src.len());
+    dest[..n].copy_from_slice(&src[..n]);
+    dest[n..].fill(0);
 }
