@@ -859,11 +859,12 @@ impl Volume {
                 .into_iter()
                 .map(|part| scope.spawn(move || read_part(part)))
                 .collect();
-            // Join every reader before answering: they write into `dest`.
-            readers
+            // Join every reader (a panicked one counts as failed) before answering.
+            let done: Vec<bool> = readers
                 .into_iter()
                 .map(|r| r.join().unwrap_or(false))
-                .fold(true, |all, ok| all && ok)
+                .collect();
+            done.into_iter().all(|ok| ok)
         })
     }
 
