@@ -467,3 +467,60 @@ fn small_reads_take_one_shard_and_fall_back_to_parity_when_it_is_bad() {
     assert_eq!(vol.read(ino, 5000, 3000).unwrap(), &data[5000..8000]);
     assert_eq!(vol.stats().degraded_reads, 1);
 }
+
+#[test]
+fn whole_stripe_reads_rebuild_lost_data_shards_in_place() {
+    let tv = common::make(&Spec {
+        inline_max_bytes: 0,
+        ..Spec::default()
+    });
+    let stripe = 64 << 10;
+    // Six whole stripes and a short last one (that one takes the whole-stripe decode).
+    let data = pattern(6 * stripe + 1000, 77);
+    let ino = {
+        let vol = tv.open();
+        let ino = put_file(&vol, b"f", &data);
+        vol.close().unwrap();
+        ino
+    };
+    // One disk gone, and a flipped payload byte in a data shard on another disk: every
+    // stripe misses one or two shards, some of them data shards.
+    std::fs::remove_dir_all(&tv.disks[3]).unwrap();
+    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
+    let mut flipped = false;
+    for path in tv.shard_files(0) {
+        let bytes = std::fs::read(&path).unwrap();
+        let (object, _) =
+            argosfs::store::shard::decode_shard("t", bytes.clone(), Some(vol_id)).unwrap();
+        if object.header.index.0 < 4 && !flipped {
+            let at = argosfs::store::shard::payload_offset(object.payload().len()) + 100;
+            let mut bytes = bytes;
+            bytes[at] ^= 0x10;
+            std::fs::write(&path, bytes).unwrap();
+            flipped = true;
+        }
+    }
+    assert!(flipped);
+    let options = OpenOptions {
+        cache_bytes: Some(0),
+        ..tv.options()
+    };
+    let vol = Volume::open(&tv.root, options).unwrap();
+    // Stripe-sized reads into one reused buffer of stale bytes, as the mount does.
+    let mut buf = vec![0xa5u8; stripe];
+    for (i, want) in data.chunks(stripe).enumerate() {
+        let n = vol.read_into(ino, (i * stripe) as u64, &mut buf).unwrap();
+        assert_eq!(n, want.len());
+        assert!(&buf[..n] == want, "stripe {i}");
+    }
+    let stats = vol.stats();
+    assert!(stats.degraded_reads >= 4, "{stats:?}");
+    assert!(stats.shard_errors >= 4, "{stats:?}");
+    // Past M lost disks a whole-stripe read fails with EIO naming the stripe.
+    drop(vol);
+    std::fs::remove_dir_all(&tv.disks[4]).unwrap();
+    std::fs::remove_dir_all(&tv.disks[5]).unwrap();
+    let vol = tv.open();
+    let err = vol.read_into(ino, 0, &mut buf).unwrap_err();
+    assert!(matches!(err, Error::Unrecoverable { .. }), "{err}");
+}

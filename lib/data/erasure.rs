@@ -35,6 +35,32 @@ pub trait ErasureCodec: Send + Sync {
         shards: &mut [Option<Vec<u8>>],
     ) -> Result<(), TransformError>;
 
+    /// Rebuilds each missing data shard (index < k, `None` in the `k + m` long `shards`)
+    /// from any k present ones and hands it to `sink` with its index, in index order;
+    /// present shards are not handed over. Same errors as [`ErasureCodec::reconstruct`].
+    ///
+    /// The default goes through `reconstruct`, copying every present shard first.
+    fn rebuild_missing(
+        &self,
+        k: usize,
+        m: usize,
+        shards: &[Option<&[u8]>],
+        sink: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<(), TransformError> {
+        let mut owned: Vec<Option<Vec<u8>>> =
+            shards.iter().map(|s| s.map(<[u8]>::to_vec)).collect();
+        self.reconstruct(k, m, &mut owned)?;
+        for (index, shard) in owned.iter().enumerate().take(k) {
+            if shards[index].is_none() {
+                let shard = shard.as_deref().ok_or_else(|| {
+                    TransformError::Codec(format!("codec left data shard {index} missing"))
+                })?;
+                sink(index, shard);
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the k data shards concatenated (`k * shard_len` bytes), rebuilding missing
     /// ones from any k of the borrowed `shards` (`k + m` long). Same errors as
     /// [`ErasureCodec::reconstruct`].
@@ -206,6 +232,24 @@ impl ErasureCodec for ReedSolomonSimd {
             shards[index] = Some(bytes);
         }
         Ok(())
+    }
+
+    fn rebuild_missing(
+        &self,
+        k: usize,
+        m: usize,
+        shards: &[Option<&[u8]>],
+        sink: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<(), TransformError> {
+        let shard_len = check_present(k, m, shards, RS_ALIGNMENT)?;
+        if shards[..k].iter().all(Option::is_some) {
+            return Ok(());
+        }
+        Self::decode_with(k, m, shard_len, shards, |index, bytes| {
+            if shards[index].is_none() {
+                sink(index, bytes);
+            }
+        })
     }
 
     fn recover_data(

@@ -355,6 +355,62 @@ impl StripeCodec {
         Ok(())
     }
 
+    /// Rebuilds, in place, the data shards of a stripe that is neither compressed nor
+    /// encrypted and fills its k shards exactly (`payload_len == k * shard_len`): `data`
+    /// holds the k data shards end to end, those flagged in `missing` to be rebuilt from
+    /// the others and `parity` (m entries, `None` for one not at hand). The result is
+    /// checked against the stripe's payload CRC.
+    pub fn rebuild_plain_in_place(
+        &self,
+        info: &StripeInfo,
+        data: &mut [u8],
+        missing: &[bool],
+        parity: &[Option<&[u8]>],
+    ) -> Result<(), TransformError> {
+        self.check_k()?;
+        self.check_info(info)?;
+        let (k, m) = (self.k(), self.m());
+        let shard_len = info.shard_len as usize;
+        if info.flags != 0
+            || info.payload_len as usize != k * shard_len
+            || data.len() != k * shard_len
+            || missing.len() != k
+            || parity.len() != m
+        {
+            return Err(TransformError::Codec(format!(
+                "in-place rebuild of a stripe of {} bytes into {} with {} data and {} parity flags",
+                info.payload_len,
+                data.len(),
+                missing.len(),
+                parity.len()
+            )));
+        }
+        let mut rebuilt: Vec<(usize, Vec<u8>)> = Vec::new();
+        {
+            let shards: Vec<Option<&[u8]>> = data
+                .chunks(shard_len)
+                .zip(missing)
+                .map(|(shard, &gone)| (!gone).then_some(shard))
+                .chain(parity.iter().copied())
+                .collect();
+            let have = shards.iter().flatten().count();
+            if have < k {
+                return Err(TransformError::TooFewShards { have, need: k });
+            }
+            self.erasure
+                .rebuild_missing(k, m, &shards, &mut |index, bytes| {
+                    rebuilt.push((index, bytes.to_vec()))
+                })?;
+        }
+        for (index, bytes) in rebuilt {
+            data[index * shard_len..(index + 1) * shard_len].copy_from_slice(&bytes);
+        }
+        if crc32c::crc32c(data) != info.payload_crc {
+            return Err(TransformError::Checksum);
+        }
+        Ok(())
+    }
+
     /// Rebuilds the plain bytes of a stripe from `shards` (`k + m` entries, `None` for
     /// a shard that could not be read or failed its own check).
     pub fn decode(
@@ -545,6 +601,59 @@ mod tests {
 
     fn all(stripe: &EncodedStripe) -> Vec<Option<&[u8]>> {
         stripe.shards().map(Some).collect()
+    }
+
+    #[test]
+    fn plain_rebuild_in_place_restores_lost_data_shards_and_checks_the_result() {
+        let plain_codec = codec(4, 2, false, false);
+        let plain = sample(0, 4 * 4096, 9);
+        let stripe = plain_codec.encode(&ctx(), &plain).unwrap();
+        assert_eq!(
+            stripe.info.payload_len as usize,
+            plain.len(),
+            "fills its shards"
+        );
+        let shard_len = stripe.shard_len();
+        let parity: Vec<&[u8]> = (4..6).map(|i| stripe.shard(i)).collect();
+        for lost in [[true, false, false, false], [false, true, false, true]] {
+            let mut data = plain.clone();
+            for (i, _) in lost.iter().enumerate().filter(|(_, gone)| **gone) {
+                data[i * shard_len..(i + 1) * shard_len].fill(0xa5); // stale bytes
+            }
+            let views = [Some(parity[0]), Some(parity[1])];
+            plain_codec
+                .rebuild_plain_in_place(&stripe.info, &mut data, &lost, &views)
+                .unwrap();
+            assert!(data == plain, "{lost:?}");
+        }
+        // Too few shards, a wrong parity shard (caught by the payload CRC), a compressed
+        // stripe: errors, never bytes passed off as the data.
+        let mut data = plain.clone();
+        let lost = [true, true, true, false];
+        let err = plain_codec
+            .rebuild_plain_in_place(&stripe.info, &mut data, &lost, &[Some(parity[0]), None])
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            TransformError::TooFewShards { have: 2, need: 4 }
+        ));
+        let mut wrong = parity[0].to_vec();
+        wrong[7] ^= 1;
+        let err = plain_codec
+            .rebuild_plain_in_place(
+                &stripe.info,
+                &mut data,
+                &[true, false, false, false],
+                &[Some(&wrong), None],
+            )
+            .unwrap_err();
+        assert!(matches!(err, TransformError::Checksum), "{err}");
+        let zstd = codec(4, 2, true, false);
+        let packed = zstd.encode(&ctx(), &sample(1, 4 * 4096, 2)).unwrap();
+        assert!(
+            zstd.rebuild_plain_in_place(&packed.info, &mut data, &[false; 4], &[None, None])
+                .is_err()
+        );
     }
 
     fn layout() -> impl Strategy<Value = (u8, u8)> {

@@ -244,6 +244,12 @@ impl Volume {
                 dest.fill(0); // past the chunk's data
                 continue;
             }
+            if let Chunk::Stripe(stripe) = &chunk
+                && from == 0
+                && self.read_stripe_rebuilding(ino, stripe, dest)?
+            {
+                continue;
+            }
             let plain = self.read_chunk(ino, index, &chunk)?;
             copy_clipped(dest, &plain[..valid.min(plain.len())], from);
         }
@@ -848,24 +854,134 @@ impl Volume {
             parts.push((index, start, part));
             rest = tail;
         }
+        // A part on a disk out of reach means a reconstruction, which reads the whole
+        // stripe: reading the other parts first would only read them twice.
+        if parts.iter().any(|(index, _, _)| {
+            stripe
+                .disks
+                .get(*index)
+                .and_then(|&d| self.disk(d))
+                .is_none()
+        }) {
+            return false;
+        }
+        self.read_shard_parts(stripe, parts)
+            .into_iter()
+            .all(|ok| ok)
+    }
+
+    /// Reads each `(data shard, start in shard, destination)` part of `stripe` with
+    /// [`Volume::read_shard_part`], at once when there are several, one thread per part;
+    /// whether each succeeded.
+    fn read_shard_parts(
+        &self,
+        stripe: &StripeRef,
+        parts: Vec<(usize, usize, &mut [u8])>,
+    ) -> Vec<bool> {
         let read_part = |(index, start, part): (usize, usize, &mut [u8])| {
             self.read_shard_part(stripe, index, start, part)
         };
         if parts.len() == 1 {
-            return parts.into_iter().all(read_part);
+            return parts.into_iter().map(read_part).collect();
         }
         std::thread::scope(|scope| {
             let readers: Vec<_> = parts
                 .into_iter()
                 .map(|part| scope.spawn(move || read_part(part)))
                 .collect();
-            // Join every reader (a panicked one counts as failed) before answering.
-            let done: Vec<bool> = readers
+            // A panicked reader counts as failed.
+            readers
                 .into_iter()
                 .map(|r| r.join().unwrap_or(false))
-                .collect();
-            done.into_iter().all(|ok| ok)
+                .collect()
         })
+    }
+
+    /// Reads a whole stripe that is neither compressed nor encrypted and fills its k
+    /// shards exactly, when some data shard is missing or bad, straight into `dest`: the
+    /// data shards at hand go there directly, only as many parity shards are read as data
+    /// shards are missing, and only those are rebuilt (no copy of the stripe, no cache).
+    /// `Ok(false)` when the stripe does not qualify; the caller then reads it whole.
+    fn read_stripe_rebuilding(
+        &self,
+        ino: InodeId,
+        stripe: &StripeRef,
+        dest: &mut [u8],
+    ) -> Result<bool> {
+        let k = self.codec.k();
+        let shard_len = stripe.info.shard_len as usize;
+        if stripe.info.flags != 0
+            || shard_len == 0
+            || stripe.disks.len() < k
+            || stripe.info.payload_len as usize != k * shard_len
+            || dest.len() != k * shard_len
+        {
+            return Ok(false);
+        }
+        let width = stripe.disks.len();
+        let at_hand = |i: &usize| self.disk(stripe.disks[*i]).is_some();
+        let mut missing = vec![true; k];
+        let data_parts: Vec<(usize, usize, &mut [u8])> = dest
+            .chunks_mut(shard_len)
+            .enumerate()
+            .filter(|(i, _)| at_hand(i))
+            .map(|(i, part)| (i, 0, part))
+            .collect();
+        let data_indices: Vec<usize> = data_parts.iter().map(|(i, _, _)| *i).collect();
+        // Parity on disks at hand: as many as data disks are out of reach are read at
+        // once with the data shards; more below if some read fails.
+        let mut order = (k..width).filter(at_hand);
+        let first_parity: Vec<usize> = order.by_ref().take(k - data_indices.len()).collect();
+        let mut parity: Vec<Option<shard::ShardObject>> = (k..width).map(|_| None).collect();
+        let (data_ok, first_found) = std::thread::scope(|scope| {
+            let parity_reader = scope.spawn(|| self.read_checked_shards(stripe, &first_parity));
+            let data_ok = self.read_shard_parts(stripe, data_parts);
+            (data_ok, parity_reader.join().unwrap_or_default())
+        });
+        for (i, ok) in data_indices.into_iter().zip(data_ok) {
+            missing[i] = !ok;
+        }
+        let lost = missing.iter().filter(|&&gone| gone).count();
+        if lost == 0 {
+            return Ok(true); // every data shard read fine this time
+        }
+        let mut found = 0;
+        let mut bad = lost as u64;
+        for (i, object) in first_parity.iter().zip(first_found) {
+            match object {
+                Some(object) => {
+                    parity[i - k] = Some(object);
+                    found += 1;
+                }
+                None => bad += 1,
+            }
+        }
+        while found < lost {
+            let batch: Vec<usize> = order.by_ref().take(lost - found).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for (i, object) in batch.iter().zip(self.read_checked_shards(stripe, &batch)) {
+                match object {
+                    Some(object) => {
+                        parity[i - k] = Some(object);
+                        found += 1;
+                    }
+                    None => bad += 1,
+                }
+            }
+        }
+        self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
+        self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
+        self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        let views: Vec<Option<&[u8]>> = parity
+            .iter()
+            .map(|s| s.as_ref().map(|o| o.payload()))
+            .collect();
+        self.codec
+            .rebuild_plain_in_place(&stripe.info, dest, &missing, &views)
+            .map_err(|e| stripe_error(stripe, ino, e))?;
+        Ok(true)
     }
 
     /// Reads `dest.len()` payload bytes at `start` of data shard `index` of `stripe` into
@@ -973,15 +1089,21 @@ impl Volume {
         let k = self.codec.k();
         let width = stripe.disks.len();
         let mut shards: Vec<Option<shard::ShardObject>> = (0..width).map(|_| None).collect();
-        // The k data shards first, then as many parity shards as shards were missing or
-        // bad, each batch read at once, one disk per thread: a cold read waits for the
-        // slowest disk of a batch instead of the sum of them.
+        // The first k shards on disks at hand (the data shards when all are there), then as
+        // many more as shards were missing or bad; each batch read at once, one disk per
+        // thread: a cold read waits for the slowest disk of a batch instead of the sum.
+        let absent: Vec<usize> = (0..width)
+            .filter(|&i| self.disk(stripe.disks[i]).is_none())
+            .collect();
+        // A data shard out of reach counts as a shard error; a parity shard only if needed.
+        let mut bad = absent.iter().filter(|&&i| i < k).count() as u64;
+        let mut order = (0..width).filter(|i| !absent.contains(i));
         let mut good = 0;
-        let mut bad = 0;
-        let mut next = 0;
-        while good < k && next < width {
-            let batch: Vec<usize> = (next..width).take(k - good).collect();
-            next += batch.len();
+        loop {
+            let batch: Vec<usize> = order.by_ref().take(k - good).collect();
+            if batch.is_empty() {
+                break;
+            }
             for (i, object) in batch.iter().zip(self.read_checked_shards(stripe, &batch)) {
                 match object {
                     Some(object) => {
@@ -990,6 +1112,9 @@ impl Volume {
                     }
                     None => bad += 1,
                 }
+            }
+            if good == k {
+                break;
             }
         }
         self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
@@ -1018,35 +1143,38 @@ impl Volume {
         let plain = self
             .codec
             .decode(&ctx, &stripe.info, &views)
-            .map_err(|e| {
-                tracing::error!(stripe = %stripe.id, inode = %ino, error = %e, "stripe failed verification");
-                match e {
-                    TransformError::TooFewShards { have, need } => Error::Unrecoverable {
-                        stripe: stripe.id,
-                        inode: ino,
-                        have: have as u8,
-                        need: need as u8,
-                    },
-                    TransformError::Authentication => Error::Integrity {
-                        stripe: stripe.id,
-                        inode: ino,
-                        detail: "authentication failed",
-                    },
-                    TransformError::Checksum => Error::Integrity {
-                        stripe: stripe.id,
-                        inode: ino,
-                        detail: "checksum mismatch",
-                    },
-                    _ => Error::Integrity {
-                        stripe: stripe.id,
-                        inode: ino,
-                        detail: "undecodable stripe",
-                    },
-                }
-            })?;
+            .map_err(|e| stripe_error(stripe, ino, e))?;
         let plain = Arc::new(plain);
         self.cache.insert(stripe.id, plain.clone());
         Ok(plain)
+    }
+}
+
+/// The error of a stripe that could not be decoded (logged here).
+fn stripe_error(stripe: &StripeRef, ino: InodeId, e: TransformError) -> Error {
+    tracing::error!(stripe = %stripe.id, inode = %ino, error = %e, "stripe failed verification");
+    match e {
+        TransformError::TooFewShards { have, need } => Error::Unrecoverable {
+            stripe: stripe.id,
+            inode: ino,
+            have: have as u8,
+            need: need as u8,
+        },
+        TransformError::Authentication => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "authentication failed",
+        },
+        TransformError::Checksum => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "checksum mismatch",
+        },
+        _ => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "undecodable stripe",
+        },
     }
 }
 
