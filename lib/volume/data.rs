@@ -16,6 +16,7 @@ use crate::meta::{BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Op, StripeR
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::sync::Arc;
@@ -820,7 +821,7 @@ impl Volume {
     /// Reads `dest.len()` bytes at `from` of a stripe that is neither compressed nor
     /// encrypted straight from its data shards into `dest`, verifying only the blocks
     /// read by their block CRCs: no parity, no decode, no copy. A range over several
-    /// shards reads them at once, one thread per shard. `false` when the stripe does not
+    /// shards reads them at once. `false` when the stripe does not
     /// qualify or a shard cannot serve its part; the caller then reads the whole stripe,
     /// which reconstructs from parity, and `dest` holds no promise.
     fn read_stripe_direct(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
@@ -871,8 +872,8 @@ impl Volume {
     }
 
     /// Reads each `(data shard, start in shard, destination)` part of `stripe` with
-    /// [`Volume::read_shard_part`], at once when there are several, one thread per part;
-    /// whether each succeeded.
+    /// [`Volume::read_shard_part`], at once on the shard reader pool when there are
+    /// several; whether each succeeded.
     fn read_shard_parts(
         &self,
         stripe: &StripeRef,
@@ -884,17 +885,8 @@ impl Volume {
         if parts.len() == 1 {
             return parts.into_iter().map(read_part).collect();
         }
-        std::thread::scope(|scope| {
-            let readers: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || read_part(part)))
-                .collect();
-            // A panicked reader counts as failed.
-            readers
-                .into_iter()
-                .map(|r| r.join().unwrap_or(false))
-                .collect()
-        })
+        self.shard_io
+            .install(|| parts.into_par_iter().map(read_part).collect())
     }
 
     /// Reads a whole stripe that is neither compressed nor encrypted and fills its k
@@ -933,10 +925,11 @@ impl Volume {
         let mut order = (k..width).filter(at_hand);
         let first_parity: Vec<usize> = order.by_ref().take(k - data_indices.len()).collect();
         let mut parity: Vec<Option<shard::ShardObject>> = (k..width).map(|_| None).collect();
-        let (data_ok, first_found) = std::thread::scope(|scope| {
-            let parity_reader = scope.spawn(|| self.read_checked_shards(stripe, &first_parity));
-            let data_ok = self.read_shard_parts(stripe, data_parts);
-            (data_ok, parity_reader.join().unwrap_or_default())
+        let (data_ok, first_found) = self.shard_io.install(|| {
+            rayon::join(
+                || self.read_shard_parts(stripe, data_parts),
+                || self.read_checked_shards(stripe, &first_parity),
+            )
         });
         for (i, ok) in data_indices.into_iter().zip(data_ok) {
             missing[i] = !ok;
@@ -1043,7 +1036,8 @@ impl Volume {
         }
     }
 
-    /// [`Volume::read_checked_shard`] for each of `indices`, at once when there are several.
+    /// [`Volume::read_checked_shard`] for each of `indices`, at once on the shard reader
+    /// pool when there are several.
     fn read_checked_shards(
         &self,
         stripe: &StripeRef,
@@ -1055,14 +1049,10 @@ impl Volume {
                 .map(|&i| self.read_checked_shard(stripe, i))
                 .collect();
         }
-        std::thread::scope(|scope| {
-            let readers: Vec<_> = indices
-                .iter()
-                .map(|&i| scope.spawn(move || self.read_checked_shard(stripe, i)))
-                .collect();
-            readers
-                .into_iter()
-                .map(|r| r.join().unwrap_or(None))
+        self.shard_io.install(|| {
+            indices
+                .par_iter()
+                .map(|&i| self.read_checked_shard(stripe, i))
                 .collect()
         })
     }
@@ -1090,8 +1080,8 @@ impl Volume {
         let width = stripe.disks.len();
         let mut shards: Vec<Option<shard::ShardObject>> = (0..width).map(|_| None).collect();
         // The first k shards on disks at hand (the data shards when all are there), then as
-        // many more as shards were missing or bad; each batch read at once, one disk per
-        // thread: a cold read waits for the slowest disk of a batch instead of the sum.
+        // many more as shards were missing or bad; each batch read at once: a cold read
+        // waits for the slowest disk of a batch instead of the sum.
         let absent: Vec<usize> = (0..width)
             .filter(|&i| self.disk(stripe.disks[i]).is_none())
             .collect();

@@ -230,6 +230,8 @@ pub struct Volume {
     gate: RwLock<()>,
     commit_lock: Mutex<()>,
     cache: StripeCache,
+    /// Threads that read the shards of one stripe at once (`Volume::read_shard_parts`).
+    shard_io: rayon::ThreadPool,
     dirty_bytes: AtomicU64,
     dirty_limit_bytes: u64,
     stats: Stats,
@@ -242,6 +244,21 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is a bug; the data behind it is still consistent at op
     // granularity (ops apply whole), so later calls go on rather than cascade panics.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Threads of the shard reader pool: enough for the mount's four FUSE threads to each
+/// have a stripe's data shards in flight (measured: spawning threads per stripe instead
+/// cost about 0.1 ms per 1 MiB read).
+const SHARD_IO_THREADS: usize = 16;
+
+/// The pool that reads the shards of a stripe in parallel; its threads block on disk
+/// reads, so it is separate from any pool doing computation.
+fn shard_io_pool() -> std::io::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(SHARD_IO_THREADS)
+        .thread_name(|i| format!("argosfs-io-{i}"))
+        .build()
+        .map_err(std::io::Error::other)
 }
 
 /// Takes the volume lock (exclusive for writers, shared for read-only use).
@@ -360,6 +377,7 @@ impl Volume {
             gate: RwLock::new(()),
             commit_lock: Mutex::new(()),
             cache: StripeCache::new(options.cache_bytes.unwrap_or(64 << 20)),
+            shard_io: shard_io_pool().map_err(|e| Error::io(root, e))?,
             dirty_bytes: AtomicU64::new(0),
             dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
             stats: Stats::default(),
