@@ -711,28 +711,40 @@ impl Volume {
                     .reserved
                     .fetch_add(shard_bytes, Ordering::Relaxed);
             }
-            let mut written = 0;
+            // Every shard at once, each to its own disk, on the shard I/O pool: the stripe
+            // costs the slowest disk's write rather than the sum of them.
+            let results: Vec<std::io::Result<()>> = self.shard_io.install(|| {
+                reserved
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, slot)| {
+                        let slot_ref = &self.disks[*slot];
+                        let disk = slot_ref
+                            .disk
+                            .as_ref()
+                            .expect("placement only picks open disks");
+                        let result = shard::write_shard(
+                            disk.as_ref(),
+                            self.sb.volume,
+                            &header(i),
+                            encoded.shard(i),
+                        );
+                        if result.is_ok() {
+                            slot_ref.is_dirty.store(true, Ordering::Release);
+                        }
+                        result
+                    })
+                    .collect()
+            });
+            let mut written = vec![false; results.len()];
             let mut failure = None;
-            for (i, slot) in reserved.iter().enumerate() {
-                let slot_ref = &self.disks[*slot];
-                let disk = slot_ref
-                    .disk
-                    .as_ref()
-                    .expect("placement only picks open disks");
-                match shard::write_shard(
-                    disk.as_ref(),
-                    self.sb.volume,
-                    &header(i),
-                    encoded.shard(i),
-                ) {
-                    Ok(()) => {
-                        written += 1;
-                        slot_ref.is_dirty.store(true, Ordering::Release);
-                    }
-                    Err(e) => {
-                        failure = Some((slot_ref.config.id, e));
-                        break;
-                    }
+            for (i, result) in results.into_iter().enumerate() {
+                match result {
+                    Ok(()) => written[i] = true,
+                    // The first failed disk is avoided on the next try; a second one, if
+                    // any, fails that try in turn.
+                    Err(e) if failure.is_none() => failure = Some((disks[i], e)),
+                    Err(_) => {}
                 }
             }
             for slot in &reserved {
@@ -750,7 +762,7 @@ impl Volume {
                     written: None,
                 });
             };
-            for (i, disk_id) in disks.iter().enumerate().take(written) {
+            for (i, disk_id) in disks.iter().enumerate().filter(|(i, _)| written[*i]) {
                 if let Some(disk) = self.disk(*disk_id) {
                     let key = ShardKey {
                         stripe: id,
