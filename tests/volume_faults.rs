@@ -524,3 +524,49 @@ fn whole_stripe_reads_rebuild_lost_data_shards_in_place() {
     let err = vol.read_into(ino, 0, &mut buf).unwrap_err();
     assert!(matches!(err, Error::Unrecoverable { .. }), "{err}");
 }
+
+#[test]
+fn a_rebuilt_stripe_shortened_by_truncate_reads_zeros_past_its_end() {
+    let tv = common::make(&Spec {
+        inline_max_bytes: 0,
+        ..Spec::default()
+    });
+    let stripe = 64 << 10;
+    let data = pattern(stripe, 5);
+    let ino = {
+        let vol = tv.open();
+        let ino = put_file(&vol, b"f", &data);
+        // Shorten within the stripe (kept, its length cut), then grow back over the cut.
+        for size in [10_000u64, stripe as u64] {
+            let set = argosfs::volume::SetAttr {
+                size: Some(size),
+                ..Default::default()
+            };
+            vol.setattr(&root(), ino, &set).unwrap();
+        }
+        vol.close().unwrap();
+        ino
+    };
+    // The disk holding data shard 0 goes, so the read rebuilds the whole stripe.
+    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
+    let holder = (0..6)
+        .find(|&d| {
+            tv.shard_files(d).iter().any(|path| {
+                let bytes = std::fs::read(path).unwrap();
+                let (object, _) =
+                    argosfs::store::shard::decode_shard("t", bytes, Some(vol_id)).unwrap();
+                object.header.index.0 == 0
+            })
+        })
+        .unwrap();
+    std::fs::remove_dir_all(&tv.disks[holder]).unwrap();
+    let vol = tv.open();
+    let mut buf = vec![0xa5u8; stripe];
+    assert_eq!(vol.read_into(ino, 0, &mut buf).unwrap(), stripe);
+    assert!(buf[..10_000] == data[..10_000]);
+    assert!(
+        buf[10_000..].iter().all(|&b| b == 0),
+        "old bytes past the cut"
+    );
+    assert!(vol.stats().degraded_reads > 0);
+}

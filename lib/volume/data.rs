@@ -249,6 +249,8 @@ impl Volume {
                 && from == 0
                 && self.read_stripe_rebuilding(ino, stripe, dest)?
             {
+                // Past a truncate that shortened the chunk the stripe still holds old bytes.
+                dest[wanted..].fill(0);
                 continue;
             }
             let plain = self.read_chunk(ino, index, &chunk)?;
@@ -878,21 +880,22 @@ impl Volume {
         }) {
             return false;
         }
-        self.read_shard_parts(stripe, parts)
+        self.read_shard_parts(stripe, parts, tracing::Level::DEBUG)
             .into_iter()
             .all(|ok| ok)
     }
 
     /// Reads each `(data shard, start in shard, destination)` part of `stripe` with
-    /// [`Volume::read_shard_part`], at once on the shard reader pool when there are
-    /// several; whether each succeeded.
+    /// [`Volume::read_shard_part`] (failures logged at `level`), at once on the shard
+    /// reader pool when there are several; whether each succeeded.
     fn read_shard_parts(
         &self,
         stripe: &StripeRef,
         parts: Vec<(usize, usize, &mut [u8])>,
+        level: tracing::Level,
     ) -> Vec<bool> {
         let read_part = |(index, start, part): (usize, usize, &mut [u8])| {
-            self.read_shard_part(stripe, index, start, part)
+            self.read_shard_part(stripe, index, start, part, level)
         };
         if parts.len() == 1 {
             return parts.into_iter().map(read_part).collect();
@@ -939,7 +942,7 @@ impl Volume {
         let mut parity: Vec<Option<shard::ShardObject>> = (k..width).map(|_| None).collect();
         let (data_ok, first_found) = self.shard_io.install(|| {
             rayon::join(
-                || self.read_shard_parts(stripe, data_parts),
+                || self.read_shard_parts(stripe, data_parts, tracing::Level::WARN),
                 || self.read_checked_shards(stripe, &first_parity),
             )
         });
@@ -990,15 +993,20 @@ impl Volume {
     }
 
     /// Reads `dest.len()` payload bytes at `start` of data shard `index` of `stripe` into
-    /// `dest`; `false` (logged) when the shard is missing or fails verification.
+    /// `dest`; `false` when the shard is missing or fails verification, logged at `level`
+    /// (a failure the caller recovers from by reading more is only a debug message).
     fn read_shard_part(
         &self,
         stripe: &StripeRef,
         index: usize,
         start: usize,
         dest: &mut [u8],
+        level: tracing::Level,
     ) -> bool {
-        let Some(disk) = stripe.disks.get(index).and_then(|&d| self.disk(d)) else {
+        let Some(disk_id) = stripe.disks.get(index).copied() else {
+            return false;
+        };
+        let Some(disk) = self.disk(disk_id) else {
             return false;
         };
         let key = ShardKey {
@@ -1016,7 +1024,11 @@ impl Volume {
         ) {
             Ok(()) => true,
             Err(e) => {
-                tracing::debug!(shard = %key, error = %e, "direct shard read failed; reading the whole stripe");
+                if level == tracing::Level::WARN {
+                    tracing::warn!(disk = %disk_id, shard = %key, error = %e, "shard unreadable; reconstructing");
+                } else {
+                    tracing::debug!(disk = %disk_id, shard = %key, error = %e, "direct shard read failed; reading the whole stripe");
+                }
                 false
             }
         }
