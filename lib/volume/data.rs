@@ -953,32 +953,12 @@ impl Volume {
         if lost == 0 {
             return Ok(true); // every data shard read fine this time
         }
-        let mut found = 0;
-        let mut bad = lost as u64;
-        for (i, object) in first_parity.iter().zip(first_found) {
-            match object {
-                Some(object) => {
-                    parity[i - k] = Some(object);
-                    found += 1;
-                }
-                None => bad += 1,
-            }
-        }
-        while found < lost {
-            let batch: Vec<usize> = order.by_ref().take(lost - found).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for (i, object) in batch.iter().zip(self.read_checked_shards(stripe, &batch)) {
-                match object {
-                    Some(object) => {
-                        parity[i - k] = Some(object);
-                        found += 1;
-                    }
-                    None => bad += 1,
-                }
-            }
-        }
+        // Enough parity for the data shards lost is found below, or the rebuild reports
+        // too few shards.
+        let (found, first_bad) = keep_shards(&first_parity, first_found, &mut parity, k);
+        let still = lost.saturating_sub(found);
+        let (_, more_bad) = self.read_more_shards(stripe, &mut order, still, &mut parity, k);
+        let bad = lost as u64 + first_bad + more_bad;
         self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
         self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
         self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
@@ -1060,6 +1040,31 @@ impl Volume {
         }
     }
 
+    /// Reads shards of `stripe` from `candidates` (shard indices), in batches of as many
+    /// as are still missing, until `need` were read and verified or the candidates run
+    /// out; each goes into `slots[index - base]`. Returns (read, failed).
+    fn read_more_shards(
+        &self,
+        stripe: &StripeRef,
+        candidates: &mut dyn Iterator<Item = usize>,
+        need: usize,
+        slots: &mut [Option<shard::ShardObject>],
+        base: usize,
+    ) -> (usize, u64) {
+        let (mut found, mut bad) = (0, 0);
+        while found < need {
+            let batch: Vec<usize> = candidates.take(need - found).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let objects = self.read_checked_shards(stripe, &batch);
+            let (read, failed) = keep_shards(&batch, objects, slots, base);
+            found += read;
+            bad += failed;
+        }
+        (found, bad)
+    }
+
     /// [`Volume::read_checked_shard`] for each of `indices`, at once on the shard reader
     /// pool when there are several.
     fn read_checked_shards(
@@ -1110,27 +1115,10 @@ impl Volume {
             .filter(|&i| self.disk(stripe.disks[i]).is_none())
             .collect();
         // A data shard out of reach counts as a shard error; a parity shard only if needed.
-        let mut bad = absent.iter().filter(|&&i| i < k).count() as u64;
+        let out_of_reach = absent.iter().filter(|&&i| i < k).count() as u64;
         let mut order = (0..width).filter(|i| !absent.contains(i));
-        let mut good = 0;
-        loop {
-            let batch: Vec<usize> = order.by_ref().take(k - good).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for (i, object) in batch.iter().zip(self.read_checked_shards(stripe, &batch)) {
-                match object {
-                    Some(object) => {
-                        shards[*i] = Some(object);
-                        good += 1;
-                    }
-                    None => bad += 1,
-                }
-            }
-            if good == k {
-                break;
-            }
-        }
+        let (good, failed) = self.read_more_shards(stripe, &mut order, k, &mut shards, 0);
+        let bad = out_of_reach + failed;
         self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
         if bad > 0 {
             self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
@@ -1162,6 +1150,27 @@ impl Volume {
         self.cache.insert(stripe.id, plain.clone());
         Ok(plain)
     }
+}
+
+/// Puts each shard read of `batch` (`objects`, in the same order) into
+/// `slots[index - base]`; how many were read and how many failed.
+fn keep_shards(
+    batch: &[usize],
+    objects: Vec<Option<shard::ShardObject>>,
+    slots: &mut [Option<shard::ShardObject>],
+    base: usize,
+) -> (usize, u64) {
+    let (mut read, mut failed) = (0, 0);
+    for (i, object) in batch.iter().zip(objects) {
+        match object {
+            Some(object) => {
+                slots[i - base] = Some(object);
+                read += 1;
+            }
+            None => failed += 1,
+        }
+    }
+    (read, failed)
 }
 
 /// The error of a stripe that could not be decoded (logged here).
