@@ -446,18 +446,11 @@ fn small_reads_take_one_shard_and_fall_back_to_parity_when_it_is_bad() {
     drop(vol);
     // Damage the data shard that holds offset 5000 (shard 0): the small read's block
     // check fails and it falls back to a full read that reconstructs from parity.
-    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
     let mut damaged = 0;
     for disk in 0..6 {
-        for path in tv.shard_files(disk) {
-            let bytes = std::fs::read(&path).unwrap();
-            let (object, _) =
-                argosfs::store::shard::decode_shard("t", bytes.clone(), Some(vol_id)).unwrap();
-            if object.header.index.0 == 0 {
-                let at = argosfs::store::shard::payload_offset(object.payload().len()) + 5000;
-                let mut bytes = bytes;
-                bytes[at] ^= 0xff;
-                std::fs::write(&path, bytes).unwrap();
+        for (path, index) in tv.indexed_shard_files(disk) {
+            if index == 0 {
+                common::flip_payload_byte(&path, 5000);
                 damaged += 1;
             }
         }
@@ -486,21 +479,12 @@ fn whole_stripe_reads_rebuild_lost_data_shards_in_place() {
     // One disk gone, and a flipped payload byte in a data shard on another disk: every
     // stripe misses one or two shards, some of them data shards.
     std::fs::remove_dir_all(&tv.disks[3]).unwrap();
-    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
-    let mut flipped = false;
-    for path in tv.shard_files(0) {
-        let bytes = std::fs::read(&path).unwrap();
-        let (object, _) =
-            argosfs::store::shard::decode_shard("t", bytes.clone(), Some(vol_id)).unwrap();
-        if object.header.index.0 < 4 && !flipped {
-            let at = argosfs::store::shard::payload_offset(object.payload().len()) + 100;
-            let mut bytes = bytes;
-            bytes[at] ^= 0x10;
-            std::fs::write(&path, bytes).unwrap();
-            flipped = true;
-        }
-    }
-    assert!(flipped);
+    let (data_shard, _) = tv
+        .indexed_shard_files(0)
+        .into_iter()
+        .find(|(_, index)| *index < 4)
+        .unwrap();
+    common::flip_payload_byte(&data_shard, 100);
     let options = OpenOptions {
         cache_bytes: Some(0),
         ..tv.options()
@@ -548,16 +532,8 @@ fn a_rebuilt_stripe_shortened_by_truncate_reads_zeros_past_its_end() {
         ino
     };
     // The disk holding data shard 0 goes, so the read rebuilds the whole stripe.
-    let vol_id = argosfs::volume::Superblock::load(&tv.root).unwrap().volume;
     let holder = (0..6)
-        .find(|&d| {
-            tv.shard_files(d).iter().any(|path| {
-                let bytes = std::fs::read(path).unwrap();
-                let (object, _) =
-                    argosfs::store::shard::decode_shard("t", bytes, Some(vol_id)).unwrap();
-                object.header.index.0 == 0
-            })
-        })
+        .find(|&d| tv.indexed_shard_files(d).iter().any(|(_, i)| *i == 0))
         .unwrap();
     std::fs::remove_dir_all(&tv.disks[holder]).unwrap();
     let vol = tv.open();

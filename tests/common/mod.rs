@@ -120,6 +120,30 @@ impl TestVolume {
         out.sort();
         out
     }
+
+    /// Every shard file on disk `i`, with the shard index its header names.
+    pub fn indexed_shard_files(&self, i: usize) -> Vec<(PathBuf, u8)> {
+        let volume = argosfs::volume::Superblock::load(&self.root)
+            .unwrap()
+            .volume;
+        self.shard_files(i)
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).unwrap();
+                let (object, _) =
+                    argosfs::store::shard::decode_shard("test", bytes, Some(volume)).unwrap();
+                (path, object.header.index.0)
+            })
+            .collect()
+    }
+}
+
+/// Flips a bit of the payload byte at `offset` of the shard file at `path`.
+pub fn flip_payload_byte(path: &std::path::Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let (object, _) = argosfs::store::shard::decode_shard("test", bytes.clone(), None).unwrap();
+    bytes[argosfs::store::shard::payload_offset(object.payload().len()) + offset] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
 }
 
 pub fn root() -> Caller {
