@@ -224,13 +224,14 @@ pub fn describe_machine() -> String {
     )
 }
 
-/// CPU time of the calling thread so far: (user, system) seconds.
-pub fn thread_cpu() -> (f64, f64) {
+/// CPU time of the whole process so far (the calling thread and the Volume's shard I/O
+/// and spare-file threads working for it): (user, system) seconds.
+pub fn process_cpu() -> (f64, f64) {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole rusage into the pointer it is given, which points
     // to a zeroed, properly aligned rusage that lives across the call.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
-    assert_eq!(rc, 0, "getrusage(RUSAGE_THREAD) failed");
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF) failed");
     // SAFETY: zeroed() is a valid rusage (plain integers) and getrusage filled it.
     let usage = unsafe { usage.assume_init() };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
@@ -239,16 +240,16 @@ pub fn thread_cpu() -> (f64, f64) {
 
 /// Wall, user and system seconds of one run of `body`.
 pub fn timed<T>(body: impl FnOnce() -> T) -> (T, Duration, f64, f64) {
-    let (user0, sys0) = thread_cpu();
+    let (user0, sys0) = process_cpu();
     let start = Instant::now();
     let out = body();
     let wall = start.elapsed();
-    let (user1, sys1) = thread_cpu();
+    let (user1, sys1) = process_cpu();
     (out, wall, user1 - user0, sys1 - sys0)
 }
 
 /// Like [`bench`] for byte rates, with the median user and system CPU time per MiB of
-/// work in the note (what the thread itself spent, in user space and in the kernel).
+/// work in the note (what the process spent, in user space and in the kernel).
 pub fn bench_cpu(
     name: impl Into<String>,
     bytes: f64,
