@@ -887,7 +887,7 @@ impl Volume {
 
     /// Reads each `(data shard, start in shard, destination)` part of `stripe` with
     /// [`Volume::read_shard_part`] (failures logged at `level`), at once on the shard
-    /// reader pool when there are several; whether each succeeded.
+    /// I/O pool when there are several; whether each succeeded.
     fn read_shard_parts(
         &self,
         stripe: &StripeRef,
@@ -1065,7 +1065,7 @@ impl Volume {
         (found, bad)
     }
 
-    /// [`Volume::read_checked_shard`] for each of `indices`, at once on the shard reader
+    /// [`Volume::read_checked_shard`] for each of `indices`, at once on the shard I/O
     /// pool when there are several.
     fn read_checked_shards(
         &self,

@@ -230,7 +230,7 @@ pub struct Volume {
     gate: RwLock<()>,
     commit_lock: Mutex<()>,
     cache: StripeCache,
-    /// Threads that read the shards of one stripe at once (`Volume::read_shard_parts`).
+    /// Threads that read or write the shards of one stripe at once.
     shard_io: rayon::ThreadPool,
     dirty_bytes: AtomicU64,
     dirty_limit_bytes: u64,
@@ -246,13 +246,13 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Threads of the shard reader pool: enough for the mount's four FUSE threads to each
-/// have a stripe's data shards in flight (measured: spawning threads per stripe instead
-/// cost about 0.1 ms per 1 MiB read).
+/// Threads of the shard I/O pool: enough for the mount's four FUSE threads to each have
+/// a stripe's shards in flight (measured: spawning threads per stripe instead cost about
+/// 0.1 ms per 1 MiB read).
 const SHARD_IO_THREADS: usize = 16;
 
-/// The pool that reads the shards of a stripe in parallel; its threads block on disk
-/// reads, so it is separate from any pool doing computation.
+/// The pool that reads and writes the shards of a stripe in parallel; its threads block
+/// on disk I/O, so it is separate from any pool doing computation.
 fn shard_io_pool() -> std::io::Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(SHARD_IO_THREADS)
