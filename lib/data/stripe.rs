@@ -385,25 +385,33 @@ impl StripeCodec {
                 parity.len()
             )));
         }
-        let mut rebuilt: Vec<(usize, Vec<u8>)> = Vec::new();
         {
-            let shards: Vec<Option<&[u8]>> = data
-                .chunks(shard_len)
-                .zip(missing)
-                .map(|(shard, &gone)| (!gone).then_some(shard))
-                .chain(parity.iter().copied())
-                .collect();
+            // The shards at hand are read from `data` while the missing ones are written
+            // into it: split it into the two kinds first.
+            let mut holes: Vec<(usize, &mut [u8])> = Vec::new();
+            let mut shards: Vec<Option<&[u8]>> = Vec::with_capacity(k + m);
+            for (index, (shard, &gone)) in data.chunks_mut(shard_len).zip(missing).enumerate() {
+                if gone {
+                    holes.push((index, shard));
+                    shards.push(None);
+                } else {
+                    shards.push(Some(shard));
+                }
+            }
+            shards.extend(parity.iter().copied());
             let have = shards.iter().flatten().count();
             if have < k {
                 return Err(TransformError::TooFewShards { have, need: k });
             }
             self.erasure
                 .rebuild_missing(k, m, &shards, &mut |index, bytes| {
-                    rebuilt.push((index, bytes.to_vec()))
+                    // A shard the codec left out or got wrong fails the CRC check below.
+                    if let Some((_, hole)) = holes.iter_mut().find(|(i, _)| *i == index)
+                        && hole.len() == bytes.len()
+                    {
+                        hole.copy_from_slice(bytes);
+                    }
                 })?;
-        }
-        for (index, bytes) in rebuilt {
-            data[index * shard_len..(index + 1) * shard_len].copy_from_slice(&bytes);
         }
         if crc32c::crc32c(data) != info.payload_crc {
             return Err(TransformError::Checksum);
