@@ -725,11 +725,16 @@ impl Volume {
                             .disk
                             .as_ref()
                             .expect("placement only picks open disks");
-                        let result = shard::write_shard(
-                            disk.as_ref(),
-                            self.sb.volume,
-                            &header(i),
-                            encoded.shard(i),
+                        let result = contained(
+                            || {
+                                shard::write_shard(
+                                    disk.as_ref(),
+                                    self.sb.volume,
+                                    &header(i),
+                                    encoded.shard(i),
+                                )
+                            },
+                            || Err(std::io::Error::other("shard write panicked")),
                         );
                         if result.is_ok() {
                             slot_ref.is_dirty.store(true, Ordering::Release);
@@ -895,7 +900,10 @@ impl Volume {
         level: tracing::Level,
     ) -> Vec<bool> {
         let read_part = |(index, start, part): (usize, usize, &mut [u8])| {
-            self.read_shard_part(stripe, index, start, part, level)
+            contained(
+                || self.read_shard_part(stripe, index, start, part, level),
+                || false,
+            )
         };
         if parts.len() == 1 {
             return parts.into_iter().map(read_part).collect();
@@ -1072,18 +1080,12 @@ impl Volume {
         stripe: &StripeRef,
         indices: &[usize],
     ) -> Vec<Option<shard::ShardObject>> {
+        let read = |&i: &usize| contained(|| self.read_checked_shard(stripe, i), || None);
         if indices.len() < 2 {
-            return indices
-                .iter()
-                .map(|&i| self.read_checked_shard(stripe, i))
-                .collect();
+            return indices.iter().map(read).collect();
         }
-        self.shard_io.install(|| {
-            indices
-                .par_iter()
-                .map(|&i| self.read_checked_shard(stripe, i))
-                .collect()
-        })
+        self.shard_io
+            .install(|| indices.par_iter().map(read).collect())
     }
 
     /// The plaintext of a stored chunk.
@@ -1152,6 +1154,15 @@ impl Volume {
     }
 }
 
+/// Runs one shard I/O task; a panic in it gives `failed()` (logged), so it fails that one
+/// shard, which the caller reconstructs or rolls back, rather than the whole request.
+fn contained<T>(task: impl FnOnce() -> T, failed: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_else(|_| {
+        tracing::error!("a shard I/O task panicked; counting its shard as failed");
+        failed()
+    })
+}
+
 /// Puts each shard read of `batch` (`objects`, in the same order) into
 /// `slots[index - base]`; how many were read and how many failed.
 fn keep_shards(
@@ -1207,4 +1218,26 @@ fn copy_clipped(dest: &mut [u8], src: &[u8], from: usize) {
     let n = dest.len().min(src.len());
     dest[..n].copy_from_slice(&src[..n]);
     dest[n..].fill(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_shard_task_fails_only_its_shard() {
+        assert_eq!(contained(|| 7, || 0), 7);
+        // (The test output shows this expected panic's message.)
+        let got = contained(|| -> Option<u8> { panic!("disk driver bug") }, || None);
+        assert_eq!(got, None);
+    }
+
+    #[test]
+    fn copy_clipped_zeros_what_the_source_does_not_cover() {
+        let mut dest = [0xa5u8; 6];
+        copy_clipped(&mut dest, b"abcd", 1);
+        assert_eq!(&dest, b"bcd\0\0\0");
+        copy_clipped(&mut dest, b"ab", 5);
+        assert_eq!(dest, [0; 6]);
+    }
 }
