@@ -9,7 +9,7 @@
 #
 # Usage (as root, needs /dev/fuse): contrib/bench-mount.sh [WORKDIR]
 # Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), RANDOM_READS (default 5000),
-# RUNS (default 3).
+# RUNS (default 3), RECORD=1 (also append the table, dated, to docs/PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/argosfs-bench-mount}
@@ -134,6 +134,7 @@ umount "$MNT"; sleep 0.5
 mv "$WORK/d1.away" "$WORK/d1"; mv "$WORK/d4.away" "$WORK/d4"
 
 ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
+table() {
 cat <<EOF2
 | measure | plain dir | argosfs 4+2 | ratio | target |
 | --- | --- | --- | --- | --- |
@@ -146,3 +147,12 @@ cat <<EOF2
 | small files: stats/s | $ps | $as | $(ratio "$as" "$ps") | >= 80000/s |
 | small files: unlinks/s | $pu | $au | $(ratio "$au" "$pu") | - |
 EOF2
+}
+table
+if [ "${RECORD:-0}" = 1 ]; then
+  {
+    printf '\n#### %s, %s, medians of %s\n\n' "$(date -u '+%d %b %Y %H:%M UTC')" "$(uname -r)" "$RUNS"
+    table
+  } >> docs/PERFORMANCE.md
+  echo "# recorded in docs/PERFORMANCE.md" >&2
+fi
