@@ -478,8 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn default_recover_data_matches_the_override() {
-        /// Forwards everything but `recover_data`, so the trait's default runs.
+    fn default_recover_data_and_rebuild_missing_match_the_overrides() {
+        /// Forwards everything but `recover_data` and `rebuild_missing`, so the trait's
+        /// defaults run.
         struct Plain;
         impl ErasureCodec for Plain {
             fn id(&self) -> &'static str {
@@ -516,9 +517,23 @@ mod tests {
             ReedSolomonSimd.recover_data(3, 2, &shards).unwrap(),
             expected
         );
+        // Only the missing data shards, in index order, each the original.
+        for codec in [&Plain as &dyn ErasureCodec, &ReedSolomonSimd] {
+            let mut rebuilt = Vec::new();
+            codec
+                .rebuild_missing(3, 2, &shards, &mut |i, bytes| {
+                    rebuilt.push((i, bytes.to_vec()))
+                })
+                .unwrap();
+            assert_eq!(rebuilt, vec![(0, data[0].clone()), (2, data[2].clone())]);
+        }
         shards[1] = None;
         assert!(matches!(
             Plain.recover_data(3, 2, &shards),
+            Err(TransformError::TooFewShards { have: 2, need: 3 })
+        ));
+        assert!(matches!(
+            Plain.rebuild_missing(3, 2, &shards, &mut |_, _| {}),
             Err(TransformError::TooFewShards { have: 2, need: 3 })
         ));
     }
