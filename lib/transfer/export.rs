@@ -9,7 +9,7 @@
 //! inode.
 
 use super::{
-    Counts, ItemError, Observer, Outcome, PIECE_BYTES, Report, TransferError, XATTR_ACL_ACCESS,
+    ItemError, Observer, PIECE_BYTES, Report, Tally, TransferError, XATTR_ACL_ACCESS,
     XATTR_ACL_DEFAULT, caller, is_zero, resolve_dir,
 };
 use crate::meta::{FileKind, Timestamp};
@@ -78,17 +78,15 @@ pub fn export(
         vol,
         caller: caller(),
         options,
-        observer,
-        counts: Counts::default(),
+        tally: Tally::new(observer, options.is_strict),
         links: HashMap::new(),
         dest_root: dest.to_path_buf(),
-        outcome: Outcome::Finished,
     };
     run.walk(attr, dest.to_path_buf());
     Ok(Report {
-        counts: run.counts,
+        counts: run.tally.counts,
         elapsed: started.elapsed(),
-        outcome: run.outcome,
+        outcome: run.tally.outcome,
     })
 }
 
@@ -147,18 +145,16 @@ struct Exporter<'a> {
     vol: &'a Volume,
     caller: Caller,
     options: &'a ExportOptions,
-    observer: &'a mut dyn Observer,
-    counts: Counts,
+    tally: Tally<'a>,
     /// Multiply linked inodes already exported → their first host path.
     links: HashMap<InodeId, PathBuf>,
     dest_root: PathBuf,
-    outcome: Outcome,
 }
 
 impl Exporter<'_> {
     fn walk(&mut self, root: Attr, dest: PathBuf) {
         let mut stack = vec![Frame::new(root, dest)];
-        while self.outcome == Outcome::Finished {
+        while self.tally.is_going() {
             let Some(frame) = stack.last_mut() else {
                 break;
             };
@@ -180,7 +176,7 @@ impl Exporter<'_> {
                     Err(e) => {
                         frame.is_listed = true;
                         let path = self.volume_path(&frame.path);
-                        self.fail(ItemError::volume(path, "readdir", e));
+                        self.tally.fail(ItemError::volume(path, "readdir", e));
                     }
                 }
                 continue;
@@ -188,16 +184,16 @@ impl Exporter<'_> {
             let Some(entry) = frame.pending.pop_front() else {
                 let frame = stack.pop().expect("a frame was just seen");
                 let result = self.apply_metadata(&frame.attr, &frame.path);
-                self.settle(result);
+                self.tally.settle(result);
                 continue;
             };
             let path = frame.path.join(OsStr::from_bytes(&entry.name));
             match self.entry(entry.ino, path) {
                 Ok(Some(child)) => stack.push(child),
                 Ok(None) => {}
-                Err(e) => self.fail(e),
+                Err(e) => self.tally.fail(e),
             }
-            self.observer.on_progress(&self.counts);
+            self.tally.progress();
         }
     }
 
@@ -226,7 +222,7 @@ impl Exporter<'_> {
         };
         if is_linked && let Some(first) = self.links.get(&attr.ino) {
             std::fs::hard_link(first, &path).map_err(|e| ItemError::host(&path, "link", e))?;
-            self.counts.hard_links += 1;
+            self.tally.counts.hard_links += 1;
             return Ok(None);
         }
         let host = |op| {
@@ -241,7 +237,7 @@ impl Exporter<'_> {
                         .create(&path)
                         .map_err(host("mkdir"))?;
                 }
-                self.counts.directories += 1;
+                self.tally.counts.directories += 1;
                 return Ok(Some(Frame::new(attr, path)));
             }
             FileKind::Regular => {
@@ -258,7 +254,7 @@ impl Exporter<'_> {
                     let _ = std::fs::remove_file(&path);
                     return Err(e);
                 }
-                self.counts.files += 1;
+                self.tally.counts.files += 1;
             }
             FileKind::Symlink => {
                 let target = self
@@ -267,7 +263,7 @@ impl Exporter<'_> {
                     .map_err(|e| ItemError::volume(self.volume_path(&path), "readlink", e))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(host("symlink"))?;
-                self.counts.symlinks += 1;
+                self.tally.counts.symlinks += 1;
             }
             FileKind::CharDevice | FileKind::BlockDevice | FileKind::Fifo | FileKind::Socket => {
                 nix::sys::stat::mknod(
@@ -277,7 +273,7 @@ impl Exporter<'_> {
                     attr.rdev,
                 )
                 .map_err(|e| ItemError::host(&path, "mknod", e))?;
-                self.counts.specials += 1;
+                self.tally.counts.specials += 1;
             }
         }
         if is_linked {
@@ -338,8 +334,8 @@ impl Exporter<'_> {
                 let written = write_sparse(file, pos, &data)
                     .map_err(|e| ItemError::host(path, "write", e))?;
                 pos += data.len() as u64;
-                self.counts.bytes += written;
-                self.observer.on_progress(&self.counts);
+                self.tally.counts.bytes += written;
+                self.tally.progress();
             }
         }
         Ok(())
@@ -364,7 +360,7 @@ impl Exporter<'_> {
         )
         .map_err(|e| ItemError::host(path, "chown", e))?;
         self.copy_xattrs(attr, path);
-        if self.outcome != Outcome::Finished {
+        if !self.tally.is_going() {
             return Ok(());
         }
         if !is_symlink {
@@ -386,7 +382,8 @@ impl Exporter<'_> {
         let names = match self.vol.listxattr(&self.caller, attr.ino) {
             Ok(names) => names,
             Err(e) => {
-                self.fail(ItemError::volume(self.volume_path(path), "listxattr", e));
+                self.tally
+                    .fail(ItemError::volume(self.volume_path(path), "listxattr", e));
                 return;
             }
         };
@@ -397,8 +394,8 @@ impl Exporter<'_> {
                 Err(e) => Err(ItemError::volume(self.volume_path(path), "getxattr", e)),
             };
             if let Err(e) = result {
-                self.fail(e.on_xattr(name));
-                if self.outcome != Outcome::Finished {
+                self.tally.fail(e.on_xattr(name));
+                if !self.tally.is_going() {
                     return;
                 }
             }
@@ -413,27 +410,11 @@ impl Exporter<'_> {
             match xattr::remove(path, OsStr::from_bytes(acl)) {
                 Ok(()) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) => {}
-                Err(e) => self.fail(ItemError::host(path, "removexattr", e).on_xattr(acl)),
+                Err(e) => self
+                    .tally
+                    .fail(ItemError::host(path, "removexattr", e).on_xattr(acl)),
             }
         }
-    }
-
-    fn settle(&mut self, result: Result<(), ItemError>) {
-        if let Err(e) = result {
-            self.fail(e);
-        }
-    }
-
-    /// Counts and reports an error; decides whether the run goes on.
-    fn fail(&mut self, error: ItemError) {
-        let strict = self.options.is_strict;
-        super::record_failure(
-            &mut self.counts,
-            &mut self.outcome,
-            strict,
-            self.observer,
-            error,
-        );
     }
 }
 

@@ -7,7 +7,7 @@
 //! multiply linked source inodes to the inodes they became.
 
 use super::{
-    Counts, ItemError, Observer, Outcome, PIECE_BYTES, Report, TransferError, XATTR_ACL_ACCESS,
+    ItemError, Observer, Outcome, PIECE_BYTES, Report, Tally, TransferError, XATTR_ACL_ACCESS,
     XATTR_ACL_DEFAULT, caller, resolve_dir, timestamp,
 };
 use crate::Error;
@@ -87,18 +87,16 @@ pub fn import(
         vol,
         caller: caller(),
         options,
-        observer,
-        counts: Counts::default(),
+        tally: Tally::new(observer, options.is_strict),
         links: HashMap::new(),
         buf: vec![0; PIECE_BYTES],
         root_dev: stat.st_dev,
         uncommitted_entries: 0,
         uncommitted_bytes: 0,
-        outcome: Outcome::Finished,
     };
     run.walk(root, stat, source.to_path_buf(), target);
-    let outcome = run.outcome;
-    let counts = run.counts;
+    let outcome = run.tally.outcome;
+    let counts = run.tally.counts;
     if outcome != Outcome::Aborted {
         vol.commit().map_err(TransferError::Commit)?;
     }
@@ -189,21 +187,19 @@ struct Importer<'a> {
     vol: &'a Volume,
     caller: Caller,
     options: &'a ImportOptions,
-    observer: &'a mut dyn Observer,
-    counts: Counts,
+    tally: Tally<'a>,
     /// (st_dev, st_ino) of multiply linked source inodes → the inode made for them.
     links: HashMap<(u64, u64), InodeId>,
     buf: Vec<u8>,
     root_dev: u64,
     uncommitted_entries: u64,
     uncommitted_bytes: u64,
-    outcome: Outcome,
 }
 
 impl Importer<'_> {
     fn walk(&mut self, root: File, stat: FileStat, path: PathBuf, target: InodeId) {
         let mut stack = vec![self.frame(Some(root), stat, path, target)];
-        while self.outcome == Outcome::Finished {
+        while self.tally.is_going() {
             let Some(frame) = stack.last_mut() else {
                 break;
             };
@@ -220,7 +216,7 @@ impl Importer<'_> {
                     &frame.path,
                     FileKind::Directory,
                 );
-                self.settle(result);
+                self.tally.settle(result);
                 continue;
             };
             let path = frame.path.join(OsStr::from_bytes(&name));
@@ -231,7 +227,7 @@ impl Importer<'_> {
             match self.entry(dir, parent, &name, path) {
                 Ok(Some(child)) => stack.push(child),
                 Ok(None) => {}
-                Err(e) => self.fail(e),
+                Err(e) => self.tally.fail(e),
             }
             self.after_entry();
         }
@@ -251,7 +247,7 @@ impl Importer<'_> {
             Some(dir) if !crosses => match list_names(dir) {
                 Ok(names) => names,
                 Err(e) => {
-                    self.fail(ItemError::host(&path, "list", e));
+                    self.tally.fail(ItemError::host(&path, "list", e));
                     Vec::new()
                 }
             },
@@ -285,7 +281,7 @@ impl Importer<'_> {
             self.vol
                 .link(&self.caller, ino, parent, name)
                 .map_err(|e| ItemError::volume(&path, "link", e))?;
-            self.counts.hard_links += 1;
+            self.tally.counts.hard_links += 1;
             return Ok(None);
         }
         let (vol, caller) = (self.vol, &self.caller);
@@ -311,7 +307,7 @@ impl Importer<'_> {
                     let _ = self.vol.unlink(&self.caller, parent, name);
                     return Err(e);
                 }
-                self.counts.files += 1;
+                self.tally.counts.files += 1;
                 (attr.ino, Some(file))
             }
             FileKind::Symlink => {
@@ -320,14 +316,14 @@ impl Importer<'_> {
                 let attr = vol
                     .symlink(caller, parent, name, &target.into_vec())
                     .map_err(|e| ItemError::volume(&path, "symlink", e))?;
-                self.counts.symlinks += 1;
+                self.tally.counts.symlinks += 1;
                 (attr.ino, None)
             }
             FileKind::CharDevice | FileKind::BlockDevice | FileKind::Fifo | FileKind::Socket => {
                 let attr = vol
                     .mknod(caller, parent, name, st.st_mode, st.st_rdev)
                     .map_err(|e| ItemError::volume(&path, "mknod", e))?;
-                self.counts.specials += 1;
+                self.tally.counts.specials += 1;
                 (attr.ino, None)
             }
         };
@@ -359,7 +355,7 @@ impl Importer<'_> {
             },
             Err(e) => return Err(ItemError::volume(&path, "mkdir", e)),
         };
-        self.counts.directories += 1;
+        self.tally.counts.directories += 1;
         let name_os = Path::new(OsStr::from_bytes(name));
         let opened = open_noatime(dir, name_os, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW)
             .map_err(io::Error::from)
@@ -375,7 +371,7 @@ impl Importer<'_> {
             Ok(file) => Some(file),
             Err(e) => {
                 // Still made, with its metadata, so the tree keeps its shape.
-                self.fail(ItemError::host(&path, "open", e));
+                self.tally.fail(ItemError::host(&path, "open", e));
                 None
             }
         };
@@ -441,9 +437,9 @@ impl Importer<'_> {
                     .map_err(|e| ItemError::volume(path, "write", e))?;
                 pos += got as u64;
                 written_end = pos;
-                self.counts.bytes += got as u64;
+                self.tally.counts.bytes += got as u64;
                 self.uncommitted_bytes += got as u64;
-                self.observer.on_progress(&self.counts);
+                self.tally.progress();
             }
             offset = end;
         }
@@ -472,9 +468,9 @@ impl Importer<'_> {
     ) -> Result<(), ItemError> {
         match source.read() {
             Ok(xattrs) => self.copy_xattrs(ino, &xattrs, path),
-            Err(e) => self.fail(ItemError::host(path, "listxattr", e)),
+            Err(e) => self.tally.fail(ItemError::host(path, "listxattr", e)),
         }
-        if self.outcome != Outcome::Finished {
+        if !self.tally.is_going() {
             return Ok(());
         }
         let change = SetAttr {
@@ -496,8 +492,9 @@ impl Importer<'_> {
     fn copy_xattrs(&mut self, ino: InodeId, xattrs: &[(Vec<u8>, Vec<u8>)], path: &Path) {
         for (name, value) in xattrs {
             if let Err(e) = self.vol.setxattr(&self.caller, ino, name, value, 0) {
-                self.fail(ItemError::volume(path, "setxattr", e).on_xattr(name));
-                if self.outcome != Outcome::Finished {
+                self.tally
+                    .fail(ItemError::volume(path, "setxattr", e).on_xattr(name));
+                if !self.tally.is_going() {
                     return;
                 }
             }
@@ -508,43 +505,28 @@ impl Importer<'_> {
             }
             match self.vol.removexattr(&self.caller, ino, acl) {
                 Ok(()) | Err(Error::NoXattr) => {}
-                Err(e) => self.fail(ItemError::volume(path, "removexattr", e).on_xattr(acl)),
+                Err(e) => self
+                    .tally
+                    .fail(ItemError::volume(path, "removexattr", e).on_xattr(acl)),
             }
         }
     }
 
     fn after_entry(&mut self) {
         self.uncommitted_entries += 1;
-        self.observer.on_progress(&self.counts);
-        if self.outcome != Outcome::Aborted
+        self.tally.progress();
+        if self.tally.outcome != Outcome::Aborted
             && (self.uncommitted_entries >= self.options.commit_every_entries
                 || self.uncommitted_bytes >= self.options.commit_every_bytes)
         {
             self.uncommitted_entries = 0;
             self.uncommitted_bytes = 0;
             if let Err(e) = self.vol.commit() {
-                self.fail(ItemError::volume(self.vol.root_path(), "commit", e));
-                self.outcome = Outcome::Aborted;
+                self.tally
+                    .fail(ItemError::volume(self.vol.root_path(), "commit", e));
+                self.tally.outcome = Outcome::Aborted;
             }
         }
-    }
-
-    fn settle(&mut self, result: Result<(), ItemError>) {
-        if let Err(e) = result {
-            self.fail(e);
-        }
-    }
-
-    /// Counts and reports an error; decides whether the run goes on.
-    fn fail(&mut self, error: ItemError) {
-        let strict = self.options.is_strict;
-        super::record_failure(
-            &mut self.counts,
-            &mut self.outcome,
-            strict,
-            self.observer,
-            error,
-        );
     }
 }
 

@@ -268,21 +268,52 @@ pub trait Observer {
     }
 }
 
-/// What import and export do with a failed entry: count it, report it, and decide
-/// whether the run goes on (a fatal error aborts; under `--strict` any error stops it).
-fn record_failure(
-    counts: &mut Counts,
-    outcome: &mut Outcome,
+/// What one import or export run has counted and reported so far, and whether it goes
+/// on: the part of the two walkers that is the same.
+struct Tally<'a> {
+    observer: &'a mut dyn Observer,
+    counts: Counts,
+    outcome: Outcome,
     is_strict: bool,
-    observer: &mut dyn Observer,
-    error: ItemError,
-) {
-    counts.errors += 1;
-    observer.on_error(&error);
-    if error.is_fatal() {
-        *outcome = Outcome::Aborted;
-    } else if is_strict && *outcome == Outcome::Finished {
-        *outcome = Outcome::Stopped;
+}
+
+impl<'a> Tally<'a> {
+    fn new(observer: &'a mut dyn Observer, is_strict: bool) -> Tally<'a> {
+        Tally {
+            observer,
+            counts: Counts::default(),
+            outcome: Outcome::Finished,
+            is_strict,
+        }
+    }
+
+    /// Whether the run still goes on.
+    fn is_going(&self) -> bool {
+        self.outcome == Outcome::Finished
+    }
+
+    /// Reports the counts so far.
+    fn progress(&mut self) {
+        self.observer.on_progress(&self.counts);
+    }
+
+    /// Counts and reports a failed entry, and decides whether the run goes on: a fatal
+    /// error aborts it; under `--strict` any error stops it.
+    fn fail(&mut self, error: ItemError) {
+        self.counts.errors += 1;
+        self.observer.on_error(&error);
+        if error.is_fatal() {
+            self.outcome = Outcome::Aborted;
+        } else if self.is_strict && self.outcome == Outcome::Finished {
+            self.outcome = Outcome::Stopped;
+        }
+    }
+
+    /// [`Tally::fail`] for an error, nothing for success.
+    fn settle(&mut self, result: Result<(), ItemError>) {
+        if let Err(e) = result {
+            self.fail(e);
+        }
     }
 }
 
