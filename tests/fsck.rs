@@ -867,3 +867,35 @@ fn a_stray_copy_of_a_shard_saves_a_stripe() {
         "the stray copy is an orphan once the stripe is whole"
     );
 }
+
+#[test]
+fn json_reports_name_a_root_that_is_not_utf8() {
+    let mut tv = common::make(&Spec::default());
+    {
+        let vol = tv.open();
+        put_file(&vol, b"f", &pattern(3 * STRIPE, 4));
+        vol.close().unwrap();
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let odd = tv
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"root-\xff"));
+    std::fs::rename(&tv.root, &odd).unwrap();
+    tv.root = odd;
+    // fsck: every line is JSON naming the root, lossily; the volume is clean.
+    let run = fsck(&tv, &["-n"]);
+    assert_eq!(run.code, 0, "{run}");
+    let shown = run.summary["root"].as_str().unwrap();
+    assert!(shown.ends_with("root-\u{fffd}"), "{run}");
+    // verify-journal: the slot and journal paths go into its JSON too.
+    let (code, out) = verify_journal(&tv, true);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        report["journal"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("root-\u{fffd}")
+    );
+}

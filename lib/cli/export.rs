@@ -77,9 +77,9 @@ pub fn run(args: ExportArgs) -> ExitCode {
     let result = execute(&args, &mut output);
     let summary = json!({
         "command": "export",
-        "root": super::display_path(&args.root),
+        "root": super::json_path(&args.root),
         "from": String::from_utf8_lossy(args.from.as_bytes()),
-        "destination": super::display_path(&args.dest),
+        "destination": super::json_path(&args.dest),
         "preserve_metadata": args.preserve_metadata,
     });
     output.finish(result, summary, "exported")

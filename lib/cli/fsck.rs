@@ -195,7 +195,7 @@ pub fn run(args: FsckArgs) -> ExitCode {
                         "type": "summary",
                         "data": {
                             "schema": 1,
-                            "root": root,
+                            "root": super::json_path(&root),
                             "error": super::error_text(&error),
                             "errors_found": 0,
                             "errors_corrected": 0,
@@ -223,7 +223,7 @@ fn print_json(report: &Report, code: u8) {
             "type": "summary",
             "data": {
                 "schema": 1,
-                "root": super::display_path(&report.root),
+                "root": super::json_path(&report.root),
                 "volume": report.volume.to_string(),
                 "mode": if report.is_repair { "repair" } else { "check" },
                 "errors_found": report.errors_found(),

@@ -85,8 +85,8 @@ pub fn run(args: ImportArgs) -> ExitCode {
     let result = execute(&args, &mut output);
     let summary = json!({
         "command": "import",
-        "root": super::display_path(&args.root),
-        "source": super::display_path(&args.source),
+        "root": super::json_path(&args.root),
+        "source": super::json_path(&args.source),
         "into": String::from_utf8_lossy(args.into.as_bytes()),
     });
     output.finish(result, summary, "imported")

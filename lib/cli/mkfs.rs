@@ -153,7 +153,7 @@ fn execute(args: &MkfsArgs) -> anyhow::Result<serde_json::Value> {
     let root = super::display_path(&args.root);
     Ok(serde_json::json!({
         "schema": 1,
-        "root": root,
+        "root": super::json_path(&root),
         "volume": sb.volume.to_string(),
         "layout": format!("{}+{}", sb.layout.k, sb.layout.m),
         "stripe_bytes": sb.layout.stripe_bytes,
@@ -163,7 +163,7 @@ fn execute(args: &MkfsArgs) -> anyhow::Result<serde_json::Value> {
         "inline_max_bytes": sb.inline_max_bytes,
         "disks": sb.disks.iter().map(|d| serde_json::json!({
             "id": d.id.0,
-            "path": d.resolve(&root),
+            "path": super::json_path(&d.resolve(&root)),
             "weight": d.weight,
             "class": d.class,
             "domain": d.domain,

@@ -236,7 +236,13 @@ pub(crate) fn in_use(root: &Path) -> anyhow::Error {
     )
 }
 
-/// Absolute form of a path for messages and JSON.
+/// Absolute form of a path for messages.
 pub fn display_path(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Absolute form of a path as JSON text: bytes that are not UTF-8 shown as U+FFFD (a
+/// `PathBuf` itself cannot be serialized then, and `json!` would panic).
+pub fn json_path(path: &Path) -> String {
+    display_path(path).to_string_lossy().into_owned()
 }

@@ -306,8 +306,8 @@ pub(crate) fn run_as(args: MountArgs, reexec_prefix: ReexecPrefix) -> ExitCode {
             {
                 super::print_json(&serde_json::json!({
                     "schema": 1,
-                    "root": super::display_path(&args.root),
-                    "mountpoint": super::display_path(&args.mountpoint),
+                    "root": super::json_path(&args.root),
+                    "mountpoint": super::json_path(&args.mountpoint),
                     "read_only": settings.read_only,
                     "pid": pid,
                 }));

@@ -75,7 +75,7 @@ pub fn run(args: VerifyJournalArgs) -> ExitCode {
             if args.common.json {
                 super::print_json(&serde_json::json!({
                     "schema": 1,
-                    "root": super::display_path(&args.root),
+                    "root": super::json_path(&args.root),
                     "ok": false,
                     "error": super::error_text(&e),
                 }));
@@ -113,7 +113,7 @@ fn print_json(root: &std::path::Path, sb: &Superblock, v: &MetaVerification) {
         .collect();
     super::print_json(&serde_json::json!({
         "schema": 1,
-        "root": root,
+        "root": super::json_path(root),
         "volume": sb.volume.to_string(),
         "ok": v.is_ok(),
         "slots": v.slots,

@@ -33,6 +33,7 @@ pub struct SlotState {
     /// Slot number.
     pub slot: usize,
     /// Its file.
+    #[serde(serialize_with = "super::serialize_path_lossy")]
     pub path: PathBuf,
     /// What was found.
     pub status: SlotStatus,
@@ -70,6 +71,7 @@ pub struct TailState {
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalState {
     /// Its file.
+    #[serde(serialize_with = "super::serialize_path_lossy")]
     pub path: PathBuf,
     /// File length.
     pub len_bytes: Option<u64>,

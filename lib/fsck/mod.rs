@@ -40,6 +40,15 @@ use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
+/// Serializes a path as text, bytes that are not UTF-8 shown as U+FFFD (serde refuses a
+/// `Path` that is not UTF-8, and the JSON output would then fail).
+fn serialize_path_lossy<S: serde::Serializer>(
+    path: &Path,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
 /// Unreferenced shards younger than this are kept by default.
 pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(3600);
 

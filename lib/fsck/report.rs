@@ -148,6 +148,7 @@ pub struct DiskAccount {
     /// Disk id ("d3").
     pub disk: String,
     /// Its directory.
+    #[serde(serialize_with = "super::serialize_path_lossy")]
     pub path: PathBuf,
     /// Whether it could be opened and its label verified.
     pub is_available: bool,
@@ -188,6 +189,7 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The volume root.
+    #[serde(serialize_with = "super::serialize_path_lossy")]
     pub root: PathBuf,
     /// The volume UUID.
     pub volume: VolumeId,
