@@ -208,18 +208,53 @@ pub fn decode<'a>(
 ) -> Result<(FrameHeader, &'a [u8]), FormatError> {
     let err = |offset: u64, kind| FormatError::new(object, offset, kind);
     let have = bytes.len() as u64;
-    if bytes.len() < 8 {
-        return Err(err(
-            0,
+    let too_short = || {
+        err(
+            if bytes.len() < 8 { 0 } else { have },
             FormatErrorKind::Truncated {
                 need: (HEADER_LEN + TRAILER_LEN) as u64,
                 have,
             },
+        )
+    };
+    if bytes.len() < 8 {
+        return Err(too_short());
+    }
+    // A short object with the wrong magic is someone else's file, not a torn one.
+    check_magic(object, bytes, expect)?;
+    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+        return Err(too_short());
+    }
+    let header = check_header_fields(object, bytes, expect)?;
+    let total = HEADER_LEN as u64 + u64::from(header.body_len) + TRAILER_LEN as u64;
+    if total != have {
+        return Err(err(
+            12,
+            FormatErrorKind::LengthMismatch {
+                declared: total,
+                actual: have,
+            },
         ));
     }
+    let crc_at = bytes.len() - TRAILER_LEN;
+    let stored = u32::from_le_bytes(bytes[crc_at..].try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(&bytes[..crc_at]);
+    if stored != computed {
+        return Err(err(
+            crc_at as u64,
+            FormatErrorKind::Checksum { stored, computed },
+        ));
+    }
+    check_volume(object, &header, expect)?;
+    Ok((header, &bytes[HEADER_LEN..crc_at]))
+}
+
+/// Checks the magic at the start of `bytes` (at least 8 of them).
+fn check_magic(object: &str, bytes: &[u8], expect: &Expect) -> Result<(), FormatError> {
     let magic: [u8; 8] = bytes[0..8].try_into().expect("8 bytes");
     if magic != expect.magic {
-        return Err(err(
+        return Err(FormatError::new(
+            object,
             0,
             FormatErrorKind::BadMagic {
                 expected: expect.magic,
@@ -227,15 +262,28 @@ pub fn decode<'a>(
             },
         ));
     }
-    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+    Ok(())
+}
+
+/// Checks the fields of a frame header that can be checked before the whole object is
+/// at hand (magic, version, flags) and returns the header; `bytes` starts with it. The
+/// length, the CRC and then the volume ([`check_volume`]) are the caller's to check.
+pub fn check_header_fields(
+    object: &str,
+    bytes: &[u8],
+    expect: &Expect,
+) -> Result<FrameHeader, FormatError> {
+    let err = |offset: u64, kind| FormatError::new(object, offset, kind);
+    if bytes.len() < HEADER_LEN {
         return Err(err(
-            have,
+            0,
             FormatErrorKind::Truncated {
-                need: (HEADER_LEN + TRAILER_LEN) as u64,
-                have,
+                need: HEADER_LEN as u64,
+                have: bytes.len() as u64,
             },
         ));
     }
+    check_magic(object, bytes, expect)?;
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
     if version == 0 || version > expect.newest_version {
         return Err(err(
@@ -255,46 +303,35 @@ pub fn decode<'a>(
             },
         ));
     }
-    let body_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    let total = HEADER_LEN as u64 + u64::from(body_len) + TRAILER_LEN as u64;
-    if total != have {
-        return Err(err(
-            12,
-            FormatErrorKind::LengthMismatch {
-                declared: total,
-                actual: have,
-            },
-        ));
-    }
-    let crc_at = bytes.len() - TRAILER_LEN;
-    let stored = u32::from_le_bytes(bytes[crc_at..].try_into().expect("4 bytes"));
-    let computed = crc32c::crc32c(&bytes[..crc_at]);
-    if stored != computed {
-        return Err(err(
-            crc_at as u64,
-            FormatErrorKind::Checksum { stored, computed },
-        ));
-    }
-    let volume = VolumeId(bytes[16..32].try_into().expect("16 bytes"));
+    Ok(FrameHeader {
+        magic: expect.magic,
+        version,
+        flags,
+        body_len: u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
+        volume: VolumeId(bytes[16..32].try_into().expect("16 bytes")),
+    })
+}
+
+/// Checks that a frame belongs to the expected volume, if one is expected. Called after
+/// the CRC check, so a damaged volume field reads as damage, not as another volume's.
+pub fn check_volume(
+    object: &str,
+    header: &FrameHeader,
+    expect: &Expect,
+) -> Result<(), FormatError> {
     if let Some(expected) = expect.volume
-        && expected != volume
+        && expected != header.volume
     {
-        return Err(err(
+        return Err(FormatError::new(
+            object,
             16,
             FormatErrorKind::WrongVolume {
                 expected,
-                found: volume,
+                found: header.volume,
             },
         ));
     }
-    let header = FrameHeader {
-        magic,
-        version,
-        flags,
-        body_len,
-        volume,
-    };
-    Ok((header, &bytes[HEADER_LEN..crc_at]))
+    Ok(())
 }
 
 #[cfg(test)]

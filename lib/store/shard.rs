@@ -218,19 +218,23 @@ pub fn read_shard(
     Ok(object)
 }
 
+/// What a shard frame must be: this format, of `volume` when given.
+fn shard_expect(volume: Option<VolumeId>) -> Expect {
+    Expect {
+        magic: SHARD_MAGIC,
+        newest_version: SHARD_VERSION,
+        known_flags: 0,
+        volume,
+    }
+}
+
 /// Decodes shard bytes already read; `volume` None accepts any volume (fsck reports it).
 pub fn decode_shard(
     object: &str,
     bytes: Vec<u8>,
     volume: Option<VolumeId>,
 ) -> Result<(ShardObject, VolumeId), FormatError> {
-    let expect = Expect {
-        magic: SHARD_MAGIC,
-        newest_version: SHARD_VERSION,
-        known_flags: 0,
-        volume,
-    };
-    let (frame, body) = format::decode(object, &bytes, &expect)?;
+    let (frame, body) = format::decode(object, &bytes, &shard_expect(volume))?;
     let err = |offset: usize, kind| FormatError::new(object, offset as u64, kind);
     let Some(head) = body.first_chunk::<SHARD_HEADER_LEN>() else {
         return Err(err(
@@ -415,9 +419,9 @@ pub fn read_shard_range_into(
     Ok(())
 }
 
-/// Checks the head of a shard read by range: the frame header's magic, version, flags and
-/// volume as `format::decode` checks them, the head CRC, and that it is shard `key` with
-/// a payload of `payload_len` bytes.
+/// Checks the head of a shard read by range as `format::decode` checks a whole frame
+/// (magic, version, flags; the head CRC where the frame CRC would be; then the volume),
+/// and that it is shard `key` with a payload of `payload_len` bytes.
 fn check_range_head(
     name: &dyn Fn() -> String,
     head: &[u8],
@@ -428,41 +432,10 @@ fn check_range_head(
     let err = |offset: usize, kind| {
         ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
     };
-    let magic: [u8; 8] = head[0..8].try_into().expect("8 bytes");
-    if magic != SHARD_MAGIC {
-        return Err(err(
-            0,
-            FormatErrorKind::BadMagic {
-                expected: SHARD_MAGIC,
-                found: magic,
-            },
-        ));
-    }
-    let version = u16::from_le_bytes([head[8], head[9]]);
-    if version == 0 || version > SHARD_VERSION {
-        return Err(err(
-            8,
-            FormatErrorKind::UnknownVersion {
-                found: version,
-                newest_known: SHARD_VERSION,
-            },
-        ));
-    }
-    let flags = u16::from_le_bytes([head[10], head[11]]);
-    if flags != 0 {
-        return Err(err(10, FormatErrorKind::UnknownFlags { flags }));
-    }
-    let found_volume = VolumeId(head[16..32].try_into().expect("16 bytes"));
-    if found_volume != volume {
-        return Err(err(
-            16,
-            FormatErrorKind::WrongVolume {
-                expected: volume,
-                found: found_volume,
-            },
-        ));
-    }
-    check_head(&name(), head).map_err(ShardReadError::Corrupt)?;
+    let expect = shard_expect(Some(volume));
+    let frame = format::check_header_fields(&name(), head, &expect)?;
+    check_head(&name(), head)?;
+    format::check_volume(&name(), &frame, &expect)?;
     let stripe = u64::from_le_bytes(head[32..40].try_into().expect("8 bytes"));
     let declared = u32::from_le_bytes(head[60..64].try_into().expect("4 bytes")) as usize;
     if stripe != key.stripe.0 || head[56] != key.index.0 || declared != payload_len {
@@ -727,7 +700,27 @@ mod tests {
         bytes[40] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
-        assert!(read_shard_range(&disk, VolumeId::random(), key, n, 0, 10).is_err());
+        // A flipped byte of the volume field is damage (head CRC), as in a whole read,
+        // not an object of another volume; a real other volume is that.
+        bytes[20] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        for result in [
+            read_shard_range(&disk, vol, key, n, 0, 10).map(|_| ()),
+            read_shard(&disk, vol, key).map(|_| ()),
+        ] {
+            let Err(ShardReadError::Corrupt(e)) = result else {
+                panic!("{result:?}")
+            };
+            assert!(matches!(e.kind, FormatErrorKind::Checksum { .. }), "{e}");
+        }
+        bytes[20] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let Err(ShardReadError::Corrupt(e)) =
+            read_shard_range(&disk, VolumeId::random(), key, n, 0, 10)
+        else {
+            panic!("another volume's shard was accepted")
+        };
+        assert!(matches!(e.kind, FormatErrorKind::WrongVolume { .. }), "{e}");
         assert!(read_shard_range(&disk, vol, key, n - 1, 0, 10).is_err());
         assert!(read_shard_range(&disk, vol, key, n, n, 1).is_err());
         let other = ShardKey {
