@@ -286,16 +286,12 @@ impl Volume {
         let (mut total, mut free) = (0u64, 0u64);
         // Disk directories sharing one filesystem (tests, demos) share its space: count
         // each filesystem once.
-        let mut counted = Vec::new();
+        let mut counted = super::SeenDomains::default();
         for slot in &self.disks {
             if let Some(disk) = &slot.disk
                 && let Ok(space) = disk.space()
+                && counted.first(disk.sync_domain())
             {
-                let domain = disk.sync_domain();
-                if domain.is_some() && counted.contains(&domain) {
-                    continue;
-                }
-                counted.push(domain);
                 total += space.total_bytes;
                 free += space.free_bytes;
             }

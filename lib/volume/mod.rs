@@ -261,6 +261,26 @@ fn shard_io_pool() -> std::io::Result<rayon::ThreadPool> {
         .map_err(std::io::Error::other)
 }
 
+/// The filesystems a walk over the disks has met: disks sharing one (the same
+/// [`crate::store::Disk::sync_domain`]) need one sync per commit and count its space
+/// once; a disk without a domain always stands alone.
+#[derive(Default)]
+pub(super) struct SeenDomains(Vec<u64>);
+
+impl SeenDomains {
+    /// Whether a disk of `domain` is the first of its filesystem in this walk.
+    pub(super) fn first(&mut self, domain: Option<u64>) -> bool {
+        match domain {
+            None => true,
+            Some(d) if self.0.contains(&d) => false,
+            Some(d) => {
+                self.0.push(d);
+                true
+            }
+        }
+    }
+}
+
 /// Takes the volume lock (exclusive for writers, shared for read-only use).
 pub fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
     let path = root.join(LOCK_FILE);
@@ -482,18 +502,16 @@ impl Volume {
         // under the gate below then has only the last moments' shards to flush, so a
         // commit in the middle of a long write stalls it briefly, not for a whole
         // writeback. Errors here do not matter: that sync is the one that counts.
-        let mut presynced = Vec::new();
+        let mut presynced = SeenDomains::default();
         for slot in self
             .disks
             .iter()
             .filter(|s| s.is_dirty.load(Ordering::Acquire))
         {
-            if let Some(disk) = &slot.disk {
-                let domain = disk.sync_domain();
-                if domain.is_none() || !presynced.contains(&domain) {
-                    let _ = disk.sync();
-                    presynced.push(domain);
-                }
+            if let Some(disk) = &slot.disk
+                && presynced.first(disk.sync_domain())
+            {
+                let _ = disk.sync();
             }
         }
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
@@ -502,15 +520,14 @@ impl Volume {
             .into_iter()
             .find(|(ino, _)| only.is_none_or(|o| o == *ino))
             .map(|(_, e)| e);
-        let mut synced_domains = Vec::new();
+        let mut synced = SeenDomains::default();
         for slot in &self.disks {
             if !slot.is_dirty.swap(false, Ordering::AcqRel) {
                 continue;
             }
             let Some(disk) = &slot.disk else { continue };
-            let domain = disk.sync_domain();
-            if domain.is_some() && synced_domains.contains(&domain) {
-                continue;
+            if !synced.first(disk.sync_domain()) {
+                continue; // that filesystem's sync covers this disk too
             }
             if let Err(e) = disk.sync() {
                 slot.is_dirty.store(true, Ordering::Release);
@@ -520,7 +537,6 @@ impl Volume {
                     source: e,
                 });
             }
-            synced_domains.push(domain);
         }
         let frees = {
             let mut state = self.lock_state();
@@ -677,4 +693,20 @@ fn check_name(name: &[u8]) -> Result<()> {
         return Err(Error::Invalid("name contains '/' or NUL"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenDomains;
+
+    #[test]
+    fn each_filesystem_is_first_once_and_disks_without_one_always() {
+        let mut seen = SeenDomains::default();
+        assert!(seen.first(Some(7)));
+        assert!(!seen.first(Some(7)));
+        assert!(seen.first(Some(8)));
+        assert!(seen.first(None));
+        assert!(seen.first(None));
+        assert!(!seen.first(Some(8)));
+    }
 }
