@@ -81,6 +81,7 @@ pub fn export(
         tally: Tally::new(observer, options.is_strict),
         links: HashMap::new(),
         dest_root: dest.to_path_buf(),
+        buf: vec![0; PIECE_BYTES],
     };
     run.walk(attr, dest.to_path_buf());
     Ok(Report {
@@ -149,6 +150,8 @@ struct Exporter<'a> {
     /// Multiply linked inodes already exported → their first host path.
     links: HashMap<InodeId, PathBuf>,
     dest_root: PathBuf,
+    /// One piece of file data; `read_into` replaces what it returns, so it is reused.
+    buf: Vec<u8>,
 }
 
 impl Exporter<'_> {
@@ -324,16 +327,16 @@ impl Exporter<'_> {
             let mut pos = start;
             while pos < end {
                 let want = (end - pos).min(PIECE_BYTES as u64) as usize;
-                let data = self
+                let got = self
                     .vol
-                    .read(ino, pos, want)
+                    .read_into(ino, pos, &mut self.buf[..want])
                     .map_err(|e| ItemError::volume(self.volume_path(path), "read", e))?;
-                if data.is_empty() {
+                if got == 0 {
                     break;
                 }
-                let written = write_sparse(file, pos, &data)
+                let written = write_sparse(file, pos, &self.buf[..got])
                     .map_err(|e| ItemError::host(path, "write", e))?;
-                pos += data.len() as u64;
+                pos += got as u64;
                 self.tally.counts.bytes += written;
                 self.tally.progress();
             }
