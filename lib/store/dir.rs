@@ -98,7 +98,9 @@ impl SparePool {
         ))
     }
 
-    /// Keeps the file of a deleted shard for reuse; false when the pool is full or off.
+    /// Keeps the file of a deleted shard, emptied, for reuse; false when the pool is full
+    /// or off (the bound is checked before the rename, so concurrent deletes may overshoot
+    /// it by a few files).
     fn recycle(&self, path: &Path) -> bool {
         if !self.is_active.load(Ordering::Acquire) {
             return false;
@@ -107,11 +109,22 @@ impl SparePool {
         if files.len() >= SPARES_MAX {
             return false;
         }
+        drop(files);
         let target = self.fresh_name();
         if fs::rename(path, &target).is_err() {
             return false;
         }
-        files.push(target);
+        // Free the deleted shard's blocks now rather than when a new shard takes the
+        // file: the space shows as free at once, and deleted bytes do not linger.
+        if let Err(e) = nix::unistd::truncate(&target, 0) {
+            tracing::debug!(file = %target.display(), error = %e, "cannot empty a recycled shard file");
+            let _ = fs::remove_file(&target);
+            return true;
+        }
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(target);
         true
     }
 
@@ -525,10 +538,24 @@ mod tests {
         disk.put_shard(key(3, 1), &[&[9u8; 5000]]).unwrap();
         disk.delete_shard(key(3, 1)).unwrap();
         assert!(disk.get_shard(key(3, 1)).is_err());
-        let recycled = fs::read_dir(root.join(SPARE_DIR))
+        disk.put_shard(key(4, 1), &[&[7u8; 5000]]).unwrap();
+        let in_use = disk.shard_file(key(4, 1));
+        let taken = spare_count(&root);
+        disk.delete_shard(key(4, 1)).unwrap();
+        assert!(!in_use.exists());
+        assert_eq!(
+            spare_count(&root),
+            taken + 1,
+            "the deleted shard's file waits in the pool"
+        );
+        let sizes: Vec<u64> = fs::read_dir(root.join(SPARE_DIR))
             .unwrap()
-            .any(|e| e.unwrap().metadata().unwrap().len() == 5000);
-        assert!(recycled, "the deleted shard's file waits in the pool");
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .collect();
+        assert!(
+            sizes.iter().all(|len| *len == 0),
+            "spares hold no old bytes: {sizes:?}"
+        );
         for stripe in 10..10 + 2 * SPARES_WANTED as u64 {
             disk.put_shard(key(stripe, 0), &[b"short"]).unwrap();
         }
