@@ -105,11 +105,9 @@ impl SparePool {
         if !self.is_active.load(Ordering::Acquire) {
             return false;
         }
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        if files.len() >= SPARES_MAX {
+        if self.files.lock().unwrap_or_else(|p| p.into_inner()).len() >= SPARES_MAX {
             return false;
         }
-        drop(files);
         let target = self.fresh_name();
         if fs::rename(path, &target).is_err() {
             return false;
