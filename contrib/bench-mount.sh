@@ -7,27 +7,40 @@
 # disk's speed drifts between minutes. Prints a markdown table of figures and ratios (paste it into
 # docs/PERFORMANCE.md).
 #
+# When bindfs(1) is installed (apt-get install bindfs) the same measures run through a
+# bindfs mount of the plain directory too: a FUSE filesystem that stores nothing itself,
+# so its column shows what the kernel's FUSE boundary alone costs on this machine.
+#
 # Usage (as root, needs /dev/fuse): contrib/bench-mount.sh [WORKDIR]
-# Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), RANDOM_READS (default 5000),
-# RUNS (default 3), RECORD=1 (also append the table, dated, to docs/PERFORMANCE.md).
+# Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), RANDOM_READS (cold, default
+# 5000), WARM_READS (page cache, default 200000), RUNS (default 3), PASSTHROUGH=0 (skip
+# the bindfs column), RECORD=1 (also append the table, dated, to docs/PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/argosfs-bench-mount}
 SIZE_MIB=${SIZE_MIB:-1024}
 SMALL_FILES=${SMALL_FILES:-5000}
 RANDOM_READS=${RANDOM_READS:-5000}
+WARM_READS=${WARM_READS:-200000}
 RUNS=${RUNS:-3}
+PASSTHROUGH=${PASSTHROUGH:-1}
+if [ "$PASSTHROUGH" = 1 ] && ! command -v bindfs >/dev/null; then
+  echo "# bindfs not installed: no FUSE passthrough column (apt-get install bindfs)" >&2
+  PASSTHROUGH=0
+fi
 cargo build --release --locked --bins >/dev/null
 BIN=$PWD/target/release
 MNT=$WORK/mnt
+REF=$WORK/passthrough
 cleanup() {
   umount "$MNT" 2>/dev/null || true
+  umount "$REF" 2>/dev/null || true
   sleep 0.5
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 cleanup
-mkdir -p "$WORK/plain" "$MNT"
+mkdir -p "$WORK/plain" "$MNT" "$REF"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -38,8 +51,9 @@ secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
 write_test() { dd if="$WORK/source.bin" of="$1/big" bs=1M conv=fsync status=none; }
 read_test() { dd if="$1/big" of=/dev/null bs=1M status=none; }
 
+# random_reads DIR [COUNT]: 4 KiB preads at random offsets of DIR/big, per second
 random_reads() {
-  /usr/bin/python3 - "$1/big" "$RANDOM_READS" <<'PY'
+  /usr/bin/python3 - "$1/big" "${2:-$RANDOM_READS}" <<'PY'
 import os, random, sys, time
 fd = os.open(sys.argv[1], os.O_RDONLY)
 size = os.fstat(fd).st_size
@@ -77,7 +91,7 @@ print(f"{create:.0f} {stat:.0f} {unlink:.0f}")
 PY
 }
 
-mbps() { awk "BEGIN {printf \"%.0f\", $SIZE_MIB * 1.048576 / $1}"; }
+mbps() { awk "BEGIN {if ($1 > 0) printf \"%.0f\", $SIZE_MIB * 1.048576 / $1; else printf \"-\"}"; }
 
 # median: the middle of the numbers on stdin
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
@@ -85,41 +99,61 @@ mount_volume() { "$BIN/argosfs-mount" "$WORK/root" "$MNT" "$@"; }
 # remount_cold [OPTIONS]: unmount, drop every cache, mount again
 remount_cold() { umount "$MNT"; sleep 0.5; drop_caches; mount_volume "$@"; }
 
+# through the FUSE passthrough too, when there is one: run_ref CMD DIR...
+run_ref() { if [ "$PASSTHROUGH" = 1 ]; then "$@"; else echo 0; fi; }
+
 echo "# sequential writes, $RUNS runs each, plain directory ($(df -T "$WORK" | awk 'NR==2 {print $2}')) and argosfs 4+2 in turn" >&2
 disks=(); for i in 0 1 2 3 4 5; do disks+=(--disk "$WORK/d$i"); done
 "$BIN/argosfs-mkfs" "$WORK/root" "${disks[@]}" --layout 4+2 -q
 mount_volume
-pw_runs=(); aw_runs=()
+if [ "$PASSTHROUGH" = 1 ]; then
+  # kernel_cache: keep file pages across opens, as the mount's FOPEN_KEEP_CACHE does
+  mkdir -p "$WORK/passthrough-data"; bindfs -o kernel_cache "$WORK/passthrough-data" "$REF"
+fi
+pw_runs=(); aw_runs=(); rw_runs=()
 for run in $(seq "$RUNS"); do
-  if [ "$run" -gt 1 ]; then rm "$WORK/plain/big" "$MNT/big"; sync; fi
+  if [ "$run" -gt 1 ]; then rm -f "$WORK/plain/big" "$MNT/big" "$REF/big"; sync; fi
   pw_runs+=("$(secs write_test "$WORK/plain")")
   aw_runs+=("$(secs write_test "$MNT")")
+  rw_runs+=("$(run_ref secs write_test "$REF")")
 done
 pw=$(printf '%s\n' "${pw_runs[@]}" | median); aw=$(printf '%s\n' "${aw_runs[@]}" | median)
+rw=$(printf '%s\n' "${rw_runs[@]}" | median)
 
 echo "# cold sequential and random reads, $RUNS runs each, plain and argosfs in turn" >&2
-pr_runs=(); ar_runs=(); prand_runs=(); arand_runs=()
+pr_runs=(); ar_runs=(); rr_runs=(); prand_runs=(); arand_runs=(); rrand_runs=()
 for _ in $(seq "$RUNS"); do
   drop_caches; pr_runs+=("$(secs read_test "$WORK/plain")")
   remount_cold; ar_runs+=("$(secs read_test "$MNT")")
+  drop_caches; rr_runs+=("$(run_ref secs read_test "$REF")")
   drop_caches; prand_runs+=("$(random_reads "$WORK/plain")")
   remount_cold; arand_runs+=("$(random_reads "$MNT")")
+  drop_caches; rrand_runs+=("$(run_ref random_reads "$REF")")
 done
 pr=$(printf '%s\n' "${pr_runs[@]}" | median); ar=$(printf '%s\n' "${ar_runs[@]}" | median)
+rr=$(printf '%s\n' "${rr_runs[@]}" | median)
 prand=$(printf '%s\n' "${prand_runs[@]}" | median); arand=$(printf '%s\n' "${arand_runs[@]}" | median)
+rrand=$(printf '%s\n' "${rrand_runs[@]}" | median)
 
-echo "# random reads of a file in the page cache, $RUNS runs each" >&2
-read_test "$WORK/plain"; read_test "$MNT"
-pwarm_runs=(); awarm_runs=()
+echo "# random reads of a file in the page cache ($WARM_READS each), $RUNS runs each" >&2
+read_test "$WORK/plain"; read_test "$MNT"; run_ref read_test "$REF" >/dev/null
+pwarm_runs=(); awarm_runs=(); rwarm_runs=()
 for _ in $(seq "$RUNS"); do
-  pwarm_runs+=("$(random_reads "$WORK/plain")")
-  awarm_runs+=("$(random_reads "$MNT")")
+  pwarm_runs+=("$(random_reads "$WORK/plain" "$WARM_READS")")
+  awarm_runs+=("$(random_reads "$MNT" "$WARM_READS")")
+  rwarm_runs+=("$(run_ref random_reads "$REF" "$WARM_READS")")
 done
 pwarm=$(printf '%s\n' "${pwarm_runs[@]}" | median); awarm=$(printf '%s\n' "${awarm_runs[@]}" | median)
+rwarm=$(printf '%s\n' "${rwarm_runs[@]}" | median)
 
 echo "# small files" >&2
 read -r pc ps pu <<<"$(small_files "$WORK/plain")"
 read -r ac as au <<<"$(small_files "$MNT")"
+rc=0 rs=0 ru=0
+if [ "$PASSTHROUGH" = 1 ]; then
+  read -r rc rs ru <<<"$(small_files "$REF")"
+  umount "$REF"
+fi
 
 echo "# degraded reads, 2 of 6 disks gone, $RUNS runs" >&2
 umount "$MNT"; sleep 0.5
@@ -133,19 +167,21 @@ ad=$(printf '%s\n' "${ad_runs[@]}" | median)
 umount "$MNT"; sleep 0.5
 mv "$WORK/d1.away" "$WORK/d1"; mv "$WORK/d4.away" "$WORK/d4"
 
-ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
+ratio() { awk "BEGIN {if ($2 > 0) printf \"%.2f\", $1 / $2; else printf \"-\"}"; }
+# ref FIGURE RATIO: the passthrough's two cells, or dashes without it
+ref() { if [ "$PASSTHROUGH" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 table() {
 cat <<EOF2
-| measure | plain dir | argosfs 4+2 | ratio | target |
-| --- | --- | --- | --- | --- |
-| sequential write ${SIZE_MIB} MiB + fsync (MB/s, median of $RUNS) | $(mbps "$pw") | $(mbps "$aw") | $(ratio "$pw" "$aw") | >= 0.57 (0.85 x plain / 1.5) |
-| cold sequential read (MB/s, median of $RUNS) | $(mbps "$pr") | $(mbps "$ar") | $(ratio "$pr" "$ar") | >= 0.90 |
-| cold random 4 KiB reads (/s, median of $RUNS) | ${prand%.*} | ${arand%.*} | $(ratio "$arand" "$prand") | >= 1.00 |
-| random 4 KiB reads, file in the page cache (/s, median of $RUNS) | ${pwarm%.*} | ${awarm%.*} | $(ratio "$awarm" "$pwarm") | >= 1.00 |
-| degraded cold read, 2 of 6 disks gone (MB/s, median of $RUNS) | - | $(mbps "$ad") | $(ratio "$ar" "$ad") vs healthy | >= 0.70 |
-| small files: creates/s | $pc | $ac | $(ratio "$ac" "$pc") | >= 5000/s |
-| small files: stats/s | $ps | $as | $(ratio "$as" "$ps") | >= 80000/s |
-| small files: unlinks/s | $pu | $au | $(ratio "$au" "$pu") | - |
+| measure | plain dir | argosfs 4+2 | ratio | FUSE passthrough (bindfs) | its ratio | target |
+| --- | --- | --- | --- | --- | --- | --- |
+| sequential write ${SIZE_MIB} MiB + fsync (MB/s, median of $RUNS) | $(mbps "$pw") | $(mbps "$aw") | $(ratio "$pw" "$aw") | $(ref "$(mbps "$rw")" "$(ratio "$pw" "$rw")") | >= 0.57 (0.85 x plain / 1.5) |
+| cold sequential read (MB/s, median of $RUNS) | $(mbps "$pr") | $(mbps "$ar") | $(ratio "$pr" "$ar") | $(ref "$(mbps "$rr")" "$(ratio "$pr" "$rr")") | >= 0.90 |
+| cold random 4 KiB reads (/s, median of $RUNS) | ${prand%.*} | ${arand%.*} | $(ratio "$arand" "$prand") | $(ref "${rrand%.*}" "$(ratio "$rrand" "$prand")") | >= 1.00 |
+| random 4 KiB reads, file in the page cache (/s, median of $RUNS) | ${pwarm%.*} | ${awarm%.*} | $(ratio "$awarm" "$pwarm") | $(ref "${rwarm%.*}" "$(ratio "$rwarm" "$pwarm")") | >= 1.00 |
+| degraded cold read, 2 of 6 disks gone (MB/s, median of $RUNS) | - | $(mbps "$ad") | $(ratio "$ar" "$ad") vs healthy | - | - | >= 0.70 |
+| small files: creates/s | $pc | $ac | $(ratio "$ac" "$pc") | $(ref "$rc" "$(ratio "$rc" "$pc")") | >= 5000/s |
+| small files: stats/s | $ps | $as | $(ratio "$as" "$ps") | $(ref "$rs" "$(ratio "$rs" "$ps")") | >= 80000/s |
+| small files: unlinks/s | $pu | $au | $(ratio "$au" "$pu") | $(ref "$ru" "$(ratio "$ru" "$pu")") | - |
 EOF2
 }
 table
