@@ -12,3 +12,4 @@ mod transfer;
 mod volume_data;
 mod volume_faults;
 mod volume_posix;
+mod volume_write_behind;

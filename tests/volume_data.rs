@@ -6,6 +6,7 @@ use crate::common::{self, Spec, pattern, read_all, root};
 use argosfs::types::InodeId;
 use argosfs::volume::{OpenOptions, SetAttr, Volume};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -44,7 +45,25 @@ const COMBOS: [(u8, u8, bool, bool); 12] = [
     (4, 2, true, true),
 ];
 
-fn run(combo: usize, steps: &[Step]) -> Result<(), TestCaseError> {
+/// Opens the volume shared, with write-behind on when asked (as the mount does).
+fn open_shared(tv: &common::TestVolume, write_behind: bool) -> Arc<Volume> {
+    let vol = Arc::new(tv.open());
+    if write_behind {
+        vol.enable_write_behind();
+    }
+    vol
+}
+
+/// Closes a shared volume; after its commit nothing else may hold it.
+fn close_shared(vol: Arc<Volume>) {
+    vol.commit().unwrap();
+    Arc::try_unwrap(vol)
+        .unwrap_or_else(|_| panic!("volume still shared after its commit"))
+        .close()
+        .unwrap();
+}
+
+fn run(combo: usize, write_behind: bool, steps: &[Step]) -> Result<(), TestCaseError> {
     let (k, m, compression, encryption) = COMBOS[combo];
     let spec = Spec {
         compression,
@@ -54,7 +73,7 @@ fn run(combo: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     };
     let tv = common::make(&spec);
     let c = root();
-    let mut vol = Some(tv.open());
+    let mut vol = Some(open_shared(&tv, write_behind));
     let ino = vol
         .as_ref()
         .unwrap()
@@ -110,8 +129,8 @@ fn run(combo: usize, steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Flush => v.flush(ino).unwrap(),
             Step::Commit => v.commit().unwrap(),
             Step::Reopen => {
-                vol.take().unwrap().close().unwrap();
-                vol = Some(tv.open());
+                close_shared(vol.take().unwrap());
+                vol = Some(open_shared(&tv, write_behind));
             }
         }
         prop_assert_eq!(
@@ -121,20 +140,21 @@ fn run(combo: usize, steps: &[Step]) -> Result<(), TestCaseError> {
     }
     let v = vol.take().unwrap();
     prop_assert_eq!(read_all(&v, ino).unwrap(), model.clone());
-    v.close().unwrap();
+    close_shared(v);
     let v = tv.open();
     prop_assert_eq!(read_all(&v, ino).unwrap(), model);
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 36, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
     #[test]
     fn random_writes_truncates_reads_match_the_model(
         combo in 0..COMBOS.len(),
+        write_behind in any::<bool>(),
         steps in prop::collection::vec(step(), 1..30),
     ) {
-        run(combo, &steps)?;
+        run(combo, write_behind, &steps)?;
     }
 }
 
@@ -164,7 +184,8 @@ fn every_combination_round_trips_a_multi_stripe_file() {
                 len: 40_000,
             },
         ];
-        run(combo, &steps).unwrap();
+        run(combo, false, &steps).unwrap();
+        run(combo, true, &steps).unwrap();
     }
 }
 

@@ -458,6 +458,7 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         tracing::warn!(%disk, why, "disk unavailable; serving degraded");
     }
     let vol = Arc::new(vol);
+    vol.enable_write_behind();
 
     let mut config = Config::default();
     config.mount_options = vec![

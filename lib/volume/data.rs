@@ -8,7 +8,8 @@
 
 use super::access::{self, Caller, MAY_READ, MAY_WRITE};
 use super::namespace::subject;
-use super::{FileData, MAX_FILE_BYTES, Volume, lock_poisoned};
+use super::write_behind::HandOff;
+use super::{FileData, FileState, MAX_FILE_BYTES, Volume, lock_poisoned};
 use crate::cache::Plain;
 use crate::data::{StripeContext, TransformError};
 use crate::error::{Error, Result};
@@ -142,6 +143,7 @@ impl Volume {
             None => return Ok(()),
         };
         let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+        self.settle(&file, &mut data, 0..=u64::MAX);
         self.flush_file_locked(ino, &mut data)
     }
 
@@ -154,6 +156,7 @@ impl Volume {
     /// Encodes every dirty buffer of every file; returns the files whose data could not be
     /// stored (their bytes stay buffered). The caller holds the gate exclusively.
     pub(super) fn flush_all_dirty(&self) -> Vec<(InodeId, Error)> {
+        self.wait_all_landed();
         let files: Vec<_> = lock_poisoned(&self.files)
             .iter()
             .map(|(ino, f)| (*ino, f.clone()))
@@ -161,6 +164,7 @@ impl Volume {
         let mut failed = Vec::new();
         for (ino, file) in files {
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+            self.settle(&file, &mut data, 0..=u64::MAX);
             if let Err(e) = self.flush_file_locked(ino, &mut data) {
                 failed.push((ino, e));
             }
@@ -200,6 +204,9 @@ impl Volume {
         let file = self.file_state(ino);
         let data = file.data.read().unwrap_or_else(|p| p.into_inner());
         let stripe = u64::from(self.sb.layout.stripe_bytes);
+        // Chunks still being stored, taken before the stored ones: one that lands in
+        // between is then found in one place or the other, never in neither.
+        let landing = self.landing_in(&file, offset, dest.len(), stripe);
         let (end, mut chunks) = {
             let state = self.lock_state();
             let inode = state.inode(ino)?;
@@ -224,7 +231,9 @@ impl Volume {
             let dest = &mut out[(lo - offset) as usize..(hi - offset) as usize];
             let stored = chunks.remove(&index);
             let from = (lo - chunk_start) as usize;
-            if let Some(buf) = data.dirty.get(&index) {
+            let buffered = (data.dirty.get(&index).map(Vec::as_slice))
+                .or_else(|| landing.get(&index).map(|bytes| bytes.as_slice()));
+            if let Some(buf) = buffered {
                 copy_clipped(dest, buf, from);
                 continue;
             }
@@ -295,6 +304,10 @@ impl Volume {
             lens.insert(*index, buf.len() as u64);
             maps.insert(*index, data.written.get(index).cloned());
         }
+        for (index, landing) in lock_poisoned(&file.landing).iter() {
+            lens.insert(*index, landing.bytes.len() as u64);
+            maps.insert(*index, landing.written.clone());
+        }
         let mut regions: Vec<(u64, u64)> = Vec::new();
         for (index, len) in lens {
             let start = index * stripe;
@@ -355,6 +368,11 @@ impl Volume {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let file = self.file_state(ino);
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+            let stripe = u64::from(self.sb.layout.stripe_bytes);
+            if !bytes.is_empty() {
+                // The chunks this write touches must be stored or buffered, not landing.
+                self.settle(&file, &mut data, offset / stripe..=(end - 1) / stripe);
+            }
             let (file_size, existing) = {
                 let state = self.lock_state();
                 state.meta.check_writable()?;
@@ -364,7 +382,6 @@ impl Volume {
                     FileKind::Directory => return Err(Error::IsDir),
                     _ => return Err(Error::Invalid("not a regular file")),
                 }
-                let stripe = u64::from(self.sb.layout.stripe_bytes);
                 let existing = if bytes.is_empty() {
                     BTreeMap::new()
                 } else {
@@ -372,7 +389,15 @@ impl Volume {
                 };
                 (inode.size, existing)
             };
-            self.write_into_buffers(ino, &mut data, offset, bytes, existing, end.max(file_size))?;
+            self.write_into_buffers(
+                ino,
+                &file,
+                &mut data,
+                offset,
+                bytes,
+                existing,
+                end.max(file_size),
+            )?;
             let mut state = self.lock_state();
             let now = Timestamp::now();
             state.update_inode(ino, |i| {
@@ -387,9 +412,11 @@ impl Volume {
     }
 
     /// Copies `bytes` into the dirty buffers, encoding each chunk the write completes.
+    #[allow(clippy::too_many_arguments)]
     fn write_into_buffers(
         &self,
         ino: InodeId,
+        file: &Arc<FileState>,
         data: &mut FileData,
         offset: u64,
         bytes: &[u8],
@@ -414,6 +441,21 @@ impl Volume {
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
                 }
                 data.written.remove(&index);
+                if let Some(vol) = self.write_behind() {
+                    self.dirty_bytes
+                        .fetch_add(src.len() as u64, Ordering::Relaxed);
+                    vol.hand_off(
+                        file,
+                        HandOff {
+                            ino,
+                            index,
+                            bytes: src.to_vec(),
+                            file_size: new_size,
+                            written: None,
+                        },
+                    );
+                    continue;
+                }
                 if let Err(e) = self.store_chunk_sized(ino, index, src, new_size, None) {
                     // Like a page cache: the write succeeds into memory and the error
                     // comes back from fsync, flush or close (or from a later write once
@@ -480,6 +522,19 @@ impl Volume {
                 let buf = data.dirty.remove(&index).expect("present");
                 let len = buf.len() as u64;
                 let written = data.written.remove(&index);
+                if let Some(vol) = self.write_behind() {
+                    vol.hand_off(
+                        file,
+                        HandOff {
+                            ino,
+                            index,
+                            bytes: buf,
+                            file_size: new_size,
+                            written,
+                        },
+                    );
+                    continue;
+                }
                 if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size, written.clone())
                 {
                     tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
@@ -529,6 +584,7 @@ impl Volume {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let file = self.file_state(ino);
         let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+        self.settle(&file, &mut data, 0..=u64::MAX);
         let mut state = self.lock_state();
         state.meta.check_writable()?;
         let inode = state.inode(ino)?.clone();
@@ -619,7 +675,7 @@ impl Volume {
 
     /// Stores one chunk (inline when small enough, else as a new stripe) and records it,
     /// queueing the stripe it replaces for deletion after the commit.
-    fn store_chunk_sized(
+    pub(super) fn store_chunk_sized(
         &self,
         ino: InodeId,
         index: u64,
@@ -1156,7 +1212,7 @@ impl Volume {
 
 /// Runs one shard I/O task; a panic in it gives `failed()` (logged), so it fails that one
 /// shard, which the caller reconstructs or rolls back, rather than the whole request.
-fn contained<T>(task: impl FnOnce() -> T, failed: impl FnOnce() -> T) -> T {
+pub(super) fn contained<T>(task: impl FnOnce() -> T, failed: impl FnOnce() -> T) -> T {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_else(|_| {
         tracing::error!("a shard I/O task panicked; counting its shard as failed");
         failed()

@@ -4,13 +4,15 @@
 //! Every tool goes through this API: the FUSE adapter, import/export, fsck and the tests.
 //!
 //! Locking (always taken in this order, never the reverse):
-//! `commit_lock` → `gate` → a file's data lock → `state`.
+//! `commit_lock` → `gate` → a file's data lock → `state` → a file's `landing` map.
 //! - `state` guards the metadata store, open counts and frees that wait for a commit; it
 //!   is held briefly and never across disk I/O except the journal fsync of a commit.
 //! - `gate` is shared by anything that writes shards and records references to them, and
 //!   exclusive for a commit, so no reference to an unsynced shard enters a committed batch.
 //! - a file's data lock (in [`FileState`]) orders reads and writes of that file's chunks
 //!   and guards its dirty buffers; readers of one file never block another file.
+//! - a file's `landing` map holds chunks being stored in the background
+//!   ([`write_behind`]); those jobs take `state`, then `landing`, never anything above.
 
 pub mod access;
 pub mod acl;
@@ -19,6 +21,7 @@ mod data;
 mod format;
 mod namespace;
 pub mod superblock;
+mod write_behind;
 
 pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
@@ -36,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 /// Name of the lock file in ROOT.
 pub const LOCK_FILE: &str = "lock";
@@ -208,6 +211,11 @@ struct State {
 #[derive(Default)]
 struct FileState {
     data: RwLock<FileData>,
+    /// Full chunks handed to the pool and not yet recorded ([`write_behind`]); outside
+    /// the data lock, since the pool finishes them while a writer holds that lock.
+    landing: Mutex<BTreeMap<u64, write_behind::Landing>>,
+    /// Signalled whenever a chunk of `landing` lands or fails.
+    landed: Condvar,
 }
 
 #[derive(Default)]
@@ -235,6 +243,10 @@ pub struct Volume {
     dirty_bytes: AtomicU64,
     dirty_limit_bytes: u64,
     stats: Stats,
+    /// Set by [`Volume::enable_write_behind`].
+    this: OnceLock<Weak<Volume>>,
+    /// Chunks being stored in the background, all files together.
+    in_flight: Arc<write_behind::InFlight>,
     open_report: OpenReport,
     unavailable_disks: Vec<(DiskId, String)>,
     _lock: File,
@@ -401,6 +413,8 @@ impl Volume {
             dirty_bytes: AtomicU64::new(0),
             dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
             stats: Stats::default(),
+            this: OnceLock::new(),
+            in_flight: Arc::default(),
             open_report: report,
             unavailable_disks: unavailable,
             sb,
@@ -579,6 +593,7 @@ impl Volume {
                     .try_read()
                     .map(|d| !d.dirty.is_empty())
                     .unwrap_or(true)
+                || !lock_poisoned(&f.landing).is_empty()
         });
     }
 
@@ -635,7 +650,14 @@ impl Volume {
         if let Some(file) = lock_poisoned(&self.files).remove(&ino)
             && let Ok(mut data) = file.data.try_write()
         {
-            let bytes: usize = data.dirty.values().map(Vec::len).sum();
+            let mut bytes: usize = data.dirty.values().map(Vec::len).sum();
+            // Chunks still in flight land on a freed inode and return their own bytes.
+            lock_poisoned(&file.landing).retain(|_, landing| {
+                if landing.failed {
+                    bytes += landing.bytes.len();
+                }
+                !landing.failed
+            });
             self.dirty_bytes.fetch_sub(bytes as u64, Ordering::Relaxed);
             data.dirty.clear();
             data.written.clear();
