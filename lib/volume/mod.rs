@@ -9,10 +9,10 @@
 //!   is held briefly and never across disk I/O except the journal fsync of a commit.
 //! - `gate` is shared by anything that writes shards and records references to them, and
 //!   exclusive for a commit, so no reference to an unsynced shard enters a committed batch.
-//! - a file's data lock (in [`FileState`]) orders reads and writes of that file's chunks
+//! - a file's data lock (in `FileState`) orders reads and writes of that file's chunks
 //!   and guards its dirty buffers; readers of one file never block another file.
 //! - a file's `landing` map holds chunks being stored in the background
-//!   ([`write_behind`]); those jobs take `state`, then `landing`, never anything above.
+//!   (`write_behind`); those jobs take `state`, then `landing`, never anything above.
 
 pub mod access;
 pub mod acl;
