@@ -20,6 +20,7 @@ mod attr;
 mod data;
 mod format;
 mod namespace;
+mod stripe_io;
 pub mod superblock;
 mod write_behind;
 

@@ -103,7 +103,7 @@ impl Volume {
         let in_flight = Arc::clone(&self.in_flight);
         let vol = Arc::clone(&self);
         self.shard_io.spawn(move || {
-            let stored = super::data::contained(
+            let stored = super::stripe_io::contained(
                 || vol.store_chunk_sized(ino, index, &bytes, file_size, written.clone()),
                 || {
                     Err(crate::error::Error::io(

@@ -1,0 +1,574 @@
+//! Stripe I/O beneath file contents: placement and shard writes with rollback, direct
+//! reads from data shards, degraded reads that rebuild from parity, and decoding a
+//! stored chunk back to its plaintext.
+
+use super::Volume;
+use crate::cache::Plain;
+use crate::data::{StripeContext, TransformError};
+use crate::error::{Error, Result};
+use crate::meta::{Chunk, StripeRef};
+use crate::placement::{self, Candidate, Request};
+use crate::store::shard::{self, ShardHeader, ShardReadError};
+use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+impl Volume {
+    /// Encodes `plain` and writes its shards to disks chosen by placement. Space is
+    /// reserved first; on any failure the shards written are removed and the
+    /// reservations returned. A disk that fails with an I/O error is avoided and the
+    /// stripe placed again once.
+    pub(super) fn write_stripe(&self, ino: InodeId, index: u64, plain: &[u8]) -> Result<StripeRef> {
+        let id = {
+            let mut state = self.lock_state();
+            state.meta.check_writable()?;
+            state.meta.allocate_stripe()?
+        };
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+        };
+        let encoded = self.codec.encode(&ctx, plain).map_err(|e| {
+            tracing::error!(stripe = %id, error = %e, "stripe encoding failed");
+            Error::Integrity {
+                stripe: id,
+                inode: ino,
+                detail: "encoding failed",
+            }
+        })?;
+        let shard_bytes = u64::from(encoded.info.shard_len) + 64;
+        let mut excluded: Vec<DiskId> = Vec::new();
+        loop {
+            let disks = self.place(id, shard_bytes, &excluded)?;
+            let header = |i: usize| ShardHeader {
+                stripe: id,
+                index: ShardIndex(i as u8),
+                k: self.sb.layout.k,
+                m: self.sb.layout.m,
+                inode: ino,
+                chunk: index,
+            };
+            let reserved: Vec<usize> = disks.iter().map(|d| self.disk_index[d]).collect();
+            for slot in &reserved {
+                self.disks[*slot]
+                    .reserved
+                    .fetch_add(shard_bytes, Ordering::Relaxed);
+            }
+            // Every shard at once, each to its own disk, on the shard I/O pool: the stripe
+            // costs the slowest disk's write rather than the sum of them.
+            let results: Vec<std::io::Result<()>> = self.shard_io.install(|| {
+                reserved
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, slot)| {
+                        let slot_ref = &self.disks[*slot];
+                        let disk = slot_ref
+                            .disk
+                            .as_ref()
+                            .expect("placement only picks open disks");
+                        let result = contained(
+                            || {
+                                shard::write_shard(
+                                    disk.as_ref(),
+                                    self.sb.volume,
+                                    &header(i),
+                                    encoded.shard(i),
+                                )
+                            },
+                            || Err(std::io::Error::other("shard write panicked")),
+                        );
+                        if result.is_ok() {
+                            slot_ref.is_dirty.store(true, Ordering::Release);
+                        }
+                        result
+                    })
+                    .collect()
+            });
+            let mut written = vec![false; results.len()];
+            let mut failure = None;
+            for (i, result) in results.into_iter().enumerate() {
+                match result {
+                    Ok(()) => written[i] = true,
+                    // The first failed disk is avoided on the next try; a second one, if
+                    // any, fails that try in turn.
+                    Err(e) if failure.is_none() => failure = Some((disks[i], e)),
+                    Err(_) => {}
+                }
+            }
+            for slot in &reserved {
+                self.disks[*slot]
+                    .reserved
+                    .fetch_sub(shard_bytes, Ordering::Relaxed);
+            }
+            let Some((bad_disk, error)) = failure else {
+                self.stats.stripes_written.fetch_add(1, Ordering::Relaxed);
+                return Ok(StripeRef {
+                    id,
+                    info: encoded.info,
+                    disks,
+                    valid_len: plain.len() as u32,
+                    written: None,
+                });
+            };
+            for (i, disk_id) in disks.iter().enumerate().filter(|(i, _)| written[*i]) {
+                if let Some(disk) = self.disk(*disk_id) {
+                    let key = ShardKey {
+                        stripe: id,
+                        index: ShardIndex(i as u8),
+                    };
+                    if let Err(e) = disk.delete_shard(key) {
+                        tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not remove a shard of a failed stripe write");
+                    }
+                }
+            }
+            let no_space = matches!(
+                error.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+            );
+            if no_space {
+                return Err(Error::NoSpace(format!("disk {bad_disk} is full")));
+            }
+            tracing::warn!(disk = %bad_disk, error = %error, stripe = %id, "shard write failed; placing the stripe elsewhere");
+            let slot = &self.disks[self.disk_index[&bad_disk]];
+            slot.write_failed.store(true, Ordering::Release);
+            excluded.push(bad_disk);
+            if excluded.len() > usize::from(self.sb.layout.m) + 1 {
+                return Err(Error::DiskIo {
+                    disk: bad_disk,
+                    source: error,
+                });
+            }
+        }
+    }
+
+    /// Chooses the disks of a new stripe.
+    fn place(
+        &self,
+        stripe: StripeId,
+        shard_bytes: u64,
+        excluded: &[DiskId],
+    ) -> Result<Vec<DiskId>> {
+        let candidates: Vec<Candidate> = self
+            .disks
+            .iter()
+            .map(|slot| {
+                let space = slot.space();
+                Candidate {
+                    id: slot.config.id,
+                    weight: slot.config.weight,
+                    class: slot.config.class.clone(),
+                    domain: slot.config.domain.clone(),
+                    is_writable: slot.disk.is_some()
+                        && slot.config.state == super::DiskState::Active
+                        && !slot.write_failed.load(Ordering::Acquire)
+                        && !excluded.contains(&slot.config.id),
+                    free_bytes: space
+                        .free_bytes
+                        .saturating_sub(slot.reserved.load(Ordering::Relaxed)),
+                    total_bytes: space.total_bytes,
+                }
+            })
+            .collect();
+        let request = Request {
+            stripe,
+            count: self.sb.layout.width(),
+            max_per_domain: usize::from(self.sb.layout.m).max(1),
+            shard_bytes,
+        };
+        placement::place(&request, &candidates).map_err(|e| Error::NoSpace(e.to_string()))
+    }
+
+    /// Reads `dest.len()` bytes at `from` of a stripe that is neither compressed nor
+    /// encrypted straight from its data shards into `dest`, verifying only the blocks
+    /// read by their block CRCs: no parity, no decode, no copy. A range over several
+    /// shards reads them at once. `false` when the stripe does not
+    /// qualify or a shard cannot serve its part; the caller then reads the whole stripe,
+    /// which reconstructs from parity, and `dest` holds no promise.
+    pub(super) fn read_stripe_direct(
+        &self,
+        stripe: &StripeRef,
+        from: usize,
+        dest: &mut [u8],
+    ) -> bool {
+        let shard_len = stripe.info.shard_len as usize;
+        let k = self.codec.k();
+        if stripe.info.flags != 0
+            || shard_len == 0
+            || from + dest.len() > stripe.info.payload_len as usize
+            || from + dest.len() > k * shard_len
+        {
+            return false;
+        }
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return match plain.get(from..from + dest.len()) {
+                Some(bytes) => {
+                    dest.copy_from_slice(bytes);
+                    true
+                }
+                None => false,
+            };
+        }
+        // The parts of the range, one per data shard: (shard, start in shard, bytes).
+        let mut parts = Vec::with_capacity(k);
+        let mut rest = dest;
+        let mut at = from;
+        while !rest.is_empty() {
+            let index = at / shard_len;
+            let start = at - index * shard_len;
+            let (part, tail) = rest.split_at_mut(rest.len().min(shard_len - start));
+            at += part.len();
+            parts.push((index, start, part));
+            rest = tail;
+        }
+        // A part on a disk out of reach means a reconstruction, which reads the whole
+        // stripe: reading the other parts first would only read them twice.
+        if parts.iter().any(|(index, _, _)| {
+            stripe
+                .disks
+                .get(*index)
+                .and_then(|&d| self.disk(d))
+                .is_none()
+        }) {
+            return false;
+        }
+        self.read_shard_parts(stripe, parts, tracing::Level::DEBUG)
+            .into_iter()
+            .all(|ok| ok)
+    }
+
+    /// Reads each `(data shard, start in shard, destination)` part of `stripe` with
+    /// [`Volume::read_shard_part`] (failures logged at `level`), at once on the shard
+    /// I/O pool when there are several; whether each succeeded.
+    fn read_shard_parts(
+        &self,
+        stripe: &StripeRef,
+        parts: Vec<(usize, usize, &mut [u8])>,
+        level: tracing::Level,
+    ) -> Vec<bool> {
+        let read_part = |(index, start, part): (usize, usize, &mut [u8])| {
+            contained(
+                || self.read_shard_part(stripe, index, start, part, level),
+                || false,
+            )
+        };
+        if parts.len() == 1 {
+            return parts.into_iter().map(read_part).collect();
+        }
+        self.shard_io
+            .install(|| parts.into_par_iter().map(read_part).collect())
+    }
+
+    /// Reads a whole stripe that is neither compressed nor encrypted and fills its k
+    /// shards exactly, when some data shard is missing or bad, straight into `dest`: the
+    /// data shards at hand go there directly, only as many parity shards are read as data
+    /// shards are missing, and only those are rebuilt (no copy of the stripe, no cache).
+    /// `Ok(false)` when the stripe does not qualify; the caller then reads it whole.
+    pub(super) fn read_stripe_rebuilding(
+        &self,
+        ino: InodeId,
+        stripe: &StripeRef,
+        dest: &mut [u8],
+    ) -> Result<bool> {
+        let k = self.codec.k();
+        let shard_len = stripe.info.shard_len as usize;
+        if stripe.info.flags != 0
+            || shard_len == 0
+            || stripe.disks.len() < k
+            || stripe.info.payload_len as usize != k * shard_len
+            || dest.len() != k * shard_len
+        {
+            return Ok(false);
+        }
+        let width = stripe.disks.len();
+        let at_hand = |i: &usize| self.disk(stripe.disks[*i]).is_some();
+        let mut missing = vec![true; k];
+        let data_parts: Vec<(usize, usize, &mut [u8])> = dest
+            .chunks_mut(shard_len)
+            .enumerate()
+            .filter(|(i, _)| at_hand(i))
+            .map(|(i, part)| (i, 0, part))
+            .collect();
+        let data_indices: Vec<usize> = data_parts.iter().map(|(i, _, _)| *i).collect();
+        // Parity on disks at hand: as many as data disks are out of reach are read at
+        // once with the data shards; more below if some read fails.
+        let mut order = (k..width).filter(at_hand);
+        let first_parity: Vec<usize> = order.by_ref().take(k - data_indices.len()).collect();
+        let mut parity: Vec<Option<shard::ShardObject>> = (k..width).map(|_| None).collect();
+        let (data_ok, first_found) = self.shard_io.install(|| {
+            rayon::join(
+                || self.read_shard_parts(stripe, data_parts, tracing::Level::WARN),
+                || self.read_checked_shards(stripe, &first_parity),
+            )
+        });
+        for (i, ok) in data_indices.into_iter().zip(data_ok) {
+            missing[i] = !ok;
+        }
+        let lost = missing.iter().filter(|&&gone| gone).count();
+        if lost == 0 {
+            return Ok(true); // every data shard read fine this time
+        }
+        // Enough parity for the data shards lost is found below, or the rebuild reports
+        // too few shards.
+        let (found, first_bad) = keep_shards(&first_parity, first_found, &mut parity, k);
+        let still = lost.saturating_sub(found);
+        let (_, more_bad) = self.read_more_shards(stripe, &mut order, still, &mut parity, k);
+        let bad = lost as u64 + first_bad + more_bad;
+        self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
+        self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
+        self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        let views: Vec<Option<&[u8]>> = parity
+            .iter()
+            .map(|s| s.as_ref().map(|o| o.payload()))
+            .collect();
+        self.codec
+            .rebuild_plain_in_place(&stripe.info, dest, &missing, &views)
+            .map_err(|e| stripe_error(stripe, ino, e))?;
+        Ok(true)
+    }
+
+    /// Reads `dest.len()` payload bytes at `start` of data shard `index` of `stripe` into
+    /// `dest`; `false` when the shard is missing or fails verification, logged at `level`
+    /// (a failure the caller recovers from by reading more is only a debug message).
+    fn read_shard_part(
+        &self,
+        stripe: &StripeRef,
+        index: usize,
+        start: usize,
+        dest: &mut [u8],
+        level: tracing::Level,
+    ) -> bool {
+        let Some(disk_id) = stripe.disks.get(index).copied() else {
+            return false;
+        };
+        let Some(disk) = self.disk(disk_id) else {
+            return false;
+        };
+        let key = ShardKey {
+            stripe: stripe.id,
+            index: ShardIndex(index as u8),
+        };
+        let shard_len = stripe.info.shard_len as usize;
+        match shard::read_shard_range_into(
+            disk.as_ref(),
+            self.sb.volume,
+            key,
+            shard_len,
+            start,
+            dest,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                if level == tracing::Level::WARN {
+                    tracing::warn!(disk = %disk_id, shard = %key, error = %e, "shard unreadable; reconstructing");
+                } else {
+                    tracing::debug!(disk = %disk_id, shard = %key, error = %e, "direct shard read failed; reading the whole stripe");
+                }
+                false
+            }
+        }
+    }
+
+    /// Reads shard `i` of `stripe` and checks it (frame, key, length); logs and returns
+    /// `None` when it is missing or bad, so the caller reconstructs.
+    fn read_checked_shard(&self, stripe: &StripeRef, i: usize) -> Option<shard::ShardObject> {
+        let disk_id = stripe.disks[i];
+        let key = ShardKey {
+            stripe: stripe.id,
+            index: ShardIndex(i as u8),
+        };
+        let disk = self.disk(disk_id)?;
+        match shard::read_shard(disk.as_ref(), self.sb.volume, key) {
+            Ok(object) if object.payload().len() == stripe.info.shard_len as usize => Some(object),
+            Ok(object) => {
+                tracing::warn!(disk = %disk_id, shard = %key, len = object.payload().len(), "shard has the wrong length; reconstructing");
+                None
+            }
+            Err(ShardReadError::Missing) => {
+                tracing::warn!(disk = %disk_id, shard = %key, "shard missing; reconstructing");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(disk = %disk_id, shard = %key, error = %e, "shard unreadable; reconstructing");
+                None
+            }
+        }
+    }
+
+    /// Reads shards of `stripe` from `candidates` (shard indices), in batches of as many
+    /// as are still missing, until `need` were read and verified or the candidates run
+    /// out; each goes into `slots[index - base]`. Returns (read, failed).
+    fn read_more_shards(
+        &self,
+        stripe: &StripeRef,
+        candidates: &mut dyn Iterator<Item = usize>,
+        need: usize,
+        slots: &mut [Option<shard::ShardObject>],
+        base: usize,
+    ) -> (usize, u64) {
+        let (mut found, mut bad) = (0, 0);
+        while found < need {
+            let batch: Vec<usize> = candidates.take(need - found).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let objects = self.read_checked_shards(stripe, &batch);
+            let (read, failed) = keep_shards(&batch, objects, slots, base);
+            found += read;
+            bad += failed;
+        }
+        (found, bad)
+    }
+
+    /// [`Volume::read_checked_shard`] for each of `indices`, at once on the shard I/O
+    /// pool when there are several.
+    fn read_checked_shards(
+        &self,
+        stripe: &StripeRef,
+        indices: &[usize],
+    ) -> Vec<Option<shard::ShardObject>> {
+        let read = |&i: &usize| contained(|| self.read_checked_shard(stripe, i), || None);
+        if indices.len() < 2 {
+            return indices.iter().map(read).collect();
+        }
+        self.shard_io
+            .install(|| indices.par_iter().map(read).collect())
+    }
+
+    /// The plaintext of a stored chunk.
+    pub(super) fn read_chunk(&self, ino: InodeId, index: u64, chunk: &Chunk) -> Result<Plain> {
+        match chunk {
+            Chunk::Inline(bytes) => Ok(Arc::new(bytes.clone())),
+            Chunk::Stripe(s) => self.read_stripe(ino, index, s),
+        }
+    }
+
+    /// Reads and decodes a stripe: data shards first, parity only for shards that are
+    /// missing or fail verification (a degraded read, counted and logged).
+    pub(super) fn read_stripe(
+        &self,
+        ino: InodeId,
+        index: u64,
+        stripe: &StripeRef,
+    ) -> Result<Plain> {
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return Ok(plain);
+        }
+        let k = self.codec.k();
+        let width = stripe.disks.len();
+        let mut shards: Vec<Option<shard::ShardObject>> = (0..width).map(|_| None).collect();
+        // The first k shards on disks at hand (the data shards when all are there), then as
+        // many more as shards were missing or bad; each batch read at once: a cold read
+        // waits for the slowest disk of a batch instead of the sum.
+        let absent: Vec<usize> = (0..width)
+            .filter(|&i| self.disk(stripe.disks[i]).is_none())
+            .collect();
+        // A data shard out of reach counts as a shard error; a parity shard only if needed.
+        let out_of_reach = absent.iter().filter(|&&i| i < k).count() as u64;
+        let mut order = (0..width).filter(|i| !absent.contains(i));
+        let (good, failed) = self.read_more_shards(stripe, &mut order, k, &mut shards, 0);
+        let bad = out_of_reach + failed;
+        self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
+        if bad > 0 {
+            self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
+            self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        if good < k {
+            tracing::error!(stripe = %stripe.id, inode = %ino, have = good, need = k, "stripe unrecoverable");
+            return Err(Error::Unrecoverable {
+                stripe: stripe.id,
+                inode: ino,
+                have: good as u8,
+                need: k as u8,
+            });
+        }
+        let views: Vec<Option<&[u8]>> = shards
+            .iter()
+            .map(|s| s.as_ref().map(|o| o.payload()))
+            .collect();
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+        };
+        let plain = self
+            .codec
+            .decode(&ctx, &stripe.info, &views)
+            .map_err(|e| stripe_error(stripe, ino, e))?;
+        let plain = Arc::new(plain);
+        self.cache.insert(stripe.id, plain.clone());
+        Ok(plain)
+    }
+}
+
+/// Runs one shard I/O task; a panic in it gives `failed()` (logged), so it fails that one
+/// shard, which the caller reconstructs or rolls back, rather than the whole request.
+pub(super) fn contained<T>(task: impl FnOnce() -> T, failed: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).unwrap_or_else(|_| {
+        tracing::error!("a shard I/O task panicked; counting its shard as failed");
+        failed()
+    })
+}
+
+/// Puts each shard read of `batch` (`objects`, in the same order) into
+/// `slots[index - base]`; how many were read and how many failed.
+fn keep_shards(
+    batch: &[usize],
+    objects: Vec<Option<shard::ShardObject>>,
+    slots: &mut [Option<shard::ShardObject>],
+    base: usize,
+) -> (usize, u64) {
+    let (mut read, mut failed) = (0, 0);
+    for (i, object) in batch.iter().zip(objects) {
+        match object {
+            Some(object) => {
+                slots[i - base] = Some(object);
+                read += 1;
+            }
+            None => failed += 1,
+        }
+    }
+    (read, failed)
+}
+
+/// The error of a stripe that could not be decoded (logged here).
+fn stripe_error(stripe: &StripeRef, ino: InodeId, e: TransformError) -> Error {
+    tracing::error!(stripe = %stripe.id, inode = %ino, error = %e, "stripe failed verification");
+    match e {
+        TransformError::TooFewShards { have, need } => Error::Unrecoverable {
+            stripe: stripe.id,
+            inode: ino,
+            have: have as u8,
+            need: need as u8,
+        },
+        TransformError::Authentication => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "authentication failed",
+        },
+        TransformError::Checksum => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "checksum mismatch",
+        },
+        _ => Error::Integrity {
+            stripe: stripe.id,
+            inode: ino,
+            detail: "undecodable stripe",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_shard_task_fails_only_its_shard() {
+        assert_eq!(contained(|| 7, || 0), 7);
+        // (The test output shows this expected panic's message.)
+        let got = contained(|| -> Option<u8> { panic!("disk driver bug") }, || None);
+        assert_eq!(got, None);
+    }
+}
