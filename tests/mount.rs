@@ -305,6 +305,57 @@ fn mount_permissions_for_an_unprivileged_user() {
     assert_eq!(fs::metadata(m.path("suid")).unwrap().mode() & 0o7777, 0o777);
 }
 
+/// A `security.capability` value (revision 2, effective, CAP_NET_RAW permitted), as
+/// setcap(8) writes it.
+const CAP_NET_RAW_EP: [u8; 20] = [
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// File capabilities go as Linux drops them: on any write (an unprivileged writer's
+/// included, which the kernel sends on as a removexattr in that user's name), truncate
+/// and chown; an unprivileged removexattr(2) of them stays refused.
+#[test]
+fn mount_writes_truncates_and_chowns_drop_file_capabilities() {
+    require_fuse!();
+    let m = Mounted::new(&Spec::default());
+    let mnt = m.mnt.display().to_string();
+    let file = m.path("prog");
+    let has_cap = || xattr::get(&file, "security.capability").unwrap().is_some();
+    let set_cap = || xattr::set(&file, "security.capability", &CAP_NET_RAW_EP).unwrap();
+    fs::write(&file, b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o6777)).unwrap();
+    set_cap();
+    assert!(has_cap());
+    let (ok, _) = as_nobody(&format!(
+        "python3 -c 'import os; os.removexattr(\"{mnt}/prog\", \"security.capability\")'"
+    ));
+    assert!(!ok, "an unprivileged removexattr is refused");
+    assert!(has_cap());
+    let (ok, err) = as_nobody(&format!("echo more >> {mnt}/prog"));
+    assert!(ok, "an unprivileged write succeeds: {err}");
+    assert!(!has_cap(), "and drops the capability");
+    assert_eq!(fs::metadata(&file).unwrap().mode() & 0o7777, 0o777);
+    set_cap();
+    OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"root too\n")
+        .unwrap();
+    assert!(!has_cap(), "root's write drops it too");
+    set_cap();
+    File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    assert!(!has_cap(), "truncate drops it");
+    set_cap();
+    std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    assert!(!has_cap(), "chown drops it");
+}
+
 const FSX: &str = include_str!("fsx.py");
 
 #[test]

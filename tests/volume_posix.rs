@@ -544,3 +544,91 @@ fn read_only_open_refuses_writes_and_second_writer_is_locked_out() {
         .unwrap();
     assert_eq!(errno(ro.create(&root(), ROOT, b"x", 0o644)), libc::EROFS);
 }
+
+#[test]
+fn writes_truncates_and_chowns_drop_file_capabilities() {
+    const CAP: &[u8] = b"security.capability";
+    let tv = common::make(&Spec::default());
+    let vol = tv.open();
+    let c = root();
+    let alice = Caller::new(1000, 1000);
+    let bob = Caller::new(1001, 1001);
+    let f = put_file(&vol, b"prog", b"#!/bin/sh\n");
+    vol.setattr(
+        &c,
+        f,
+        &SetAttr {
+            uid: Some(1000),
+            gid: Some(1000),
+            perm: Some(0o4755),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    let set_cap = || {
+        vol.setxattr(&c, f, CAP, &[1, 0, 0, 2, 0, 0x20, 0, 0], 0)
+            .unwrap()
+    };
+    let has_cap = || vol.getxattr(&c, f, CAP).is_ok();
+
+    set_cap();
+    assert_eq!(errno(vol.setxattr(&alice, f, CAP, b"x", 0)), libc::EPERM);
+    assert_eq!(
+        errno(vol.removexattr(&bob, f, CAP)),
+        libc::EPERM,
+        "neither owner nor writer"
+    );
+    vol.removexattr(&alice, f, CAP).unwrap(); // the owner (the kernel's chown path)
+    assert!(!has_cap());
+
+    set_cap();
+    vol.write(&alice, f, 0, b"#").unwrap();
+    assert!(!has_cap(), "a write drops it");
+    assert_eq!(
+        vol.getattr(f).unwrap().perm & 0o7777,
+        0o755,
+        "and the set-id bit"
+    );
+
+    set_cap();
+    vol.write(&c, f, 0, b"#").unwrap();
+    assert!(!has_cap(), "root's write too");
+
+    set_cap();
+    vol.setattr(
+        &alice,
+        f,
+        &SetAttr {
+            size: Some(2),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    assert!(!has_cap(), "a truncate drops it");
+
+    set_cap();
+    vol.setattr(
+        &c,
+        f,
+        &SetAttr {
+            gid: Some(1000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    assert!(!has_cap(), "a chown drops it");
+
+    // A directory keeps its xattrs across chown.
+    let d = vol.mkdir(&c, InodeId::ROOT, b"dir", 0o755).unwrap().ino;
+    vol.setxattr(&c, d, CAP, b"v", 0).unwrap();
+    vol.setattr(
+        &c,
+        d,
+        &SetAttr {
+            uid: Some(1000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    assert!(vol.getxattr(&c, d, CAP).is_ok());
+}

@@ -183,8 +183,12 @@ impl Filesystem for ArgosFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_MAX_PAGES
             | InitFlags::FUSE_CACHE_SYMLINKS
-            // The Volume clears setuid/setgid itself on write, truncate and chown.
-            | InitFlags::FUSE_HANDLE_KILLPRIV;
+            // The Volume clears setuid/setgid and drops security.capability itself on
+            // write, truncate and chown. V2 also lets the kernel mark the superblock
+            // SB_NOSEC, so a write stops costing a getxattr(security.capability) round
+            // trip once the file is known to carry no privileges.
+            | InitFlags::FUSE_HANDLE_KILLPRIV
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         for flag in wanted.iter() {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer this FUSE capability");

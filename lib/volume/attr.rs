@@ -43,6 +43,8 @@ pub const XATTR_CREATE: u32 = 1;
 pub const XATTR_REPLACE: u32 = 2;
 /// Largest xattr value.
 pub const XATTR_SIZE_MAX: usize = 65536;
+/// File capabilities: dropped by any write, truncate or chown of a non-directory.
+pub(super) const XATTR_CAPABILITY: &[u8] = b"security.capability";
 
 /// Which xattr namespace a name belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,9 @@ impl Volume {
             new.perm = access::chown_checked(caller, &subject(&old), change.uid, change.gid)?;
             new.uid = change.uid.unwrap_or(old.uid);
             new.gid = change.gid.unwrap_or(old.gid);
+            if !is_dir {
+                new.xattrs.remove(XATTR_CAPABILITY);
+            }
         }
         if let Some(perm) = change.perm {
             new.perm = access::chmod(caller, new.uid, new.gid, is_dir, perm & 0o7777)?;
@@ -227,12 +232,23 @@ impl Volume {
     }
 
     /// Removes xattr `name`.
+    ///
+    /// `security.capability` may also be removed by the owner or by anyone who may write
+    /// the file. A write, truncate or chown drops it anyway, and through FUSE that is
+    /// how Linux does it: `file_remove_privs` and `setattr_prepare` send a removexattr
+    /// as the writer or the new owner's chown caller. A removexattr(2) call for it by
+    /// an unprivileged user never gets here: the kernel asks for CAP_SETFCAP first.
     pub fn removexattr(&self, caller: &Caller, ino: InodeId, name: &[u8]) -> Result<()> {
         let ns = namespace(name)?;
         let mut state = self.lock_state();
         state.meta.check_writable()?;
         let mut inode = state.inode(ino)?.clone();
-        self.check_xattr_write(caller, &inode, ns)?;
+        let dropping_capability = name == XATTR_CAPABILITY
+            && (caller.uid == inode.uid
+                || access::check(caller, &subject(&inode), MAY_WRITE).is_ok());
+        if !dropping_capability {
+            self.check_xattr_write(caller, &inode, ns)?;
+        }
         if inode.xattrs.remove(name).is_none() {
             return Err(Error::NoXattr);
         }

@@ -7,11 +7,14 @@
 //! stripe's shards are deleted only after that change is committed.
 
 use super::access::{self, Caller, MAY_READ, MAY_WRITE};
+use super::attr::XATTR_CAPABILITY;
 use super::namespace::subject;
 use super::write_behind::HandOff;
 use super::{FileData, FileState, MAX_FILE_BYTES, Volume, lock_poisoned};
 use crate::error::{Error, Result};
-use crate::meta::{BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Op, StripeRef, Timestamp};
+use crate::meta::{
+    BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Inode, Op, StripeRef, Timestamp,
+};
 use crate::types::InodeId;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -397,9 +400,7 @@ impl Volume {
             let now = Timestamp::now();
             state.update_inode(ino, |i| {
                 i.size = i.size.max(end);
-                i.mtime = now;
-                i.ctime = now;
-                i.perm = access::mode_after_write_for(caller, &subject(i));
+                contents_changed(caller, i, now);
             })?;
         }
         self.after_write(ino)?;
@@ -650,9 +651,7 @@ impl Volume {
         let now = Timestamp::now();
         state.update_inode(ino, |i| {
             i.size = size;
-            i.mtime = now;
-            i.ctime = now;
-            i.perm = access::mode_after_write_for(caller, &subject(i));
+            contents_changed(caller, i, now);
         })?;
         Ok(())
     }
@@ -722,6 +721,17 @@ impl Volume {
         }
         Ok(())
     }
+}
+
+/// What a write or truncate by `caller` does to the inode besides its size, as Linux's
+/// `file_remove_privs` and `file_update_time` do: new mtime and ctime, set-id bits cleared
+/// for a caller without CAP_FSETID, and file capabilities (`security.capability`) dropped
+/// whoever writes.
+fn contents_changed(caller: &Caller, inode: &mut Inode, now: Timestamp) {
+    inode.mtime = now;
+    inode.ctime = now;
+    inode.perm = access::mode_after_write_for(caller, &subject(inode));
+    inode.xattrs.remove(XATTR_CAPABILITY);
 }
 
 /// Copies `src[from..]` into `dest` and zeros the rest of `dest` where `src` ends early.
