@@ -6,7 +6,6 @@ use crate::common::{self, Spec, pattern, read_all, root};
 use argosfs::types::InodeId;
 use argosfs::volume::{OpenOptions, SetAttr, Volume};
 use proptest::prelude::*;
-use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -45,24 +44,6 @@ const COMBOS: [(u8, u8, bool, bool); 12] = [
     (4, 2, true, true),
 ];
 
-/// Opens the volume shared, with write-behind on when asked (as the mount does).
-fn open_shared(tv: &common::TestVolume, write_behind: bool) -> Arc<Volume> {
-    let vol = Arc::new(tv.open());
-    if write_behind {
-        vol.enable_write_behind();
-    }
-    vol
-}
-
-/// Closes a shared volume; after its commit nothing else may hold it.
-fn close_shared(vol: Arc<Volume>) {
-    vol.commit().unwrap();
-    Arc::try_unwrap(vol)
-        .unwrap_or_else(|_| panic!("volume still shared after its commit"))
-        .close()
-        .unwrap();
-}
-
 fn run(combo: usize, write_behind: bool, steps: &[Step]) -> Result<(), TestCaseError> {
     let (k, m, compression, encryption) = COMBOS[combo];
     let spec = Spec {
@@ -73,7 +54,7 @@ fn run(combo: usize, write_behind: bool, steps: &[Step]) -> Result<(), TestCaseE
     };
     let tv = common::make(&spec);
     let c = root();
-    let mut vol = Some(open_shared(&tv, write_behind));
+    let mut vol = Some(tv.open_shared(write_behind));
     let ino = vol
         .as_ref()
         .unwrap()
@@ -129,8 +110,8 @@ fn run(combo: usize, write_behind: bool, steps: &[Step]) -> Result<(), TestCaseE
             Step::Flush => v.flush(ino).unwrap(),
             Step::Commit => v.commit().unwrap(),
             Step::Reopen => {
-                close_shared(vol.take().unwrap());
-                vol = Some(open_shared(&tv, write_behind));
+                common::close_shared(vol.take().unwrap());
+                vol = Some(tv.open_shared(write_behind));
             }
         }
         prop_assert_eq!(
@@ -140,7 +121,7 @@ fn run(combo: usize, write_behind: bool, steps: &[Step]) -> Result<(), TestCaseE
     }
     let v = vol.take().unwrap();
     prop_assert_eq!(read_all(&v, ino).unwrap(), model.clone());
-    close_shared(v);
+    common::close_shared(v);
     let v = tv.open();
     prop_assert_eq!(read_all(&v, ino).unwrap(), model);
     Ok(())

@@ -3,11 +3,9 @@
 
 use crate::common::{self, Spec, pattern, put_file, read_all, root};
 use argosfs::Error;
-use argosfs::store::{DiskRef, FaultyDisk};
 use argosfs::types::{DiskId, InodeId};
 use argosfs::volume::{OpenOptions, Volume};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
     (0..count)
@@ -222,37 +220,35 @@ fn a_torn_journal_tail_is_reported_and_not_applied() {
     assert!(vol.lookup(&c, InodeId::ROOT, b"third").is_ok());
 }
 
-/// Opens with every disk wrapped in a FaultyDisk; returns the handles by disk id.
-/// Fault controls of each disk of an open volume.
-type Faults = Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>;
-
-fn open_faulty(tv: &common::TestVolume) -> (Volume, Faults) {
-    let handles: Faults = Arc::default();
-    let h = handles.clone();
-    let options = OpenOptions {
-        disk_wrapper: Some(Arc::new(move |id, disk: DiskRef| {
-            let faulty = Arc::new(FaultyDisk::new(disk));
-            h.lock().unwrap().insert(id, faulty.clone());
-            faulty as DiskRef
-        })),
-        ..tv.options()
-    };
-    (Volume::open(&tv.root, options).unwrap(), handles)
-}
-
 #[test]
 fn enospc_on_one_disk_fails_fsync_cleanly_and_keeps_old_content() {
+    // Full chunks are stored in the writer's thread, then handed to the pool (the mount).
+    for write_behind in [false, true] {
+        enospc_case(write_behind);
+    }
+}
+
+fn enospc_case(write_behind: bool) {
     let tv = common::make(&Spec {
         stripe_bytes: 16 << 10,
         ..Spec::default()
     });
-    let (vol, faults) = open_faulty(&tv);
+    let open = || {
+        let (vol, faults) = tv.open_faulty();
+        let vol = Arc::new(vol);
+        if write_behind {
+            vol.enable_write_behind();
+        }
+        (vol, faults)
+    };
+    let (vol, faults) = open();
     let c = root();
     let old = pattern(40_000, 21);
     let ino = put_file(&vol, b"f", &old);
     let other = put_file(&vol, b"other", b"unrelated");
     vol.commit().unwrap();
-    let shards_before: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
+    let shard_count = || (0..6).map(|i| tv.shard_files(i).len()).sum::<usize>();
+    let shards_before = shard_count();
     faults.lock().unwrap()[&DiskId(3)].fail_puts_after(0, libc::ENOSPC);
     // Like a page cache, the write is taken into memory; storing it fails later.
     let new = pattern(40_000, 22);
@@ -265,17 +261,28 @@ fn enospc_on_one_disk_fails_fsync_cleanly_and_keeps_old_content() {
     let err = vol.fsync(ino).unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
     assert_eq!(vol.flush(ino).unwrap_err().errno(), libc::ENOSPC);
+    assert_eq!(read_all(&vol, ino).unwrap(), new, "still buffered");
     // Other files (this one small enough to live inline) still commit: one file's
     // unstorable data does not block the volume.
     vol.write(&c, other, 0, b"still committed").unwrap();
     vol.fsync(other).unwrap();
-    let shards_after: usize = (0..6).map(|i| tv.shard_files(i).len()).sum();
-    assert_eq!(shards_after, shards_before, "partial stripes removed");
+    assert_eq!(shard_count(), shards_before, "partial stripes removed");
     // Never stored, never committed: after a crash the file has its old content.
     drop(vol);
     let vol = tv.open();
     assert_eq!(read_all(&vol, ino).unwrap(), old);
     assert_eq!(read_all(&vol, other).unwrap(), b"still committed");
+    drop(vol);
+    // Once the disk has room again, the same buffered write stores and commits.
+    let (vol, faults) = open();
+    faults.lock().unwrap()[&DiskId(3)].fail_puts_after(0, libc::ENOSPC);
+    vol.write(&c, ino, 0, &new).unwrap();
+    assert_eq!(vol.fsync(ino).unwrap_err().errno(), libc::ENOSPC);
+    faults.lock().unwrap()[&DiskId(3)].clear();
+    vol.fsync(ino).unwrap();
+    drop(faults);
+    common::close_shared(vol);
+    assert_eq!(read_all(&tv.open(), ino).unwrap(), new);
 }
 
 #[test]
@@ -285,7 +292,7 @@ fn a_disk_failing_writes_is_avoided() {
         stripe_bytes: 16 << 10,
         ..Spec::default()
     });
-    let (vol, faults) = open_faulty(&tv);
+    let (vol, faults) = tv.open_faulty();
     faults.lock().unwrap()[&DiskId(2)].set_vanished(true);
     let data = pattern(200_000, 31);
     let ino = put_file(&vol, b"f", &data);

@@ -1,13 +1,11 @@
 //! Write-behind (full chunks stored on the pool while the writer returns): what a reader,
-//! a truncate, an unlink, a failing disk and a close see while chunks are landing.
+//! a truncate, an unlink and a close see while chunks are landing (a failing disk:
+//! `volume_faults`).
 
 use crate::common::{self, Spec, pattern, read_all, root};
-use argosfs::store::{DiskRef, FaultyDisk};
-use argosfs::types::{DiskId, InodeId};
-use argosfs::volume::{OpenOptions, SetAttr, Volume};
-use std::collections::HashMap;
+use argosfs::types::InodeId;
+use argosfs::volume::SetAttr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 const STRIPE: usize = 16 << 10;
 
@@ -18,21 +16,6 @@ fn spec() -> Spec {
     }
 }
 
-fn shared(vol: Volume) -> Arc<Volume> {
-    let vol = Arc::new(vol);
-    vol.enable_write_behind();
-    vol
-}
-
-/// Closes a shared volume: after its commit no background job may hold it any more.
-fn close(vol: Arc<Volume>) {
-    vol.commit().unwrap();
-    Arc::try_unwrap(vol)
-        .unwrap_or_else(|_| panic!("a landed chunk's job still holds the volume"))
-        .close()
-        .unwrap();
-}
-
 fn shard_count(tv: &common::TestVolume) -> usize {
     (0..tv.disks.len()).map(|i| tv.shard_files(i).len()).sum()
 }
@@ -40,7 +23,7 @@ fn shard_count(tv: &common::TestVolume) -> usize {
 #[test]
 fn readers_see_every_chunk_while_it_lands() {
     let tv = common::make(&spec());
-    let vol = shared(tv.open());
+    let vol = tv.open_shared(true);
     let c = root();
     let ino = vol.create(&c, InodeId::ROOT, b"f", 0o644).unwrap().ino;
     let data = pattern(256 * STRIPE, 5);
@@ -92,7 +75,7 @@ fn readers_see_every_chunk_while_it_lands() {
     vol.fsync(ino).unwrap();
     assert_eq!(vol.stats().stripes_written, 256);
     assert_eq!(read_all(&vol, ino).unwrap(), data);
-    close(vol);
+    common::close_shared(vol);
     let vol = tv.open();
     assert_eq!(read_all(&vol, ino).unwrap(), data);
 }
@@ -100,7 +83,7 @@ fn readers_see_every_chunk_while_it_lands() {
 #[test]
 fn truncate_and_unlink_wait_for_landing_chunks_and_leave_no_stray_shards() {
     let tv = common::make(&spec());
-    let vol = shared(tv.open());
+    let vol = tv.open_shared(true);
     let c = root();
     let ino = vol.create(&c, InodeId::ROOT, b"cut", 0o644).unwrap().ino;
     let data = pattern(8 * STRIPE, 6);
@@ -123,7 +106,7 @@ fn truncate_and_unlink_wait_for_landing_chunks_and_leave_no_stray_shards() {
     vol.commit().unwrap();
     // The kept file's two stripes, nothing of the cut chunks or the unlinked file.
     assert_eq!(shard_count(&tv), 2 * 6);
-    close(vol);
+    common::close_shared(vol);
     let vol = tv.open();
     assert_eq!(read_all(&vol, ino).unwrap(), &data[..keep]);
     assert!(vol.getattr(gone).is_err());
@@ -132,7 +115,7 @@ fn truncate_and_unlink_wait_for_landing_chunks_and_leave_no_stray_shards() {
 #[test]
 fn seek_data_counts_landing_chunks() {
     let tv = common::make(&spec());
-    let vol = shared(tv.open());
+    let vol = tv.open_shared(true);
     let c = root();
     let ino = vol.create(&c, InodeId::ROOT, b"sparse", 0o644).unwrap().ino;
     vol.write(&c, ino, (4 * STRIPE) as u64, &pattern(2 * STRIPE, 8))
@@ -142,52 +125,5 @@ fn seek_data_counts_landing_chunks() {
         vol.seek_hole(ino, (4 * STRIPE) as u64).unwrap(),
         (6 * STRIPE) as u64
     );
-    close(vol);
-}
-
-#[test]
-fn a_failed_background_store_stays_readable_and_fails_fsync_until_the_disk_recovers() {
-    let tv = common::make(&spec());
-    let faults: Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>> = Arc::default();
-    let handles = faults.clone();
-    let options = OpenOptions {
-        disk_wrapper: Some(Arc::new(move |id, disk: DiskRef| {
-            let faulty = Arc::new(FaultyDisk::new(disk));
-            handles.lock().unwrap().insert(id, faulty.clone());
-            faulty as DiskRef
-        })),
-        ..tv.options()
-    };
-    let vol = shared(Volume::open(&tv.root, options).unwrap());
-    let c = root();
-    let ino = vol.create(&c, InodeId::ROOT, b"f", 0o644).unwrap().ino;
-    let old = pattern(3 * STRIPE, 9);
-    vol.write(&c, ino, 0, &old).unwrap();
-    vol.fsync(ino).unwrap();
-    let shards_before = shard_count(&tv);
-
-    faults.lock().unwrap()[&DiskId(2)].fail_puts_after(0, libc::ENOSPC);
-    let new = pattern(3 * STRIPE, 10);
-    // Taken into memory like a page cache: the write itself succeeds.
-    vol.write(&c, ino, 0, &new).unwrap();
-    assert_eq!(
-        read_all(&vol, ino).unwrap(),
-        new,
-        "buffered bytes are visible"
-    );
-    let err = vol.fsync(ino).unwrap_err();
-    assert_eq!(err.errno(), libc::ENOSPC, "{err}");
-    assert_eq!(
-        read_all(&vol, ino).unwrap(),
-        new,
-        "still buffered after the failure"
-    );
-    assert_eq!(shard_count(&tv), shards_before, "partial stripes removed");
-
-    faults.lock().unwrap()[&DiskId(2)].clear();
-    vol.fsync(ino).unwrap();
-    drop(faults);
-    close(vol);
-    let vol = tv.open();
-    assert_eq!(read_all(&vol, ino).unwrap(), new);
+    common::close_shared(vol);
 }

@@ -3,9 +3,24 @@
 #![allow(dead_code)]
 
 use argosfs::data::compress::Compression;
+use argosfs::store::{DiskRef, FaultyDisk};
 use argosfs::types::DiskId;
 use argosfs::volume::{Caller, DiskConfig, FormatOptions, KdfStrength, OpenOptions, Volume};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Fault controls of each disk of an open volume.
+pub type Faults = Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>;
+
+/// Closes a shared volume: after its commit no background job may hold it any more.
+pub fn close_shared(vol: Arc<Volume>) {
+    vol.commit().unwrap();
+    Arc::try_unwrap(vol)
+        .unwrap_or_else(|_| panic!("volume still shared after its commit"))
+        .close()
+        .unwrap();
+}
 
 /// A volume made for one test; the directories go away with it.
 pub struct TestVolume {
@@ -102,6 +117,30 @@ impl TestVolume {
 
     pub fn open_with(&self, options: OpenOptions) -> argosfs::Result<Volume> {
         Volume::open(&self.root, options)
+    }
+
+    /// Opens with every disk wrapped in a FaultyDisk; returns the fault controls by disk id.
+    pub fn open_faulty(&self) -> (Volume, Faults) {
+        let handles: Faults = Arc::default();
+        let h = handles.clone();
+        let options = OpenOptions {
+            disk_wrapper: Some(Arc::new(move |id, disk: DiskRef| {
+                let faulty = Arc::new(FaultyDisk::new(disk));
+                h.lock().unwrap().insert(id, faulty.clone());
+                faulty as DiskRef
+            })),
+            ..self.options()
+        };
+        (Volume::open(&self.root, options).unwrap(), handles)
+    }
+
+    /// Opens the volume shared, with write-behind on when asked (as the mount does).
+    pub fn open_shared(&self, write_behind: bool) -> Arc<Volume> {
+        let vol = Arc::new(self.open());
+        if write_behind {
+            vol.enable_write_behind();
+        }
+        vol
     }
 
     /// Every shard file on disk `i`.
