@@ -169,13 +169,21 @@ impl Volume {
         }
         let failed: Vec<u64> = landing.range(chunks).map(|(index, _)| *index).collect();
         for index in failed {
-            if let Some(Landing { bytes, written, .. }) = landing.remove(&index) {
-                // Already counted in dirty_bytes.
-                let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
-                data.dirty.insert(index, bytes);
-                if let Some(map) = written {
-                    data.written.insert(index, map);
-                }
+            let Some(Landing { bytes, written, .. }) = landing.remove(&index) else {
+                continue;
+            };
+            if data.dirty.contains_key(&index) {
+                // Newer bytes for the chunk (a write settles its chunks first, so this
+                // should not happen): they win; the failed ones stop counting.
+                self.dirty_bytes
+                    .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            // Already counted in dirty_bytes.
+            let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
+            data.dirty.insert(index, bytes);
+            if let Some(map) = written {
+                data.written.insert(index, map);
             }
         }
     }
