@@ -236,8 +236,8 @@ impl Volume {
     /// `security.capability` may also be removed by the owner or by anyone who may write
     /// the file. A write, truncate or chown drops it anyway, and through FUSE that is
     /// how Linux does it: `file_remove_privs` and `setattr_prepare` send a removexattr
-    /// as the writer or the new owner's chown caller. A removexattr(2) call for it by
-    /// an unprivileged user never gets here: the kernel asks for CAP_SETFCAP first.
+    /// in the name of the writer or of the chown caller. A removexattr(2) call for it
+    /// by an unprivileged user never gets here: the kernel asks for CAP_SETFCAP first.
     pub fn removexattr(&self, caller: &Caller, ino: InodeId, name: &[u8]) -> Result<()> {
         let ns = namespace(name)?;
         let mut state = self.lock_state();
