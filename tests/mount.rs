@@ -384,6 +384,46 @@ fn mount_fsx_random_operations_with_compression_and_encryption() {
     assert!(out.contains("fsx: ok"), "{out}");
 }
 
+/// Disks that fill up under the mount: the writes are taken, fsync and close report
+/// ENOSPC, the mount stays usable, deleting frees the space for new data, and the volume
+/// checks clean.
+#[test]
+fn mount_full_disks_report_enospc_and_recover_after_a_delete() {
+    require_fuse!();
+    let disks = tempfile::tempdir().unwrap();
+    let Some(_tmpfs) = crate::common::Tmpfs::mount(disks.path(), "48m") else {
+        eprintln!("skipping: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let tv = crate::common::make_in(&Spec::default(), Some(disks.path()));
+    let mut m = Mounted::with_options(tv, &["allow_other"]);
+    let data = pattern(64 << 20, 3);
+    let mut f = File::create(m.path("big")).unwrap();
+    let stored = f.write_all(&data).and_then(|()| f.sync_all());
+    let err = stored.expect_err("64 MiB cannot fit on 48 MiB of disks");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(f);
+    fs::remove_file(m.path("big")).unwrap();
+    // fsync of the directory commits the delete, which frees its shards.
+    File::open(&m.mnt).unwrap().sync_all().unwrap();
+    let small = pattern(8 << 20, 4);
+    let mut f = File::create(m.path("small")).unwrap();
+    f.write_all(&small).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    assert_eq!(fs::read(m.path("small")).unwrap(), small);
+    m.unmount();
+    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_argosfs-fsck"))
+        .arg(&m.tv.root)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
+
 #[test]
 fn mount_persistence_across_remount_and_kill9() {
     require_fuse!();

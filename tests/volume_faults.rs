@@ -354,37 +354,15 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Unmounts a tmpfs when dropped.
-struct TmpfsGuard(std::path::PathBuf);
-
-impl Drop for TmpfsGuard {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_journal_write_failure_makes_the_volume_read_only() {
     // The metadata lives on a tiny tmpfs, so the journal hits a real ENOSPC.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=256k",
-            "argosfs-test",
-            root.to_str().unwrap(),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_tmpfs) = common::Tmpfs::mount(&root, "256k") else {
         eprintln!("skipping: cannot mount a tmpfs here (needs root)");
         return;
-    }
-    let _guard = TmpfsGuard(root.clone());
+    };
     let disks: Vec<_> = (0..3).map(|i| dir.path().join(format!("d{i}"))).collect();
     let options = argosfs::volume::FormatOptions {
         disks: disks

@@ -7,8 +7,31 @@ use argosfs::store::{DiskRef, FaultyDisk};
 use argosfs::types::DiskId;
 use argosfs::volume::{Caller, DiskConfig, FormatOptions, KdfStrength, OpenOptions, Volume};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount(8)'s syntax, "256k") on `dir`, made if missing;
+    /// `None` where that is not allowed (not root).
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "argosfs-test"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
 
 /// Fault controls of each disk of an open volume.
 pub type Faults = Arc<Mutex<HashMap<DiskId, Arc<FaultyDisk>>>>;
@@ -68,10 +91,17 @@ impl Spec {
 }
 
 pub fn make(spec: &Spec) -> TestVolume {
+    make_in(spec, None)
+}
+
+/// [`make`] with the disk directories under `disk_parent` (say, a small tmpfs) instead
+/// of the test's temporary directory.
+pub fn make_in(spec: &Spec, disk_parent: Option<&Path>) -> TestVolume {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
+    let parent = disk_parent.unwrap_or(dir.path()).to_path_buf();
     let disks: Vec<PathBuf> = (0..spec.disks)
-        .map(|i| dir.path().join(format!("disk{i}")))
+        .map(|i| parent.join(format!("disk{i}")))
         .collect();
     let passphrase = spec
         .encryption
