@@ -9,13 +9,13 @@
 use super::access::{self, Caller, MAY_READ, MAY_WRITE};
 use super::attr::XATTR_CAPABILITY;
 use super::namespace::subject;
-use super::write_behind::HandOff;
 use super::{FileData, FileState, MAX_FILE_BYTES, Volume, lock_poisoned};
 use crate::error::{Error, Result};
 use crate::meta::{
     BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Inode, Op, StripeRef, Timestamp,
 };
 use crate::types::InodeId;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::sync::Arc;
@@ -437,30 +437,14 @@ impl Volume {
                         .fetch_sub(old.len() as u64, Ordering::Relaxed);
                 }
                 data.written.remove(&index);
-                if let Some(vol) = self.write_behind() {
-                    self.dirty_bytes
-                        .fetch_add(src.len() as u64, Ordering::Relaxed);
-                    vol.hand_off(
-                        file,
-                        HandOff {
-                            ino,
-                            index,
-                            bytes: src.to_vec(),
-                            file_size: new_size,
-                            written: None,
-                        },
-                    );
-                    continue;
-                }
-                if let Err(e) = self.store_chunk_sized(ino, index, src, new_size, None) {
-                    // Like a page cache: the write succeeds into memory and the error
-                    // comes back from fsync, flush or close (or from a later write once
-                    // the dirty limit is reached).
-                    tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
-                    self.dirty_bytes
-                        .fetch_add(src.len() as u64, Ordering::Relaxed);
-                    data.dirty.insert(index, src.to_vec());
-                }
+                self.dirty_bytes
+                    .fetch_add(src.len() as u64, Ordering::Relaxed);
+                let chunk = CompleteChunk {
+                    index,
+                    bytes: Cow::Borrowed(src),
+                    written: None,
+                };
+                self.store_complete_chunk(ino, file, data, chunk, new_size);
                 continue;
             }
             let buf = match data.dirty.entry(index) {
@@ -515,35 +499,51 @@ impl Volume {
             }
             if hi as u64 == stripe {
                 // A complete chunk: encode it now so large writes stream to the disks.
-                let buf = data.dirty.remove(&index).expect("present");
-                let len = buf.len() as u64;
-                let written = data.written.remove(&index);
-                if let Some(vol) = self.write_behind() {
-                    vol.hand_off(
-                        file,
-                        HandOff {
-                            ino,
-                            index,
-                            bytes: buf,
-                            file_size: new_size,
-                            written,
-                        },
-                    );
-                    continue;
-                }
-                if let Err(e) = self.store_chunk_sized(ino, index, &buf, new_size, written.clone())
-                {
-                    tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
-                    data.dirty.insert(index, buf);
-                    if let Some(map) = written {
-                        data.written.insert(index, map);
-                    }
-                    continue;
-                }
-                self.dirty_bytes.fetch_sub(len, Ordering::Relaxed);
+                let chunk = CompleteChunk {
+                    index,
+                    bytes: Cow::Owned(data.dirty.remove(&index).expect("present")),
+                    written: data.written.remove(&index),
+                };
+                self.store_complete_chunk(ino, file, data, chunk, new_size);
             }
         }
         Ok(())
+    }
+
+    /// Stores a chunk a write has just completed (its bytes already counted in
+    /// `dirty_bytes`): on the pool when write-behind is on, else here. Like a page cache,
+    /// a store that fails keeps the bytes buffered, and the error comes back from fsync,
+    /// flush or close (or from a later write once the dirty limit is reached).
+    fn store_complete_chunk(
+        &self,
+        ino: InodeId,
+        file: &Arc<FileState>,
+        data: &mut FileData,
+        chunk: CompleteChunk<'_>,
+        file_size: u64,
+    ) {
+        let CompleteChunk {
+            index,
+            bytes,
+            written,
+        } = chunk;
+        if let Some(vol) = self.write_behind() {
+            vol.hand_off(file, ino, file_size, index, bytes.into_owned(), written);
+            return;
+        }
+        match self.store_chunk_sized(ino, index, &bytes, file_size, written.clone()) {
+            Ok(()) => {
+                self.dirty_bytes
+                    .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(inode = %ino, chunk = index, error = %e, "could not store a chunk; keeping it buffered");
+                data.dirty.insert(index, bytes.into_owned());
+                if let Some(map) = written {
+                    data.written.insert(index, map);
+                }
+            }
+        }
     }
 
     /// After a write: keep dirty memory and the open batch bounded.
@@ -721,6 +721,15 @@ impl Volume {
         }
         Ok(())
     }
+}
+
+/// A chunk a write has just filled, on its way to the disks.
+struct CompleteChunk<'a> {
+    index: u64,
+    /// The caller's bytes when the write covered the whole chunk, else the buffer.
+    bytes: Cow<'a, [u8]>,
+    /// Which blocks hold data, when the chunk has holes.
+    written: Option<BlockMap>,
 }
 
 /// What a write or truncate by `caller` does to the inode besides its size, as Linux's

@@ -56,16 +56,6 @@ impl InFlight {
     }
 }
 
-/// One chunk to store in the background.
-pub(super) struct HandOff {
-    pub ino: InodeId,
-    pub index: u64,
-    pub bytes: Vec<u8>,
-    /// The file size the chunk was written under (decides inline storage of chunk 0).
-    pub file_size: u64,
-    pub written: Option<BlockMap>,
-}
-
 impl Volume {
     /// Lets full chunks be stored on the shard I/O pool while their writer returns (see
     /// the module doc). Call once the volume is shared; later calls change nothing.
@@ -78,18 +68,20 @@ impl Volume {
         self.this.get().and_then(Weak::upgrade)
     }
 
-    /// Queues `chunk` of `file` for storing on the pool (waiting while
-    /// [`MAX_IN_FLIGHT`] chunks are in flight). Its bytes must already count in
-    /// `dirty_bytes`; they stop counting once the chunk is recorded.
-    pub(super) fn hand_off(self: Arc<Self>, file: &Arc<FileState>, chunk: HandOff) {
+    /// Queues chunk `index` of file `ino` (`bytes`, with its `written` map) for storing on
+    /// the pool, waiting while [`MAX_IN_FLIGHT`] chunks are in flight. `file_size` is the
+    /// size it was written under (it decides inline storage of chunk 0). The bytes must
+    /// already count in `dirty_bytes`; they stop counting once the chunk is recorded.
+    pub(super) fn hand_off(
+        self: Arc<Self>,
+        file: &Arc<FileState>,
+        ino: InodeId,
+        file_size: u64,
+        index: u64,
+        bytes: Vec<u8>,
+        written: Option<BlockMap>,
+    ) {
         *self.in_flight.wait_below(MAX_IN_FLIGHT) += 1;
-        let HandOff {
-            ino,
-            index,
-            bytes,
-            file_size,
-            written,
-        } = chunk;
         let bytes = Arc::new(bytes);
         lock_poisoned(&file.landing).insert(
             index,
