@@ -21,8 +21,8 @@ const STRIPE: usize = 16 << 10;
 /// Repairs in the matrix remove orphans at once.
 const REPAIR: &[&str] = &["--repair", "--remove-orphans", "--orphan-grace", "0"];
 
-struct Run {
-    code: i32,
+pub(crate) struct Run {
+    pub(crate) code: i32,
     stdout: String,
     stderr: String,
     findings: Vec<Value>,
@@ -53,7 +53,8 @@ impl std::fmt::Display for Run {
     }
 }
 
-fn fsck(tv: &TestVolume, args: &[&str]) -> Run {
+/// Runs argosfs-fsck on `tv` with `args` and `--json`, parsed.
+pub(crate) fn fsck(tv: &TestVolume, args: &[&str]) -> Run {
     let out = Command::new(FSCK)
         .arg(&tv.root)
         .args(args)

@@ -413,15 +413,8 @@ fn mount_full_disks_report_enospc_and_recover_after_a_delete() {
     drop(f);
     assert_eq!(fs::read(m.path("small")).unwrap(), small);
     m.unmount();
-    let fsck = std::process::Command::new(env!("CARGO_BIN_EXE_argosfs-fsck"))
-        .arg(&m.tv.root)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stdout)
-    );
+    let run = crate::fsck::fsck(&m.tv, &[]);
+    assert_eq!(run.code, 0, "{run}");
 }
 
 #[test]
