@@ -18,7 +18,7 @@
 mod common;
 
 use argosfs::data::compress::{self, Compression};
-use argosfs::data::crypto::{KdfParams, MasterKey, StripeCipher};
+use argosfs::data::crypto::{Cipher, KdfParams, MasterKey};
 use argosfs::data::{EncodedStripe, ErasureCodec, ReedSolomonSimd, StripeCodec, StripeContext};
 use argosfs::store::shard::{self, ShardHeader};
 use argosfs::store::{DirDisk, Disk, DiskRef, DiskSpace};
@@ -202,7 +202,7 @@ fn ctx(chunk: usize) -> StripeContext {
     }
 }
 
-fn cipher() -> StripeCipher {
+fn cipher() -> Cipher {
     MasterKey::derive(PASSPHRASE, &KdfParams::generate_cheap())
         .expect("cheap KDF parameters are valid")
         .stripe_cipher()

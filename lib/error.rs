@@ -130,6 +130,16 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
+    /// The volume was made by an earlier build in a format this one no longer opens.
+    #[error("{path}: made by an earlier ArgosFS (format version {found}): {why}")]
+    OldFormat {
+        /// The superblock.
+        path: PathBuf,
+        /// The format version found.
+        found: u32,
+        /// Why it is refused and what to do.
+        why: &'static str,
+    },
     /// The volume configuration asked for is impossible.
     #[error("invalid volume configuration: {0}")]
     Config(String),
@@ -179,7 +189,7 @@ impl Error {
             Error::IsDir => EISDIR,
             Error::Access => EACCES,
             Error::Perm => EPERM,
-            Error::Invalid(_) | Error::Config(_) => EINVAL,
+            Error::Invalid(_) | Error::Config(_) | Error::OldFormat { .. } => EINVAL,
             Error::NameTooLong => ENAMETOOLONG,
             Error::NoXattr => ENODATA,
             Error::Range => ERANGE,

@@ -11,6 +11,7 @@ use argosfs::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId, VolumeId};
 use argosfs::volume::{OpenOptions, Superblock};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -53,15 +54,26 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// Gives a checker the passphrase of an encrypted volume, so it checks the whole tree.
+fn with_passphrase(cmd: &mut Command, tv: &TestVolume) {
+    cmd.env_remove("ARGOSFS_PASSPHRASE");
+    if let Some(passphrase) = &tv.passphrase {
+        cmd.env(
+            "ARGOSFS_PASSPHRASE",
+            std::ffi::OsStr::from_bytes(passphrase),
+        );
+    }
+}
+
 /// Runs argosfs-fsck on `tv` with `args` and `--json`, parsed.
 pub(crate) fn fsck(tv: &TestVolume, args: &[&str]) -> Run {
-    let out = Command::new(FSCK)
-        .arg(&tv.root)
+    let mut cmd = Command::new(FSCK);
+    cmd.arg(&tv.root)
         .args(args)
         .arg("--json")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .env_remove("RUST_LOG");
+    with_passphrase(&mut cmd, tv);
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut findings = Vec::new();
     let mut summary = Value::Null;
@@ -88,6 +100,7 @@ pub(crate) fn fsck(tv: &TestVolume, args: &[&str]) -> Run {
 fn verify_journal(tv: &TestVolume, json: bool) -> (i32, String) {
     let mut cmd = Command::new(VERIFY);
     cmd.arg(&tv.root);
+    with_passphrase(&mut cmd, tv);
     if json {
         cmd.arg("--json");
     }
@@ -165,13 +178,22 @@ fn volume_id(tv: &TestVolume) -> VolumeId {
     Superblock::load(&tv.root).unwrap().volume
 }
 
+/// The volume's metadata codec (sealed with the test passphrase when encrypted).
+fn meta_codec(tv: &TestVolume) -> argosfs::meta::MetaCodec {
+    Superblock::load(&tv.root)
+        .unwrap()
+        .keys(tv.passphrase.as_deref())
+        .unwrap()
+        .meta
+}
+
 fn meta_dir(tv: &TestVolume) -> PathBuf {
     tv.root.join("meta")
 }
 
 /// The live metadata, read-only.
 fn table(tv: &TestVolume) -> argosfs::meta::Table {
-    let (store, _) = MetaStore::open(&meta_dir(tv), volume_id(tv), false).unwrap();
+    let (store, _) = MetaStore::open(&meta_dir(tv), meta_codec(tv), false).unwrap();
     store.table().clone()
 }
 
@@ -473,7 +495,7 @@ fn matrix_orphan_shard_file() {
 
 /// Opens the metadata directly, records raw ops and commits them.
 fn raw_ops(tv: &TestVolume, ops: impl FnOnce(&argosfs::meta::Table) -> Vec<Op>) {
-    let (mut store, _) = MetaStore::open(&meta_dir(tv), volume_id(tv), true).unwrap();
+    let (mut store, _) = MetaStore::open(&meta_dir(tv), meta_codec(tv), true).unwrap();
     for op in ops(store.table()) {
         store.record(op).unwrap();
     }
@@ -561,11 +583,21 @@ fn matrix_secondary_snapshot_that_disagrees() {
         .collect();
     let secondary = usize::from(snaps[1].txid < snaps[0].txid);
     // A validly framed secondary whose table is not what the journal says it was.
-    let mut wrong: argosfs::meta::Table = postcard::from_bytes(&snaps[secondary].payload).unwrap();
+    let codec = meta_codec(&tv);
+    let snap = &snaps[secondary];
+    let mut wrong = codec
+        .decode_table(
+            "",
+            secondary,
+            snap.txid,
+            snap.is_sealed,
+            snap.payload.clone(),
+        )
+        .unwrap();
     wrong.next_ino += 1000;
-    let body = postcard::to_stdvec(&wrong).unwrap();
+    let body = codec.encode_table(secondary, &wrong).unwrap();
     let path = meta_dir(&tv).join(SLOTS[secondary]);
-    snapshot::write_snapshot(&path, vol, snaps[secondary].txid, &body).unwrap();
+    snapshot::write_snapshot(&path, vol, snap.txid, &body, codec.is_sealed()).unwrap();
     let (code, text) = verify_journal(&tv, false);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("DISAGREE"), "{text}");

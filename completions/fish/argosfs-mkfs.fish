@@ -3,8 +3,8 @@ complete -c argosfs-mkfs -l layout -d 'Data and parity shards per stripe, e.g. 4
 complete -c argosfs-mkfs -l stripe-size -d 'Plaintext bytes per stripe (4K to 64M)' -r
 complete -c argosfs-mkfs -l compression -d 'Compression of stripes: none, zstd, or zstd:LEVEL (1-19)' -r
 complete -c argosfs-mkfs -l passphrase-file -d 'Read the passphrase from this file (trailing newline ignored)' -r -F
-complete -c argosfs-mkfs -l inline-max -d 'Files up to this size are stored inline in the metadata (0 disables; never for encrypted volumes)' -r
-complete -c argosfs-mkfs -l encrypt -d 'Encrypt data with XChaCha20-Poly1305 and a key derived from a passphrase (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt)'
+complete -c argosfs-mkfs -l inline-max -d 'Files up to this size are stored inline in the metadata (0 disables; encrypted with the metadata on encrypted volumes)' -r
+complete -c argosfs-mkfs -l encrypt -d 'Encrypt data and metadata (names, symlink targets, xattrs, owners, modes, times, sizes) with XChaCha20-Poly1305 and a key derived from a passphrase (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt)'
 complete -c argosfs-mkfs -l force -d 'Overwrite an existing volume or disk (destroys its data)'
 complete -c argosfs-mkfs -l insecure-fast-kdf -d 'Cheapest key derivation (for tests and demos only; weak against guessing)'
 complete -c argosfs-mkfs -s v -l verbose -d 'More log output on stderr (repeat for more)'

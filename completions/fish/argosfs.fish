@@ -38,8 +38,8 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l layout -d 'Data
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l stripe-size -d 'Plaintext bytes per stripe (4K to 64M)' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l compression -d 'Compression of stripes: none, zstd, or zstd:LEVEL (1-19)' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l passphrase-file -d 'Read the passphrase from this file (trailing newline ignored)' -r -F
-complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l inline-max -d 'Files up to this size are stored inline in the metadata (0 disables; never for encrypted volumes)' -r
-complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l encrypt -d 'Encrypt data with XChaCha20-Poly1305 and a key derived from a passphrase (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l inline-max -d 'Files up to this size are stored inline in the metadata (0 disables; encrypted with the metadata on encrypted volumes)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l encrypt -d 'Encrypt data and metadata (names, symlink targets, xattrs, owners, modes, times, sizes) with XChaCha20-Poly1305 and a key derived from a passphrase (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l force -d 'Overwrite an existing volume or disk (destroys its data)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l insecure-fast-kdf -d 'Cheapest key derivation (for tests and demos only; weak against guessing)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s v -l verbose -d 'More log output on stderr (repeat for more)'
@@ -57,6 +57,7 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l json -d 'Print
 complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s V -l version -d 'Print version'
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l orphan-grace -d 'Unreferenced shard objects younger than this are kept' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE; with neither, only the structure is checked)' -r -F
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s n -l no-change -d 'Check only and change nothing (the default without --repair or --remove-orphans)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l repair -d 'Repair: rebuild missing or corrupt shards from the others, fix link counts and the directory tree, move unreachable inodes to /lost+found, rewrite damaged snapshots, cut a torn journal tail, free inodes left unlinked-but-open'
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l remove-orphans -d 'Delete shard objects that no metadata (live state, primary or secondary snapshot) references and that are older than --orphan-grace; objects of another volume or that do not verify are moved to DISK/argosfs-quarantine/, never deleted'
@@ -65,6 +66,7 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s q -l quiet -d '
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand fsck" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE; with neither, only the structure is checked)' -r -F
 complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand verify-journal" -l json -d 'Print the result as JSON on stdout'

@@ -61,7 +61,10 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
 /// Checks the superblock, both metadata snapshots, the journal, the directory tree, link
 /// counts, every shard of every stripe, disk accounting and orphan shards. Changes nothing
 /// unless --repair or --remove-orphans is given. The volume must not be mounted. An
-/// encrypted volume needs no passphrase.
+/// encrypted volume's metadata is sealed: without its passphrase (--passphrase-file or
+/// ARGOSFS_PASSPHRASE) fsck checks the structure only (every metadata and shard object's
+/// frame and checksums, every stripe's shards present and agreeing) and says so; checking
+/// the tree and repairing need the passphrase.
 #[derive(Debug, Parser)]
 #[command(name = "argosfs-fsck", version)]
 #[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
@@ -84,6 +87,10 @@ pub struct FsckArgs {
     /// Unreferenced shard objects younger than this are kept.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub orphan_grace: u64,
+    /// Read the passphrase of an encrypted volume from this file (else
+    /// ARGOSFS_PASSPHRASE; with neither, only the structure is checked).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub common: CommonArgs,
@@ -157,10 +164,18 @@ pub fn exit_code(report: &Report) -> u8 {
 /// Runs fsck with parsed arguments.
 pub fn run(args: FsckArgs) -> ExitCode {
     init_logging(&args.common, "warn");
+    let passphrase = match super::passphrase_if_given(args.passphrase_file.as_deref()) {
+        Ok(passphrase) => passphrase,
+        Err(e) => {
+            report_error("argosfs-fsck", &e);
+            return ExitCode::from(exit::OPERATIONAL);
+        }
+    };
     let options = Options {
         repair: args.repair,
         remove_orphans: args.remove_orphans,
         orphan_grace: Duration::from_secs(args.orphan_grace),
+        passphrase,
     };
     let show_bar = std::io::stderr().is_terminal() && !args.common.json && !args.common.quiet;
     let bar = show_bar.then(Bar::new);
@@ -184,6 +199,10 @@ pub fn run(args: FsckArgs) -> ExitCode {
             progress.finish();
             let error = match e {
                 crate::Error::Locked { .. } => super::in_use(&root),
+                crate::Error::PassphraseRequired => anyhow::anyhow!(
+                    "{} is encrypted: repairing it needs its passphrase (--passphrase-file FILE or ARGOSFS_PASSPHRASE); without one, run a check (-n) of its structure",
+                    root.display()
+                ),
                 other => anyhow::Error::new(other)
                     .context(format!("checking the volume at {}", root.display())),
             };
@@ -231,6 +250,7 @@ fn print_json(report: &Report, code: u8) {
                 "errors_left": report.errors_left(),
                 "warnings": report.warnings(),
                 "exit_code": code,
+                "checks": report.checks,
                 "stats": report.stats,
                 "disks": report.disks,
             }
@@ -318,6 +338,11 @@ fn print_human(report: &Report, code: u8, quiet: bool) {
             s.shards_rebuilt,
             s.orphans_removed,
             s.objects_quarantined
+        );
+    }
+    if let Some(why) = &report.checks.tree_skipped {
+        println!(
+            "structure only: {why}; give --passphrase-file FILE (or ARGOSFS_PASSPHRASE) to check them"
         );
     }
     println!(

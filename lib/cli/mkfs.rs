@@ -54,15 +54,16 @@ pub struct MkfsArgs {
     /// Compression of stripes: none, zstd, or zstd:LEVEL (1-19).
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub compression: String,
-    /// Encrypt data with XChaCha20-Poly1305 and a key derived from a passphrase
+    /// Encrypt data and metadata (names, symlink targets, xattrs, owners, modes, times,
+    /// sizes) with XChaCha20-Poly1305 and a key derived from a passphrase
     /// (--passphrase-file, ARGOSFS_PASSPHRASE, or a prompt).
     #[arg(long)]
     pub encrypt: bool,
     /// Read the passphrase from this file (trailing newline ignored).
     #[arg(long, value_name = "FILE", requires = "encrypt")]
     pub passphrase_file: Option<PathBuf>,
-    /// Files up to this size are stored inline in the metadata (0 disables; never for
-    /// encrypted volumes).
+    /// Files up to this size are stored inline in the metadata (0 disables; encrypted
+    /// with the metadata on encrypted volumes).
     #[arg(long, value_name = "SIZE", default_value = "2K")]
     pub inline_max: String,
     /// Overwrite an existing volume or disk (destroys its data).

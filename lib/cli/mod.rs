@@ -108,24 +108,8 @@ pub fn read_passphrase(
     file_option: &str,
     confirm: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    use anyhow::Context;
-    if let Some(path) = file {
-        let mut bytes = std::fs::read(path)
-            .with_context(|| format!("reading passphrase file {}", path.display()))?;
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        anyhow::ensure!(
-            !bytes.is_empty(),
-            "passphrase file {} is empty",
-            path.display()
-        );
-        return Ok(bytes);
-    }
-    if let Some(value) = std::env::var_os("ARGOSFS_PASSPHRASE") {
-        let bytes = std::os::unix::ffi::OsStringExt::into_vec(value);
-        anyhow::ensure!(!bytes.is_empty(), "ARGOSFS_PASSPHRASE is empty");
-        return Ok(bytes);
+    if let Some(given) = passphrase_if_given(file)? {
+        return Ok(given);
     }
     anyhow::ensure!(
         std::io::stdin().is_terminal(),
@@ -138,6 +122,31 @@ pub fn read_passphrase(
         anyhow::ensure!(first == second, "the passphrases do not match");
     }
     Ok(first)
+}
+
+/// The passphrase from `file` or ARGOSFS_PASSPHRASE, if either is given; never asks.
+/// For the checkers, which check an encrypted volume's structure without one.
+pub fn passphrase_if_given(file: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    use anyhow::Context;
+    if let Some(path) = file {
+        let mut bytes = std::fs::read(path)
+            .with_context(|| format!("reading passphrase file {}", path.display()))?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        anyhow::ensure!(
+            !bytes.is_empty(),
+            "passphrase file {} is empty",
+            path.display()
+        );
+        return Ok(Some(bytes));
+    }
+    if let Some(value) = std::env::var_os("ARGOSFS_PASSPHRASE") {
+        let bytes = std::os::unix::ffi::OsStringExt::into_vec(value);
+        anyhow::ensure!(!bytes.is_empty(), "ARGOSFS_PASSPHRASE is empty");
+        return Ok(Some(bytes));
+    }
+    Ok(None)
 }
 
 fn prompt_hidden(prompt: &str) -> anyhow::Result<Vec<u8>> {

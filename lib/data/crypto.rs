@@ -1,5 +1,5 @@
-//! Keys and stripe encryption: Argon2id master key, per-purpose subkeys,
-//! XChaCha20-Poly1305 sealing with associated data.
+//! Keys and encryption: Argon2id master key, per-purpose subkeys (stripes, metadata,
+//! key check), XChaCha20-Poly1305 sealing with associated data.
 //!
 //! Owns the key hierarchy and the sealed byte layout `nonce (24) || ciphertext || tag (16)`.
 //! It never stores, logs or prints key bytes; the superblock keeps only [`KdfParams`] and
@@ -7,7 +7,8 @@
 //!
 //! Subkeys: every purpose gets its own 32-byte key, `blake3::derive_key(context, master)`
 //! with a distinct context string. This plays the role of HKDF-Expand: the subkeys are
-//! independent, so publishing the key-check value reveals nothing about the stripe key.
+//! independent, so publishing the key-check value reveals nothing about the stripe or
+//! metadata keys, and a message sealed for one purpose never opens as another.
 
 use super::stripe::TransformError;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
@@ -17,6 +18,9 @@ use std::fmt;
 
 /// blake3 context of the stripe-encryption subkey. Changing it changes the on-disk format.
 const STRIPE_KEY_CONTEXT: &str = "argosfs 2026-11 stripe encryption v1";
+/// blake3 context of the metadata-encryption subkey (snapshots and journal records).
+/// Changing it changes the on-disk format.
+const METADATA_KEY_CONTEXT: &str = "argosfs 2026-12 metadata encryption v1";
 /// blake3 context of the key-check subkey. Changing it changes the on-disk format.
 const KEY_CHECK_CONTEXT: &str = "argosfs 2026-11 key check v1";
 /// The message the key-check subkey authenticates to produce the stored check value.
@@ -116,8 +120,14 @@ impl MasterKey {
     }
 
     /// The cipher for stripe payloads, keyed with the stripe-encryption subkey.
-    pub fn stripe_cipher(&self) -> StripeCipher {
-        StripeCipher(Subkey::derive(STRIPE_KEY_CONTEXT, self))
+    pub fn stripe_cipher(&self) -> Cipher {
+        Cipher(Subkey::derive(STRIPE_KEY_CONTEXT, self))
+    }
+
+    /// The cipher for metadata at rest (snapshots, journal records), keyed with its own
+    /// subkey: nothing sealed for one purpose opens under the other.
+    pub fn metadata_cipher(&self) -> Cipher {
+        Cipher(Subkey::derive(METADATA_KEY_CONTEXT, self))
     }
 }
 
@@ -133,7 +143,8 @@ impl fmt::Debug for MasterKey {
     }
 }
 
-/// A 32-byte purpose key, wiped on drop.
+/// A 32-byte purpose key, wiped on drop (each clone wipes its own copy).
+#[derive(Clone)]
 struct Subkey([u8; 32]);
 
 impl Subkey {
@@ -155,14 +166,15 @@ fn wipe(bytes: &mut [u8; 32]) {
     std::hint::black_box(bytes);
 }
 
-/// Seals and opens stripes with XChaCha20-Poly1305.
+/// Seals and opens messages (stripes, metadata records) with XChaCha20-Poly1305.
 ///
-/// Holds the stripe subkey rather than a ready `XChaCha20Poly1305`: the crate only wipes
+/// Holds its purpose subkey rather than a ready `XChaCha20Poly1305`: the crate only wipes
 /// its key copy with its `zeroize` feature, which this build does not enable. Building
 /// the AEAD per call is a 32-byte copy.
-pub struct StripeCipher(Subkey);
+#[derive(Clone)]
+pub struct Cipher(Subkey);
 
-impl StripeCipher {
+impl Cipher {
     /// Bytes a sealed message has beyond its plaintext: 24-byte nonce + 16-byte tag.
     pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
@@ -226,9 +238,9 @@ impl StripeCipher {
     }
 }
 
-impl fmt::Debug for StripeCipher {
+impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StripeCipher(..)")
+        f.write_str("Cipher(..)")
     }
 }
 
@@ -386,13 +398,19 @@ mod tests {
         assert_ne!(check, to_hex(&cipher.0.0));
         assert_ne!(check, to_hex(&key.0));
         assert_ne!(to_hex(&cipher.0.0), to_hex(&key.0));
+        let meta = key.metadata_cipher();
+        assert_ne!(to_hex(&meta.0.0), to_hex(&cipher.0.0));
+        assert_ne!(to_hex(&meta.0.0), to_hex(&key.0));
+        // What one purpose seals, the other cannot open.
+        let sealed = cipher.seal(b"aad", b"stripe bytes");
+        assert!(meta.open(b"aad", &sealed).is_err());
     }
 
     #[test]
     fn debug_never_prints_key_bytes() {
         let key = cheap_key(b"pw", &KdfParams::generate_cheap());
         assert_eq!(format!("{key:?}"), "MasterKey(..)");
-        assert_eq!(format!("{:?}", key.stripe_cipher()), "StripeCipher(..)");
+        assert_eq!(format!("{:?}", key.stripe_cipher()), "Cipher(..)");
     }
 
     #[test]
@@ -402,7 +420,7 @@ mod tests {
             let plain: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let a = cipher.seal(b"aad", &plain);
             let b = cipher.seal(b"aad", &plain);
-            assert_eq!(a.len(), len + StripeCipher::OVERHEAD);
+            assert_eq!(a.len(), len + Cipher::OVERHEAD);
             assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN], "nonces must differ");
             if len > 0 {
                 assert_ne!(a[NONCE_LEN..NONCE_LEN + len], plain[..], "not encrypted");
@@ -448,7 +466,7 @@ mod tests {
     #[test]
     fn stripe_cipher_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<StripeCipher>();
+        assert_send_sync::<Cipher>();
         assert_send_sync::<MasterKey>();
     }
 }

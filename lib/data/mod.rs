@@ -11,7 +11,7 @@ pub mod erasure;
 pub mod stripe;
 
 pub use compress::Compression;
-pub use crypto::{KdfParams, MasterKey, StripeCipher};
+pub use crypto::{Cipher, KdfParams, MasterKey};
 pub use erasure::{DEFAULT_CODEC_ID, ErasureCodec, ReedSolomonSimd, codec_by_id};
 pub use stripe::{
     EncodedStripe, FLAG_COMPRESSED, FLAG_ENCRYPTED, StripeCodec, StripeContext, StripeInfo,

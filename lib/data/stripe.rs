@@ -14,7 +14,7 @@
 //! never sees a disk, a stripe id or an inode record.
 
 use super::compress::{self, Compression};
-use super::crypto::{NONCE_LEN, StripeCipher, TAG_LEN};
+use super::crypto::{Cipher, NONCE_LEN, TAG_LEN};
 use super::erasure::ErasureCodec;
 use crate::types::{InodeId, VolumeId};
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ pub struct StripeCodec {
     k: u8,
     m: u8,
     compression: Compression,
-    cipher: Option<StripeCipher>,
+    cipher: Option<Cipher>,
     erasure: Arc<dyn ErasureCodec>,
 }
 
@@ -195,7 +195,7 @@ impl StripeCodec {
         k: u8,
         m: u8,
         compression: Compression,
-        cipher: Option<StripeCipher>,
+        cipher: Option<Cipher>,
         erasure: Arc<dyn ErasureCodec>,
     ) -> StripeCodec {
         StripeCodec {
@@ -261,7 +261,7 @@ impl StripeCodec {
             || TransformError::Codec(format!("a {} byte stripe is too large", plain.len()));
         let plain_len = u32::try_from(plain.len()).map_err(|_| too_big())?;
         let overhead = if self.cipher.is_some() {
-            StripeCipher::OVERHEAD
+            Cipher::OVERHEAD
         } else {
             0
         };
@@ -339,7 +339,7 @@ impl StripeCodec {
             ));
         }
         let body_len = if info.is_encrypted() {
-            match payload_len.checked_sub(StripeCipher::OVERHEAD) {
+            match payload_len.checked_sub(Cipher::OVERHEAD) {
                 Some(len) => len,
                 None => return bad(format!("sealed payload of {payload_len} bytes")),
             }

@@ -88,6 +88,10 @@ pub enum FormatErrorKind {
         /// The volume the object names.
         found: VolumeId,
     },
+    /// A sealed (encrypted) body failed authentication: altered, moved to another place
+    /// or transaction, replayed, sealed under another key, or a plaintext object where
+    /// the volume keeps its metadata sealed.
+    Unauthenticated(String),
     /// The body could not be decoded.
     Body(String),
 }
@@ -122,6 +126,10 @@ impl fmt::Display for FormatErrorKind {
             Self::WrongVolume { expected, found } => {
                 write!(f, "belongs to volume {found}, not {expected}")
             }
+            Self::Unauthenticated(what) => write!(
+                f,
+                "{what} fails authentication (altered, moved, replayed or sealed under another key)"
+            ),
             Self::Body(why) => write!(f, "malformed body: {why}"),
         }
     }

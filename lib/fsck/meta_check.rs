@@ -2,6 +2,11 @@
 //! snapshot slots, the journal, and whether the secondary snapshot plus the journal
 //! rebuilds the primary. Used by fsck and by verify-journal.
 //!
+//! On an encrypted volume the payloads are sealed: without the key ([`MetaCodec::locked`])
+//! only the structure is verified (frames, hashes, record checksums and order, the torn
+//! tail), and [`MetaVerification::contents_checked`] says so; with it, every payload must
+//! also authenticate, and one that does not is reported like damage.
+//!
 //! Everything here reads; the one writer, [`reset`], is called by fsck's repair only. It
 //! goes through the meta module's public writers (`snapshot::write_snapshot`,
 //! `Journal::create`) and never edits a metadata file in place.
@@ -10,8 +15,7 @@ use super::report::Kind;
 use crate::Error;
 use crate::meta::journal::{self, JOURNAL_FILE, Journal, JournalScan};
 use crate::meta::snapshot::{self, SLOTS};
-use crate::meta::{Table, replay_record};
-use crate::types::VolumeId;
+use crate::meta::{MetaCodec, Table, replay_record};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -48,8 +52,8 @@ pub struct SlotState {
     /// The decoded table (valid slots only).
     #[serde(skip)]
     pub table: Option<Table>,
-    /// The frame and hash verify but the table does not decode (`MetaStore::open` would
-    /// still pick this slot and fail).
+    /// The frame and hash verify but the table does not decode or authenticate
+    /// (`MetaStore::open` would still pick this slot and fail).
     #[serde(skip)]
     is_undecodable: bool,
 }
@@ -155,6 +159,9 @@ pub struct MetaVerification {
     pub replayed_records: usize,
     /// Primary/secondary agreement.
     pub agreement: Agreement,
+    /// The contents were read (tables decoded, records replayed): false for an encrypted
+    /// volume checked without its passphrase, where only the structure is verified.
+    pub contents_checked: bool,
     /// Problems found (empty when everything verifies).
     #[serde(skip)]
     pub problems: Vec<MetaProblem>,
@@ -201,7 +208,7 @@ impl MetaVerification {
     }
 }
 
-fn read_slot(meta_dir: &Path, slot: usize, volume: VolumeId) -> SlotState {
+fn read_slot(meta_dir: &Path, slot: usize, codec: &MetaCodec) -> SlotState {
     let path = meta_dir.join(SLOTS[slot]);
     let mut state = SlotState {
         slot,
@@ -214,20 +221,39 @@ fn read_slot(meta_dir: &Path, slot: usize, volume: VolumeId) -> SlotState {
         table: None,
         is_undecodable: false,
     };
-    match snapshot::read_snapshot(&path, volume) {
-        Ok(snap) => match postcard::from_bytes::<Table>(&snap.payload) {
-            Ok(mut table) => {
-                table.txid = snap.txid;
-                state.status = SlotStatus::Valid;
-                state.txid = Some(snap.txid);
-                state.table = Some(table);
+    let object = path.display().to_string();
+    match snapshot::read_snapshot(&path, codec.volume()) {
+        Ok(snap) if !codec.can_read() => {
+            // Without the key: the frame and hash verified, the sealing is the volume's.
+            match codec.check_sealing(&object, 10, "snapshot", snap.is_sealed) {
+                Ok(()) => {
+                    state.status = SlotStatus::Valid;
+                    state.txid = Some(snap.txid);
+                }
+                Err(e) => {
+                    state.error = Some(e.to_string());
+                    state.offset = Some(10);
+                    state.is_undecodable = true;
+                }
             }
-            Err(e) => {
-                state.error = Some(format!("undecodable table: {e}"));
-                state.offset = Some(72);
-                state.is_undecodable = true;
+        }
+        Ok(snap) => {
+            match codec.decode_table(&object, slot, snap.txid, snap.is_sealed, snap.payload) {
+                Ok(table) => {
+                    state.status = SlotStatus::Valid;
+                    state.txid = Some(table.txid);
+                    state.table = Some(table);
+                }
+                Err(e) => {
+                    state.offset = match &e {
+                        Error::Format(f) => Some(f.offset),
+                        _ => Some(72),
+                    };
+                    state.error = Some(e.to_string());
+                    state.is_undecodable = true;
+                }
             }
-        },
+        }
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             state.status = SlotStatus::Missing;
         }
@@ -240,7 +266,7 @@ fn read_slot(meta_dir: &Path, slot: usize, volume: VolumeId) -> SlotState {
     state
 }
 
-fn read_journal(path: &Path, volume: VolumeId) -> (JournalState, Option<JournalScan>) {
+fn read_journal(path: &Path, codec: &MetaCodec) -> (JournalState, Option<JournalScan>) {
     let mut state = JournalState {
         path: path.to_path_buf(),
         len_bytes: std::fs::metadata(path).ok().map(|m| m.len()),
@@ -251,7 +277,7 @@ fn read_journal(path: &Path, volume: VolumeId) -> (JournalState, Option<JournalS
         torn_tail: None,
         error: None,
     };
-    let scan = match Journal::scan(path, volume) {
+    let scan = match Journal::scan(path, codec.volume()) {
         Ok(scan) => scan,
         Err(e) => {
             state.error = Some(e.to_string());
@@ -275,13 +301,14 @@ fn read_journal(path: &Path, volume: VolumeId) -> (JournalState, Option<JournalS
     (state, Some(scan))
 }
 
-/// Reads and verifies the metadata in `meta_dir`. Changes nothing.
-pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
+/// Reads and verifies the metadata in `meta_dir` with `codec` (a locked codec verifies
+/// the structure only). Changes nothing.
+pub fn verify(meta_dir: &Path, codec: &MetaCodec) -> MetaVerification {
     let slots: Vec<SlotState> = (0..SLOTS.len())
-        .map(|slot| read_slot(meta_dir, slot, volume))
+        .map(|slot| read_slot(meta_dir, slot, codec))
         .collect();
     let journal_path = meta_dir.join(JOURNAL_FILE);
-    let (journal, scan) = read_journal(&journal_path, volume);
+    let (journal, scan) = read_journal(&journal_path, codec);
     let mut v = MetaVerification {
         slots,
         journal,
@@ -292,6 +319,7 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
             status: AgreementStatus::Unchecked,
             detail: String::new(),
         },
+        contents_checked: codec.can_read(),
         problems: Vec::new(),
         live: None,
     };
@@ -362,11 +390,9 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
     };
     v.primary = Some(primary);
     v.slots[primary].is_primary = true;
-    let mut live = v.slots[primary]
-        .table
-        .clone()
-        .expect("valid slots hold a table");
-    let primary_txid = live.txid;
+    let primary_txid = v.slots[primary].txid.expect("valid slots have a txid");
+    // Without the key there is no table: the checks below stop after the structure.
+    let mut live = v.slots[primary].table.clone();
 
     // Journal.
     let object = journal_path.display().to_string();
@@ -382,10 +408,22 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
             MetaFix::ResetJournal,
         );
         v.agreement.detail = "journal unreadable".into();
-        v.live_txid = Some(live.txid);
-        v.live = Some(live);
+        v.live_txid = live.as_ref().map(|t| t.txid);
+        v.live = live;
         return v;
     };
+    if let Err(e) = codec.check_sealing(&object, 10, "journal", scan.is_sealed) {
+        v.problem(
+            Kind::JournalDamaged,
+            &journal_path,
+            format!("{e}: its records cannot be trusted"),
+            MetaFix::ResetJournal,
+        );
+        v.agreement.detail = "journal sealing differs from the volume's".into();
+        v.live_txid = live.as_ref().map(|t| t.txid);
+        v.live = live;
+        return v;
+    }
     if let Some(tail) = v.journal.torn_tail.clone() {
         if tail.is_crash_tear {
             v.problem(
@@ -420,10 +458,12 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
             ),
             MetaFix::ResetJournal,
         );
-    } else {
+    } else if let Some(live) = &mut live {
         for record in scan.records.iter().filter(|r| r.txid > primary_txid) {
             if let Err(e) = replay_record(
-                &mut live,
+                live,
+                codec,
+                scan.is_sealed,
                 &object,
                 record.offset,
                 record.txid,
@@ -450,6 +490,11 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
             MetaFix::ResetJournal,
         );
     }
+    let Some(live) = live else {
+        v.agreement.detail =
+            "not checked: the metadata is encrypted and no passphrase was given".into();
+        return v;
+    };
     v.live_txid = Some(live.txid);
     v.live = Some(live);
 
@@ -492,6 +537,8 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
         {
             if let Err(e) = replay_record(
                 &mut table,
+                codec,
+                scan.is_sealed,
                 &object,
                 record.offset,
                 record.txid,
@@ -548,7 +595,7 @@ pub fn verify(meta_dir: &Path, volume: VolumeId) -> MetaVerification {
 /// write on, and the old journal holds no good record after it.
 pub fn reset(
     meta_dir: &Path,
-    volume: VolumeId,
+    codec: &MetaCodec,
     live: &Table,
     primary: Option<usize>,
 ) -> crate::Result<PathBuf> {
@@ -564,12 +611,18 @@ pub fn reset(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&journal_path, e)),
     }
-    let body = postcard::to_stdvec(live).expect("tables serialize");
     let first = 1 - primary.unwrap_or(1);
     for slot in [first, 1 - first] {
-        snapshot::write_snapshot(&meta_dir.join(SLOTS[slot]), volume, live.txid, &body)?;
+        let body = codec.encode_table(slot, live)?;
+        snapshot::write_snapshot(
+            &meta_dir.join(SLOTS[slot]),
+            codec.volume(),
+            live.txid,
+            &body,
+            codec.is_sealed(),
+        )?;
     }
-    Journal::create(&journal_path, volume, live.txid)?;
+    Journal::create(&journal_path, codec.volume(), live.txid, codec.is_sealed())?;
     tracing::info!(txid = live.txid, saved = %saved.display(), "metadata files rebuilt from the live state");
     Ok(saved)
 }

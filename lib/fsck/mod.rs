@@ -19,8 +19,12 @@
 //!    step 2 deleted; with `remove_orphans`, unreferenced shards deleted (or moved to
 //!    quarantine); then every touched disk synced.
 //!
-//! fsck never needs the passphrase of an encrypted volume: Reed-Solomon rebuilds the
-//! sealed bytes, and the payload CRC recorded in the metadata checks them.
+//! An encrypted volume seals its metadata, so reading the tree needs the passphrase
+//! (`Options::passphrase`). Without it fsck checks what needs no key: the frames and
+//! checksums of the metadata files and of every shard object, and that each stripe's
+//! shards are all there and agree with each other ([`Checks`] says which ran); repairing
+//! needs the key. Shards themselves never need it: Reed-Solomon rebuilds the sealed
+//! bytes, and the payload CRC recorded in the metadata checks them.
 
 pub mod graph;
 pub mod meta_check;
@@ -28,7 +32,7 @@ pub mod paths;
 pub mod report;
 pub mod shards;
 
-pub use report::{DiskAccount, Finding, Kind, Report, Severity, Stats};
+pub use report::{Checks, DiskAccount, Finding, Kind, Report, Severity, Stats};
 
 use crate::error::{Error, Result};
 use crate::format::{FormatError, FormatErrorKind};
@@ -62,6 +66,8 @@ pub struct Options {
     pub remove_orphans: bool,
     /// Unreferenced objects younger than this are kept.
     pub orphan_grace: Duration,
+    /// The passphrase of an encrypted volume: without it only the structure is checked.
+    pub passphrase: Option<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -70,6 +76,7 @@ impl Default for Options {
             repair: false,
             remove_orphans: false,
             orphan_grace: DEFAULT_ORPHAN_GRACE,
+            passphrase: None,
         }
     }
 }
@@ -128,6 +135,12 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
     // Absolute, so that disk paths relative to ROOT are reported as they are.
     let root = &std::path::absolute(root).map_err(|e| Error::io(root, e))?;
     let sb = Superblock::load(root)?;
+    let keys = sb.keys_or_locked(options.passphrase.as_deref())?;
+    if options.is_writing() && !keys.meta.can_read() {
+        // Repairs write metadata, which must be sealed; and without the tree nothing
+        // tells a shard in use from an orphan.
+        return Err(Error::PassphraseRequired);
+    }
     let _lock = lock(root, options.is_writing())?;
     let erasure = crate::data::erasure::codec_by_id(&sb.layout.codec).ok_or_else(|| {
         Error::Config(format!("erasure codec {:?} is not known", sb.layout.codec))
@@ -139,13 +152,14 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
         findings: Vec::new(),
         disks: Vec::new(),
         stats: Stats::default(),
+        checks: Checks::default(),
     };
     let disks = shards::open_disks(root, &sb, &mut report);
 
     // Metadata files.
     let meta_dir = root.join(META_DIR);
     progress.phase("checking metadata", 1);
-    let verified = meta_check::verify(&meta_dir, sb.volume);
+    let verified = meta_check::verify(&meta_dir, &keys.meta);
     let mut meta_findings = Vec::new();
     for problem in &verified.problems {
         let mut finding = if problem.fix == MetaFix::None {
@@ -164,6 +178,23 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
         meta_findings.push((report.push(finding), problem.fix));
     }
     progress.advance(1);
+    if !verified.contents_checked {
+        report.checks.tree = false;
+        report.checks.tree_skipped = Some(
+            "the volume is encrypted and no passphrase was given: metadata contents, the directory tree and stripe references were not checked".into(),
+        );
+        let mut check = shards::ShardCheck::new(
+            &sb,
+            erasure.as_ref(),
+            &disks,
+            options,
+            progress,
+            &mut report,
+        );
+        check.check_structure(&mut report);
+        progress.finish();
+        return Ok(report);
+    }
     let Some(live) = verified.live.clone() else {
         progress.finish();
         return Ok(report);
@@ -174,7 +205,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
     let mut store = None;
     if options.repair {
         if verified.needs_reset() {
-            let saved = meta_check::reset(&meta_dir, sb.volume, &live, verified.primary)?;
+            let saved = meta_check::reset(&meta_dir, &keys.meta, &live, verified.primary)?;
             for (idx, _) in &meta_findings {
                 let f = &mut report.findings[*idx];
                 if f.repairable {
@@ -186,7 +217,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
                 }
             }
         }
-        let (meta, _) = MetaStore::open(&meta_dir, sb.volume, true)?;
+        let (meta, _) = MetaStore::open(&meta_dir, keys.meta.clone(), true)?;
         if meta.table() != &live {
             return Err(internal(
                 &meta_dir,

@@ -201,6 +201,33 @@ pub struct Report {
     pub disks: Vec<DiskAccount>,
     /// Counts.
     pub stats: Stats,
+    /// Which checks ran.
+    pub checks: Checks,
+}
+
+/// Which checks a run made: an encrypted volume checked without its passphrase gets the
+/// structure checks only.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checks {
+    /// Frames and checksums of the metadata files and of every shard object, and every
+    /// stripe's shards present and consistent with each other (no key needed).
+    pub structure: bool,
+    /// The metadata read and replayed, the directory tree, link counts, every stripe
+    /// against the metadata and orphans (needs the key of an encrypted volume).
+    pub tree: bool,
+    /// Why the tree was not checked, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_skipped: Option<String>,
+}
+
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks {
+            structure: true,
+            tree: true,
+            tree_skipped: None,
+        }
+    }
 }
 
 impl Report {

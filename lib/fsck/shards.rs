@@ -16,6 +16,8 @@
 //! whose object belongs to another volume is likewise moved there before its rebuilt
 //! replacement is written.
 
+mod structure;
+
 use super::Progress;
 use super::paths;
 use super::report::{DiskAccount, Finding, Kind, Report};

@@ -10,7 +10,7 @@
 //! offset size field
 //! 0      8    magic      b"ARGJRNL\x1a"
 //! 8      2    version    1 (u16 LE)
-//! 10     2    flags      0 (u16 LE)
+//! 10     2    flags      u16 LE: bit 0 = payloads are sealed (encrypted metadata)
 //! 12     4    body_len   8 (u32 LE)
 //! 16     16   volume_id
 //! 32     8    base_txid  u64 LE: the txid just before the first record
@@ -22,6 +22,9 @@
 //! 12     4    crc32c     over bytes 0..12 and the payload
 //! 16     len  payload
 //! ```
+//!
+//! Payloads are opaque here; on an encrypted volume `meta::codec` seals each one, and the
+//! CRCs cover the sealed bytes, so the journal's structure verifies without the key.
 //!
 //! A crash can leave a partial record at the end. Scanning stops at the first record that
 //! is short, fails its checksum, is out of txid order or declares an oversized length, and
@@ -53,6 +56,8 @@ pub const MAX_PAYLOAD_BYTES: u32 = 256 << 20;
 
 const MAGIC: [u8; 8] = *b"ARGJRNL\x1a";
 const VERSION: u16 = 1;
+/// Header flag: record payloads are sealed by `meta::codec`.
+pub const FLAG_SEALED: u16 = 1;
 /// A commit buffer grown past this by one big record is released rather than kept.
 const KEEP_BUFFER_BYTES: usize = 1 << 20;
 
@@ -94,6 +99,8 @@ impl fmt::Display for TornTail {
 pub struct JournalScan {
     /// The txid just before the first record (the snapshot the journal continues).
     pub base_txid: u64,
+    /// The header says the payloads are sealed.
+    pub is_sealed: bool,
     /// Every good record, in order, up to the first bad one.
     pub records: Vec<JournalRecord>,
     /// The first bad record and what follows it, if any.
@@ -110,6 +117,8 @@ pub struct JournalScan {
 pub struct Journal {
     path: PathBuf,
     volume: VolumeId,
+    /// Payloads are sealed (kept in the header across compactions).
+    is_sealed: bool,
     file: File,
     base_txid: u64,
     last_txid: u64,
@@ -135,14 +144,20 @@ impl fmt::Debug for Journal {
 
 impl Journal {
     /// Writes a fresh journal holding only a header, atomically replacing any file at
-    /// `path`, and opens it for appending.
-    pub fn create(path: &Path, volume: VolumeId, base_txid: u64) -> Result<Journal> {
-        let header = header_bytes(volume, base_txid);
+    /// `path`, and opens it for appending. `is_sealed` marks payloads sealed by the codec.
+    pub fn create(
+        path: &Path,
+        volume: VolumeId,
+        base_txid: u64,
+        is_sealed: bool,
+    ) -> Result<Journal> {
+        let header = header_bytes(volume, base_txid, is_sealed);
         write_atomic(path, &header).map_err(|e| Error::io(path, e))?;
         let file = open_for_append(path)?;
         Ok(Journal {
             path: path.to_path_buf(),
             volume,
+            is_sealed,
             file,
             base_txid,
             last_txid: base_txid,
@@ -170,6 +185,7 @@ impl Journal {
             .collect();
         Ok(JournalScan {
             base_txid: walk.base_txid,
+            is_sealed: walk.is_sealed,
             records,
             torn_tail: walk.torn_tail,
             valid_len: walk.valid_len,
@@ -210,6 +226,7 @@ impl Journal {
         let journal = Journal {
             path: path.to_path_buf(),
             volume,
+            is_sealed: scan.is_sealed,
             file,
             base_txid: scan.base_txid,
             last_txid,
@@ -315,13 +332,16 @@ impl Journal {
             .into());
         }
         let last_on_disk = walk.records.last().map_or(walk.base_txid, |r| r.txid);
-        if walk.base_txid != self.base_txid || last_on_disk != self.last_txid {
+        if walk.base_txid != self.base_txid
+            || last_on_disk != self.last_txid
+            || walk.is_sealed != self.is_sealed
+        {
             return Err(FormatError::new(
                 object,
                 walk.valid_len,
                 FormatErrorKind::Body(format!(
-                    "journal holds txids {}..={last_on_disk}, its writer expected {}..={}",
-                    walk.base_txid, self.base_txid, self.last_txid
+                    "journal holds txids {}..={last_on_disk} (sealed: {}), its writer expected {}..={} (sealed: {})",
+                    walk.base_txid, walk.is_sealed, self.base_txid, self.last_txid, self.is_sealed
                 )),
             )
             .into());
@@ -335,7 +355,7 @@ impl Journal {
         let kept = bytes
             .get(to_index(keep_from)..to_index(walk.valid_len))
             .expect("record offsets lie inside the scanned bytes");
-        let mut content = header_bytes(self.volume, keep_after_txid);
+        let mut content = header_bytes(self.volume, keep_after_txid, self.is_sealed);
         content.extend_from_slice(kept);
         write_atomic(&self.path, &content).map_err(|e| Error::io(&self.path, e))?;
         self.file = open_for_append(&self.path)?;
@@ -356,16 +376,16 @@ fn expect(volume: VolumeId) -> Expect {
     Expect {
         magic: MAGIC,
         newest_version: VERSION,
-        known_flags: 0,
+        known_flags: FLAG_SEALED,
         volume: Some(volume),
     }
 }
 
-fn header_bytes(volume: VolumeId, base_txid: u64) -> Vec<u8> {
+fn header_bytes(volume: VolumeId, base_txid: u64, is_sealed: bool) -> Vec<u8> {
     let header = FrameHeader {
         magic: MAGIC,
         version: VERSION,
-        flags: 0,
+        flags: if is_sealed { FLAG_SEALED } else { 0 },
         body_len: 8,
         volume,
     };
@@ -431,6 +451,7 @@ struct RecordSpan {
 
 struct Walk {
     base_txid: u64,
+    is_sealed: bool,
     records: Vec<RecordSpan>,
     torn_tail: Option<TornTail>,
     valid_len: u64,
@@ -440,7 +461,8 @@ struct Walk {
 fn walk(object: &str, bytes: &[u8], volume: VolumeId) -> Result<Walk, FormatError> {
     let header_len = to_index(FILE_HEADER_BYTES);
     let head = bytes.get(..header_len).unwrap_or(bytes);
-    let (_, body) = format::decode(object, head, &expect(volume))?;
+    let (header, body) = format::decode(object, head, &expect(volume))?;
+    let is_sealed = header.flags & FLAG_SEALED != 0;
     let base_txid = u64::from_le_bytes(body.try_into().map_err(|_| {
         FormatError::new(
             object,
@@ -482,6 +504,7 @@ fn walk(object: &str, bytes: &[u8], volume: VolumeId) -> Result<Walk, FormatErro
     };
     Ok(Walk {
         base_txid,
+        is_sealed,
         records,
         torn_tail,
         valid_len: at as u64,
@@ -554,7 +577,7 @@ mod tests {
 
     /// A committed journal with base `base` and records `base+1..=last`.
     fn journal_with(f: &Fixture, base: u64, last: u64) -> Journal {
-        let mut j = Journal::create(&f.path, f.vol, base).unwrap();
+        let mut j = Journal::create(&f.path, f.vol, base, false).unwrap();
         for txid in base + 1..=last {
             j.append(txid, &payload(txid)).unwrap();
         }
@@ -611,7 +634,7 @@ mod tests {
     #[test]
     fn a_fresh_journal_is_just_its_header() {
         let f = fixture();
-        let j = Journal::create(&f.path, f.vol, 7).unwrap();
+        let j = Journal::create(&f.path, f.vol, 7, false).unwrap();
         assert_eq!(j.len_bytes(), 44);
         assert_eq!(file_len(&f.path), 44);
         let scan = Journal::scan(&f.path, f.vol).unwrap();
@@ -619,7 +642,7 @@ mod tests {
         assert!(scan.records.is_empty() && scan.torn_tail.is_none());
         // create replaces an existing journal.
         drop(journal_with(&f, 0, 3));
-        Journal::create(&f.path, f.vol, 3).unwrap();
+        Journal::create(&f.path, f.vol, 3, false).unwrap();
         let scan = Journal::scan(&f.path, f.vol).unwrap();
         assert_eq!((scan.base_txid, scan.records.len()), (3, 0));
     }
@@ -714,7 +737,7 @@ mod tests {
         assert!(tail.reason.starts_with("txid out of order"), "{tail}");
 
         // The first record must follow the base txid.
-        Journal::create(&f.path, f.vol, 10).unwrap();
+        Journal::create(&f.path, f.vol, 10, false).unwrap();
         let mut bytes = fs::read(&f.path).unwrap();
         encode_record(&mut bytes, 10, b"replayed twice");
         fs::write(&f.path, &bytes).unwrap();

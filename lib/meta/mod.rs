@@ -7,19 +7,23 @@
 //! slots and the journal is cut back to the records after the other slot, so either slot
 //! plus the journal rebuilds the newest state. Cost per op: O(1) amortised.
 //!
+//! On an encrypted volume every snapshot payload and journal record is sealed at rest by
+//! [`MetaCodec`] (see `codec`); the live table in memory is plaintext.
+//!
 //! This module knows nothing of disks or shards beyond the references it stores.
 
+pub mod codec;
 pub mod inode;
 pub mod journal;
 pub mod snapshot;
 pub mod table;
 
+pub use codec::MetaCodec;
 pub use inode::{BlockMap, Chunk, FileKind, Inode, StripeRef, Timestamp};
 pub use table::{DirEntry, Directory, Op, Table};
 
 use crate::error::{Error, ReadOnlyReason, Result};
 use crate::format::{FormatError, FormatErrorKind};
-use crate::types::VolumeId;
 use journal::{JOURNAL_FILE, Journal, JournalScan, TornTail};
 use snapshot::{SLOTS, SlotReport};
 use std::path::{Path, PathBuf};
@@ -49,7 +53,7 @@ pub struct OpenReport {
 /// The metadata of one open volume.
 pub struct MetaStore {
     dir: PathBuf,
-    volume: VolumeId,
+    codec: MetaCodec,
     /// The live table. Change it only through [`MetaStore::record`].
     table: Table,
     journal: Option<Journal>,
@@ -86,15 +90,19 @@ pub fn decode_ops(object: &str, offset: u64, mut payload: &[u8]) -> Result<Vec<O
     Ok(ops)
 }
 
-/// Applies a journal record's ops to a table (used by replay and verification).
+/// Opens a journal record's payload with `codec` (the journal's header said
+/// `is_sealed`) and applies its ops to a table (used by replay and verification).
 pub fn replay_record(
     table: &mut Table,
+    codec: &MetaCodec,
+    is_sealed: bool,
     object: &str,
     record_offset: u64,
     txid: u64,
     payload: &[u8],
 ) -> Result<()> {
-    for op in decode_ops(object, record_offset, payload)? {
+    let ops = codec.decode_record(object, record_offset, txid, is_sealed, payload)?;
+    for op in decode_ops(object, record_offset, &ops)? {
         table.apply(&op).map_err(|e| {
             FormatError::new(
                 object,
@@ -109,8 +117,8 @@ pub fn replay_record(
 
 impl MetaStore {
     /// Writes the metadata of a new volume: snapshot slot 0 at transaction 0 holding the
-    /// root directory, and an empty journal.
-    pub fn create(dir: &Path, volume: VolumeId, root: Inode) -> Result<()> {
+    /// root directory, and an empty journal, both encoded by `codec`.
+    pub fn create(dir: &Path, codec: &MetaCodec, root: Inode) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for slot in SLOTS {
             let path = dir.join(slot);
@@ -121,15 +129,21 @@ impl MetaStore {
             }
         }
         let table = Table::with_root(root);
-        let body = postcard::to_stdvec(&table).expect("tables serialize");
-        snapshot::write_snapshot(&dir.join(SLOTS[0]), volume, 0, &body)?;
-        Journal::create(&dir.join(JOURNAL_FILE), volume, 0)?;
+        let volume = codec.volume();
+        let body = codec.encode_table(0, &table)?;
+        snapshot::write_snapshot(&dir.join(SLOTS[0]), volume, 0, &body, codec.is_sealed())?;
+        Journal::create(&dir.join(JOURNAL_FILE), volume, 0, codec.is_sealed())?;
         Ok(())
     }
 
     /// Loads the newest valid snapshot and replays the journal after it. Read-write opens
     /// cut a torn journal tail (after reporting it) so appends continue cleanly.
-    pub fn open(dir: &Path, volume: VolumeId, writable: bool) -> Result<(MetaStore, OpenReport)> {
+    ///
+    /// A sealed snapshot or record that fails authentication is an error, read-only or
+    /// not: it is tampering or damage that fsck must look at, never a reason to fall back
+    /// to other metadata silently.
+    pub fn open(dir: &Path, codec: MetaCodec, writable: bool) -> Result<(MetaStore, OpenReport)> {
+        let volume = codec.volume();
         let (newest, slots) = snapshot::newest_valid(dir, volume);
         let Some((slot, snap)) = newest else {
             let why = slots
@@ -149,14 +163,15 @@ impl MetaStore {
                 FormatErrorKind::Body(format!("no valid metadata snapshot ({why})")),
             )));
         };
-        let mut table: Table = postcard::from_bytes(&snap.payload).map_err(|e| {
-            FormatError::new(
-                dir.join(SLOTS[slot]).display().to_string(),
-                0,
-                FormatErrorKind::Body(format!("undecodable snapshot: {e}")),
-            )
-        })?;
-        table.txid = snap.txid;
+        let snapshot_bytes = snap.payload.len() as u64;
+        let snap_txid = snap.txid;
+        let mut table = codec.decode_table(
+            &dir.join(SLOTS[slot]).display().to_string(),
+            slot,
+            snap.txid,
+            snap.is_sealed,
+            snap.payload,
+        )?;
         let journal_path = dir.join(JOURNAL_FILE);
         let (journal, scan) = if writable {
             let (j, s) = Journal::open(&journal_path, volume)?;
@@ -164,13 +179,12 @@ impl MetaStore {
         } else {
             (None, Journal::scan(&journal_path, volume)?)
         };
-        let replayed = Self::replay(&mut table, &journal_path, &scan, snap.txid)?;
+        let replayed = Self::replay(&mut table, &codec, &journal_path, &scan, snap_txid)?;
         let journal_bytes_at_snapshot = scan
             .records
             .iter()
-            .find(|r| r.txid > snap.txid)
+            .find(|r| r.txid > snap_txid)
             .map_or(scan.valid_len, |r| r.offset);
-        let snapshot_bytes = snap.payload.len() as u64;
         let mut slot_txids = [None, None];
         for report in &slots {
             if report.error.is_none() {
@@ -179,7 +193,7 @@ impl MetaStore {
         }
         let report = OpenReport {
             snapshot_slot: slot,
-            snapshot_txid: snap.txid,
+            snapshot_txid: snap_txid,
             replayed_records: replayed,
             txid: table.txid,
             torn_tail: scan.torn_tail,
@@ -187,7 +201,7 @@ impl MetaStore {
         };
         let store = MetaStore {
             dir: dir.to_path_buf(),
-            volume,
+            codec,
             table,
             journal,
             pending: Vec::new(),
@@ -201,8 +215,16 @@ impl MetaStore {
         Ok((store, report))
     }
 
-    fn replay(table: &mut Table, path: &Path, scan: &JournalScan, from_txid: u64) -> Result<usize> {
+    fn replay(
+        table: &mut Table,
+        codec: &MetaCodec,
+        path: &Path,
+        scan: &JournalScan,
+        from_txid: u64,
+    ) -> Result<usize> {
         let object = path.display().to_string();
+        // Appends continue with the header's sealing, so it must be the volume's.
+        codec.check_sealing(&object, 10, "journal", scan.is_sealed)?;
         if scan.base_txid > from_txid {
             return Err(Error::Format(FormatError::new(
                 object,
@@ -215,7 +237,15 @@ impl MetaStore {
         }
         let mut replayed = 0;
         for record in scan.records.iter().filter(|r| r.txid > from_txid) {
-            replay_record(table, &object, record.offset, record.txid, &record.payload)?;
+            replay_record(
+                table,
+                codec,
+                scan.is_sealed,
+                &object,
+                record.offset,
+                record.txid,
+                &record.payload,
+            )?;
             replayed += 1;
         }
         Ok(replayed)
@@ -299,8 +329,9 @@ impl MetaStore {
             .as_mut()
             .expect("writable stores have a journal");
         let txid = journal.last_txid() + 1;
+        let payload = self.codec.encode_record(txid, &self.pending)?;
         let result = journal
-            .append(txid, &self.pending)
+            .append(txid, &payload)
             .and_then(|()| journal.commit());
         if let Err(e) = result {
             tracing::error!(error = %e, "journal commit failed; volume is now read-only");
@@ -333,8 +364,14 @@ impl MetaStore {
             [_, None] => 1,
             [Some(a), Some(b)] => usize::from(a > b),
         };
-        let body = postcard::to_stdvec(&self.table).expect("tables serialize");
-        snapshot::write_snapshot(&self.dir.join(SLOTS[slot]), self.volume, txid, &body)?;
+        let body = self.codec.encode_table(slot, &self.table)?;
+        snapshot::write_snapshot(
+            &self.dir.join(SLOTS[slot]),
+            self.codec.volume(),
+            txid,
+            &body,
+            self.codec.is_sealed(),
+        )?;
         self.slot_txids[slot] = Some(txid);
         let keep_after = self.slot_txids[1 - slot].unwrap_or(txid).min(txid);
         let journal = self

@@ -9,7 +9,7 @@
 //! offset size field
 //! 0      8    magic      b"ARGSNAP\x1a"
 //! 8      2    version    1 (u16 LE)
-//! 10     2    flags      0 (u16 LE)
+//! 10     2    flags      u16 LE: bit 0 = the payload is sealed (encrypted metadata)
 //! 12     4    body_len   u32 LE = 40 + payload length
 //! 16     16   volume_id
 //! 32     8    txid       u64 LE: the last transaction the payload includes
@@ -19,7 +19,8 @@
 //! ```
 //!
 //! The CRC catches torn and flipped bytes; the BLAKE3 hash is the design's "hash of the
-//! body", a strong check that does not depend on the frame.
+//! body", a strong check that does not depend on the frame. Both cover the payload as
+//! stored, sealed or not, so they verify without the key (`meta::codec` seals and opens).
 
 use crate::format::{self, Expect, FormatError, FormatErrorKind, FrameHeader};
 use crate::types::VolumeId;
@@ -34,6 +35,8 @@ pub const SLOTS: [&str; 2] = ["snapshot.0", "snapshot.1"];
 
 const MAGIC: [u8; 8] = *b"ARGSNAP\x1a";
 const VERSION: u16 = 1;
+/// Flag: the payload is sealed by `meta::codec` (an encrypted volume).
+pub const FLAG_SEALED: u16 = 1;
 /// txid and payload hash, in front of the payload.
 const BODY_PREFIX_LEN: usize = 8 + 32;
 
@@ -44,6 +47,8 @@ pub struct Snapshot {
     pub txid: u64,
     /// The caller's serialized metadata.
     pub payload: Vec<u8>,
+    /// The frame says the payload is sealed.
+    pub is_sealed: bool,
 }
 
 /// What was found in one slot, for fsck and verify-journal reports.
@@ -63,7 +68,7 @@ fn expect(volume: VolumeId) -> Expect {
     Expect {
         magic: MAGIC,
         newest_version: VERSION,
-        known_flags: 0,
+        known_flags: FLAG_SEALED,
         volume: Some(volume),
     }
 }
@@ -83,8 +88,14 @@ fn body_len_for(payload_len: usize) -> Result<u32> {
 }
 
 /// Writes a snapshot to `path` atomically and durably: either the old file or the
-/// complete new one survives a crash.
-pub fn write_snapshot(path: &Path, volume: VolumeId, txid: u64, payload: &[u8]) -> Result<()> {
+/// complete new one survives a crash. `is_sealed` marks a payload sealed by the codec.
+pub fn write_snapshot(
+    path: &Path,
+    volume: VolumeId,
+    txid: u64,
+    payload: &[u8],
+    is_sealed: bool,
+) -> Result<()> {
     let body_len = body_len_for(payload.len())?;
     let mut body = Vec::with_capacity(body_len as usize);
     body.extend_from_slice(&txid.to_le_bytes());
@@ -93,7 +104,7 @@ pub fn write_snapshot(path: &Path, volume: VolumeId, txid: u64, payload: &[u8]) 
     let header = FrameHeader {
         magic: MAGIC,
         version: VERSION,
-        flags: 0,
+        flags: if is_sealed { FLAG_SEALED } else { 0 },
         body_len,
         volume,
     };
@@ -108,7 +119,7 @@ pub fn write_snapshot(path: &Path, volume: VolumeId, txid: u64, payload: &[u8]) 
 pub fn read_snapshot(path: &Path, volume: VolumeId) -> Result<Snapshot> {
     let object = path.display().to_string();
     let bytes = read_bounded(path, &object)?;
-    let (_, body) = format::decode(&object, &bytes, &expect(volume))?;
+    let (header, body) = format::decode(&object, &bytes, &expect(volume))?;
     let body_at = format::HEADER_LEN as u64;
     if body.len() < BODY_PREFIX_LEN {
         return Err(FormatError::new(
@@ -140,6 +151,7 @@ pub fn read_snapshot(path: &Path, volume: VolumeId) -> Result<Snapshot> {
     Ok(Snapshot {
         txid,
         payload: payload.to_vec(),
+        is_sealed: header.flags & FLAG_SEALED != 0,
     })
 }
 
@@ -233,7 +245,7 @@ mod tests {
         let dir = meta_dir();
         let vol = VolumeId::random();
         let path = dir.path().join(SLOTS[0]);
-        write_snapshot(&path, vol, 42, b"inode table bytes").unwrap();
+        write_snapshot(&path, vol, 42, b"inode table bytes", false).unwrap();
         let snap = read_snapshot(&path, vol).unwrap();
         assert_eq!(snap.txid, 42);
         assert_eq!(snap.payload, b"inode table bytes");
@@ -241,7 +253,7 @@ mod tests {
         let len = fs::metadata(&path).unwrap().len();
         assert_eq!(len, 32 + 8 + 32 + 17 + 4);
         // Empty payloads are valid too, and no temp files are left behind.
-        write_snapshot(&path, vol, 43, b"").unwrap();
+        write_snapshot(&path, vol, 43, b"", false).unwrap();
         assert_eq!(read_snapshot(&path, vol).unwrap().payload, b"");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -251,8 +263,8 @@ mod tests {
     fn newest_valid_picks_the_higher_txid() {
         let dir = meta_dir();
         let vol = VolumeId::random();
-        write_snapshot(&dir.path().join(SLOTS[0]), vol, 5, b"five").unwrap();
-        write_snapshot(&dir.path().join(SLOTS[1]), vol, 7, b"seven").unwrap();
+        write_snapshot(&dir.path().join(SLOTS[0]), vol, 5, b"five", false).unwrap();
+        write_snapshot(&dir.path().join(SLOTS[1]), vol, 7, b"seven", false).unwrap();
         let (best, reports) = newest_valid(dir.path(), vol);
         let (slot, snap) = best.unwrap();
         assert_eq!(
@@ -263,9 +275,29 @@ mod tests {
         assert_eq!(reports[1].txid, Some(7));
         assert!(reports.iter().all(|r| r.error.is_none()));
 
-        write_snapshot(&dir.path().join(SLOTS[0]), vol, 9, b"nine").unwrap();
+        write_snapshot(&dir.path().join(SLOTS[0]), vol, 9, b"nine", false).unwrap();
         let (best, _) = newest_valid(dir.path(), vol);
         assert_eq!(best.unwrap().0, 0);
+    }
+
+    #[test]
+    fn the_sealed_flag_round_trips_and_unknown_flags_are_refused() {
+        let dir = meta_dir();
+        let vol = VolumeId::random();
+        let path = dir.path().join(SLOTS[0]);
+        write_snapshot(&path, vol, 3, b"sealed bytes", true).unwrap();
+        let snap = read_snapshot(&path, vol).unwrap();
+        assert!(snap.is_sealed);
+        write_snapshot(&path, vol, 3, b"plain bytes", false).unwrap();
+        assert!(!read_snapshot(&path, vol).unwrap().is_sealed);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[10] |= 0x02;
+        let crc_at = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..crc_at]);
+        bytes[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let err = format_err(read_snapshot(&path, vol).unwrap_err());
+        assert!(matches!(err.kind, FormatErrorKind::UnknownFlags { .. }));
     }
 
     #[test]
@@ -285,7 +317,7 @@ mod tests {
                 .all(|r| r.txid.is_none() && r.error.is_some())
         );
 
-        write_snapshot(&dir.path().join(SLOTS[1]), vol, 1, b"x").unwrap();
+        write_snapshot(&dir.path().join(SLOTS[1]), vol, 1, b"x", false).unwrap();
         let (best, reports) = newest_valid(dir.path(), vol);
         assert_eq!(best.unwrap().0, 1);
         assert!(reports[0].error.is_some());
@@ -298,8 +330,8 @@ mod tests {
         let vol = VolumeId::random();
         let older = dir.path().join(SLOTS[0]);
         let newer = dir.path().join(SLOTS[1]);
-        write_snapshot(&older, vol, 10, b"older state").unwrap();
-        write_snapshot(&newer, vol, 11, b"newer state").unwrap();
+        write_snapshot(&older, vol, 10, b"older state", false).unwrap();
+        write_snapshot(&newer, vol, 11, b"newer state", false).unwrap();
         let good = fs::read(&newer).unwrap();
         for offset in 0..good.len() {
             let mut bad = good.clone();
@@ -320,7 +352,7 @@ mod tests {
         let dir = meta_dir();
         let vol = VolumeId::random();
         let path = dir.path().join(SLOTS[0]);
-        write_snapshot(&path, vol, 1, b"payload").unwrap();
+        write_snapshot(&path, vol, 1, b"payload", false).unwrap();
         let good = fs::read(&path).unwrap();
         for len in 0..good.len() {
             fs::write(&path, &good[..len]).unwrap();
@@ -335,7 +367,7 @@ mod tests {
     fn another_volumes_snapshot_is_refused() {
         let dir = meta_dir();
         let path = dir.path().join(SLOTS[0]);
-        write_snapshot(&path, VolumeId::random(), 1, b"theirs").unwrap();
+        write_snapshot(&path, VolumeId::random(), 1, b"theirs", false).unwrap();
         let err = format_err(read_snapshot(&path, VolumeId::random()).unwrap_err());
         assert!(matches!(err.kind, FormatErrorKind::WrongVolume { .. }));
         assert_eq!(err.offset, 16);
@@ -346,7 +378,7 @@ mod tests {
         let dir = meta_dir();
         let vol = VolumeId::random();
         let path = dir.path().join(SLOTS[0]);
-        write_snapshot(&path, vol, 1, b"payload").unwrap();
+        write_snapshot(&path, vol, 1, b"payload", false).unwrap();
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 5;
         bytes[last] ^= 1;

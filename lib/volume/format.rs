@@ -7,7 +7,7 @@ use crate::data::compress::Compression;
 use crate::data::crypto::{KdfParams, MasterKey};
 use crate::data::erasure::DEFAULT_CODEC_ID;
 use crate::error::{Error, Result};
-use crate::meta::{FileKind, Inode, MetaStore};
+use crate::meta::{FileKind, Inode, MetaCodec, MetaStore};
 use crate::store::{DirDisk, Disk, DiskLabel};
 use crate::types::VolumeId;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ pub struct FormatOptions {
     pub kdf: KdfStrength,
     /// Overwrite an existing volume or disk.
     pub force: bool,
-    /// Files up to this size live inline in the metadata (ignored when encrypted).
+    /// Files up to this size live inline in the metadata (sealed with it when encrypted).
     pub inline_max_bytes: u32,
 }
 
@@ -142,6 +142,7 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         paths.push(path);
     }
 
+    let mut meta_cipher = None;
     let encryption = match &options.passphrase {
         None => None,
         Some(passphrase) => {
@@ -154,6 +155,7 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             };
             let key = MasterKey::derive(passphrase, &params)
                 .map_err(|e| Error::Config(format!("key derivation: {e}")))?;
+            meta_cipher = Some(key.metadata_cipher());
             Some(Encryption {
                 cipher: "xchacha20poly1305".into(),
                 kdf: "argon2id".into(),
@@ -172,11 +174,8 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             codec: DEFAULT_CODEC_ID.into(),
         },
         compression: options.compression,
-        inline_max_bytes: if encryption.is_some() {
-            0
-        } else {
-            options.inline_max_bytes.min(options.stripe_bytes)
-        },
+        // Inline data lives in the metadata, which an encrypted volume seals too.
+        inline_max_bytes: options.inline_max_bytes.min(options.stripe_bytes),
         encryption,
         disks,
     };
@@ -198,7 +197,11 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             .map_err(|e| Error::io(path, e))?;
     }
     let root_inode = Inode::new(FileKind::Directory, 0o755, 0, 0);
-    MetaStore::create(&root.join(META_DIR), volume, root_inode)?;
+    let meta_codec = match meta_cipher {
+        Some(cipher) => MetaCodec::sealed(volume, cipher),
+        None => MetaCodec::plain(volume),
+    };
+    MetaStore::create(&root.join(META_DIR), &meta_codec, root_inode)?;
     let lock = root.join(LOCK_FILE);
     std::fs::OpenOptions::new()
         .create(true)

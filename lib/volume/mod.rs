@@ -28,7 +28,7 @@ pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
-pub use superblock::{DiskConfig, DiskState, Layout, Superblock};
+pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 
 use crate::cache::StripeCache;
 use crate::data::StripeCodec;
@@ -337,25 +337,17 @@ impl Volume {
     pub fn open(root: &Path, options: OpenOptions) -> Result<Volume> {
         let sb = Superblock::load(root)?;
         let lock = take_lock(root, !options.read_only)?;
-        let cipher = match &sb.encryption {
-            None => None,
-            Some(enc) => {
-                let passphrase = options
-                    .passphrase
-                    .as_deref()
-                    .ok_or(Error::PassphraseRequired)?;
-                let key = crate::data::crypto::MasterKey::derive(passphrase, &enc.kdf_params)
-                    .map_err(|e| Error::Config(format!("key derivation: {e}")))?;
-                if key.key_check() != enc.key_check {
-                    return Err(Error::WrongPassphrase);
-                }
-                Some(key.stripe_cipher())
-            }
-        };
+        let keys = sb.keys(options.passphrase.as_deref())?;
         let erasure = crate::data::erasure::codec_by_id(&sb.layout.codec).ok_or_else(|| {
             Error::Config(format!("erasure codec {:?} is not known", sb.layout.codec))
         })?;
-        let codec = StripeCodec::new(sb.layout.k, sb.layout.m, sb.compression, cipher, erasure);
+        let codec = StripeCodec::new(
+            sb.layout.k,
+            sb.layout.m,
+            sb.compression,
+            keys.stripe,
+            erasure,
+        );
         let mut disks = Vec::new();
         let mut unavailable = Vec::new();
         for config in &sb.disks {
@@ -390,7 +382,7 @@ impl Volume {
             .map(|(i, d)| (d.config.id, i))
             .collect();
         let (mut meta, report) =
-            MetaStore::open(&root.join(META_DIR), sb.volume, !options.read_only)?;
+            MetaStore::open(&root.join(META_DIR), keys.meta, !options.read_only)?;
         if let Some(torn) = &report.torn_tail {
             tracing::warn!(offset = torn.offset, bytes = torn.bytes, reason = %torn.reason, "journal had a torn tail; it was not applied");
         }

@@ -2,9 +2,10 @@
 //! parameters (never the key) and disk list, as a checksummed JSON document in ROOT.
 
 use crate::data::compress::Compression;
-use crate::data::crypto::KdfParams;
+use crate::data::crypto::{Cipher, KdfParams, MasterKey};
 use crate::error::{Error, Result};
 use crate::format::json;
+use crate::meta::MetaCodec;
 use crate::types::{DiskId, VolumeId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -13,8 +14,11 @@ use std::path::{Path, PathBuf};
 pub const SUPERBLOCK_FILE: &str = "superblock.json";
 /// Magic of the superblock document.
 pub const SUPERBLOCK_MAGIC: &str = "argosfs-superblock";
-/// Newest superblock version this build reads and writes.
-pub const SUPERBLOCK_VERSION: u32 = 1;
+/// Newest superblock version this build reads and writes. Version 2: an encrypted
+/// volume seals its metadata (snapshots, journal records) as well as its data.
+/// Version 1 plain volumes are the same on disk and open as they are; version 1
+/// encrypted volumes kept their metadata in plaintext and are refused.
+pub const SUPERBLOCK_VERSION: u32 = 2;
 /// Largest stripe a volume may use.
 pub const MAX_STRIPE_BYTES: u32 = 64 << 20;
 
@@ -68,6 +72,15 @@ pub struct Encryption {
     pub kdf_params: KdfParams,
     /// A value derived from the key that tells a wrong passphrase at open.
     pub key_check: String,
+}
+
+/// The ciphers of an unlocked volume.
+#[derive(Debug)]
+pub struct VolumeKeys {
+    /// Seals stripes (encrypted volumes only).
+    pub stripe: Option<Cipher>,
+    /// Encodes the metadata (sealed on encrypted volumes).
+    pub meta: MetaCodec,
 }
 
 /// The life-cycle state of a disk.
@@ -195,14 +208,56 @@ impl Superblock {
     pub fn load(root: &Path) -> Result<Superblock> {
         let path = Self::path(root);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let (sb, _version): (Superblock, u32) = json::open(
+        let (sb, version): (Superblock, u32) = json::open(
             &path.display().to_string(),
             &bytes,
             SUPERBLOCK_MAGIC,
             SUPERBLOCK_VERSION,
         )?;
+        if version < 2 && sb.encryption.is_some() {
+            return Err(Error::OldFormat {
+                path,
+                found: version,
+                why: "its metadata (names, owners, xattrs) is not encrypted, and this build opens only encrypted volumes whose metadata is; read it with the build that made it (argosfs-export) and import the tree into a volume made by this one",
+            });
+        }
         sb.validate().map_err(Error::Config)?;
         Ok(sb)
+    }
+
+    /// The volume's ciphers for `passphrase`: none for a plain volume;
+    /// `PassphraseRequired` when it is encrypted and none is given, `WrongPassphrase`
+    /// when it does not match the key-check value.
+    pub fn keys(&self, passphrase: Option<&[u8]>) -> Result<VolumeKeys> {
+        let Some(enc) = &self.encryption else {
+            return Ok(VolumeKeys {
+                stripe: None,
+                meta: MetaCodec::plain(self.volume),
+            });
+        };
+        let passphrase = passphrase.ok_or(Error::PassphraseRequired)?;
+        let key = MasterKey::derive(passphrase, &enc.kdf_params)
+            .map_err(|e| Error::Config(format!("key derivation: {e}")))?;
+        if !key.matches_key_check(&enc.key_check) {
+            return Err(Error::WrongPassphrase);
+        }
+        Ok(VolumeKeys {
+            stripe: Some(key.stripe_cipher()),
+            meta: MetaCodec::sealed(self.volume, key.metadata_cipher()),
+        })
+    }
+
+    /// [`Superblock::keys`], except that an encrypted volume without a passphrase gets
+    /// a locked metadata codec (frames and checksums verify, contents stay closed) and
+    /// no stripe cipher: what fsck and verify-journal check without the key.
+    pub fn keys_or_locked(&self, passphrase: Option<&[u8]>) -> Result<VolumeKeys> {
+        match (&self.encryption, passphrase) {
+            (Some(_), None) => Ok(VolumeKeys {
+                stripe: None,
+                meta: MetaCodec::locked(self.volume),
+            }),
+            _ => self.keys(passphrase),
+        }
     }
 
     /// Writes the superblock atomically and durably.
