@@ -8,6 +8,7 @@ mod cli_packaging;
 mod fsck;
 mod mount;
 mod mount_util;
+mod store_access;
 mod transfer;
 mod volume_data;
 mod volume_faults;
