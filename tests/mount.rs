@@ -733,7 +733,7 @@ fn mount_backing_store_keeps_file_contents_from_other_users() {
             ..Spec::default()
         });
         // Only the store's own modes may stand between nobody and its files: the test's
-        // temporary directories (0700) are opened up.
+        // temporary directories are opened up, whatever the umask made them.
         for dir in [m.tv.dir.path(), m.mnt.parent().unwrap(), m.mnt.as_path()] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
         }
