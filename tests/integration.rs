@@ -9,6 +9,7 @@ mod fsck;
 mod meta_sealing;
 mod mount;
 mod mount_util;
+mod store_access;
 mod transfer;
 mod volume_data;
 mod volume_faults;

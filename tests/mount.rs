@@ -2,7 +2,7 @@
 //! (through nix) and real programs on top.
 
 use crate::common::{Spec, pattern};
-use crate::mount_util::{Mounted, as_nobody, python, require_fuse, sh};
+use crate::mount_util::{Mounted, as_nobody, as_nobody_output, python, require_fuse, sh};
 use nix::errno::Errno;
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -721,4 +721,73 @@ fn mount_a_long_read_does_not_stall_metadata_requests() {
         answered_during_read > 0,
         "metadata requests were answered while the read ran"
     );
+}
+
+#[test]
+fn mount_backing_store_keeps_file_contents_from_other_users() {
+    require_fuse!();
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    for compression in [false, true] {
+        let m = Mounted::new(&Spec {
+            compression,
+            ..Spec::default()
+        });
+        // Only the store's own modes may stand between nobody and its files: the test's
+        // temporary directories are opened up, whatever the umask made them.
+        for dir in [m.tv.dir.path(), m.mnt.parent().unwrap(), m.mnt.as_path()] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // Random hex text, which zstd does not turn into anything grep could not find
+        // as it stands (the uncompressed volume's shards hold it verbatim).
+        let secret = format!(
+            "argosfs-secret-{}",
+            hex(&pattern(16, 7 + compression as u64))
+        );
+        let mut small = secret.clone().into_bytes();
+        small.resize(100, b'.'); // inline: kept in the metadata
+        let mut big = hex(&pattern(150 << 10, 9)).into_bytes(); // 300 KiB: several stripes
+        big[1000..1000 + secret.len()].copy_from_slice(secret.as_bytes());
+        for (name, data) in [("inline", &small), ("striped", &big)] {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(m.path(name))
+                .unwrap();
+            f.write_all(data).unwrap();
+            f.sync_all().unwrap(); // commits the whole volume
+        }
+        fs::write(m.path("public"), b"anyone may read this").unwrap();
+        fs::set_permissions(m.path("public"), fs::Permissions::from_mode(0o644)).unwrap();
+        let mut store = vec![m.tv.root.display().to_string()];
+        store.extend(m.tv.disks.iter().map(|d| d.display().to_string()));
+        let store = store.join(" ");
+        let mnt = m.mnt.display();
+
+        // Root finds the secret in the store: the metadata holds the inline file, and the
+        // uncompressed volume's shards the striped one.
+        let found = sh(&format!("grep -r -a -l {secret} {store}"), Path::new("/"));
+        assert!(found.contains("/meta/"), "{found}");
+        if !compression {
+            assert!(found.contains("/shards/"), "{found}");
+        }
+        // Nobody reaches the directory the store is in, and the mount.
+        let (ok, out, err) = as_nobody_output(&format!("ls {}", m.tv.dir.path().display()));
+        assert!(ok && out.contains("root") && out.contains("disk0"), "{err}");
+        let (ok, out, err) = as_nobody_output(&format!("cat {mnt}/public"));
+        assert!(ok && out == "anyone may read this", "{err}");
+        // But nothing in the store: no file, no directory is readable, so no byte of
+        // either file, compressed or not, and grep finds nothing.
+        let (ok, out, err) = as_nobody_output(&format!("find {store} -readable"));
+        assert!(out.is_empty(), "readable by nobody: {out}");
+        assert!(!ok && err.contains("Permission denied"), "{err}");
+        let (ok, out, err) = as_nobody_output(&format!("grep -r -a -l {secret} {store}"));
+        assert!(!ok && out.is_empty(), "{out}{err}");
+        // Nor through the mount, where the files are 0600.
+        for name in ["inline", "striped"] {
+            let (ok, out, err) = as_nobody_output(&format!("cat {mnt}/{name}"));
+            assert!(!ok && out.is_empty(), "{name}: {out}");
+            assert!(err.contains("Permission denied"), "{name}: {err}");
+        }
+    }
 }

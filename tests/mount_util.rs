@@ -169,6 +169,12 @@ impl Drop for Mounted {
 
 /// Runs a shell command as uid/gid 65534 (nobody) and returns (success, stderr).
 pub fn as_nobody(script: &str) -> (bool, String) {
+    let (ok, _, stderr) = as_nobody_output(script);
+    (ok, stderr)
+}
+
+/// [`as_nobody`], returning (success, stdout, stderr).
+pub fn as_nobody_output(script: &str) -> (bool, String, String) {
     use std::os::unix::process::CommandExt;
     let out = Command::new("/bin/sh")
         .arg("-c")
@@ -180,6 +186,7 @@ pub fn as_nobody(script: &str) -> (bool, String) {
         .unwrap();
     (
         out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }

@@ -657,6 +657,12 @@ fn library_round_trip_keeps_every_attribute() {
     assert_eq!(report.counts.bytes, c.bytes);
     assert_same_metadata(&before, &snapshot(&dest));
     assert_same_data(&src, &dest, &before);
+    // The volume's store is private (files 0600), what export writes is not: it keeps
+    // the modes the files have in the volume.
+    let plain = fs::symlink_metadata(dest.join("plain.txt")).unwrap();
+    assert_eq!(plain.mode() & 0o7777, 0o644);
+    let superblock = fs::symlink_metadata(tv.root.join("superblock.json")).unwrap();
+    assert_eq!(superblock.mode() & 0o7777, 0o600);
 }
 
 /// Guards against a vacuous pass: the fixture really holds what the comparison checks.

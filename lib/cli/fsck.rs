@@ -59,7 +59,8 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
 /// Check and repair an ArgosFS volume offline.
 ///
 /// Checks the superblock, both metadata snapshots, the journal, the directory tree, link
-/// counts, every shard of every stripe, disk accounting and orphan shards. Changes nothing
+/// counts, every shard of every stripe, disk accounting, orphan shards, and that no file
+/// or directory of the backing store is open to group or other. Changes nothing
 /// unless --repair or --remove-orphans is given. The volume must not be mounted. An
 /// encrypted volume's metadata is sealed: without its passphrase (--passphrase-file or
 /// ARGOSFS_PASSPHRASE) fsck checks the structure only (every metadata and shard object's
@@ -76,7 +77,8 @@ pub struct FsckArgs {
     pub no_change: bool,
     /// Repair: rebuild missing or corrupt shards from the others, fix link counts and the
     /// directory tree, move unreachable inodes to /lost+found, rewrite damaged snapshots,
-    /// cut a torn journal tail, free inodes left unlinked-but-open.
+    /// cut a torn journal tail, free inodes left unlinked-but-open, clear group and other
+    /// permission bits in the backing store.
     #[arg(long)]
     pub repair: bool,
     /// Delete shard objects that no metadata (live state, primary or secondary snapshot)

@@ -25,7 +25,11 @@
 //! shards are all there and agree with each other ([`Checks`] says which ran); repairing
 //! needs the key. Shards themselves never need it: Reed-Solomon rebuilds the sealed
 //! bytes, and the payload CRC recorded in the metadata checks them.
+//!
+//! Before all of that, and even when the metadata cannot be read, `access` checks that
+//! the backing store is private (a repair clears group and other bits).
 
+pub mod access;
 pub mod graph;
 pub mod meta_check;
 pub mod paths;
@@ -155,6 +159,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
         checks: Checks::default(),
     };
     let disks = shards::open_disks(root, &sb, &mut report);
+    access::check(root, &disks, options, &mut report);
 
     // Metadata files.
     let meta_dir = root.join(META_DIR);

@@ -78,6 +78,10 @@ pub enum Kind {
     ForeignObject,
     /// An unreferenced object in the shard tree that does not verify.
     UnreadableObject,
+    /// Objects of the backing store (ROOT, metadata, disk directories, shards) that group
+    /// or other may access: other local users could read file contents and metadata
+    /// around the mount's permissions.
+    LoosePermissions,
 }
 
 /// One thing fsck found.

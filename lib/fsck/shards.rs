@@ -801,7 +801,7 @@ impl Paths<'_> {
 /// that keeps its key and says when it was moved.
 fn quarantine(handle: &DiskHandle, disk: &DirDisk, key: ShardKey) -> std::io::Result<PathBuf> {
     let dir = handle.path.join(QUARANTINE_DIR);
-    std::fs::create_dir_all(&dir)?;
+    crate::store::create_private_dir(&dir)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

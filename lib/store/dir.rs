@@ -3,6 +3,7 @@
 //! ```text
 //! DISK/argosfs-disk.json                 the disk label (written with write_atomic)
 //! DISK/shards/XX/SSSSSSSSSSSSSSSS.I      one file per shard object
+//! DISK/spare/<hex>                       files a new shard takes over by rename
 //! ```
 //!
 //! `XX` is the low byte of the stripe id in hex (a 256-way fan-out keeps directories
@@ -16,12 +17,19 @@
 //! writeback error raised since the last sync. A shard is durable once a later `sync` has
 //! returned Ok. The disk directory and its `shards/` tree must therefore live on one
 //! filesystem (no other filesystem mounted below it).
+//!
+//! Privacy: every directory here is created 0700 and every file 0600 (`super::private`),
+//! and `create` sets an existing disk directory to 0700; [`DirDisk::audit`] lists the
+//! objects to check.
 
+use super::private::{
+    Audit, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all, make_dir_private,
+};
 use super::{Disk, DiskSpace, ShardRange, sync_dir, write_atomic};
 use crate::types::{ShardIndex, ShardKey, StripeId};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, IoSliceMut, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -113,8 +121,15 @@ impl SparePool {
             return false;
         }
         // Free the deleted shard's blocks now rather than when a new shard takes the
-        // file: the space shows as free at once, and deleted bytes do not linger.
-        if let Err(e) = nix::unistd::truncate(&target, 0) {
+        // file: the space shows as free at once, and deleted bytes do not linger. The
+        // file becomes a new shard as it is, so one left 0644 by an older version is
+        // made private here, off the write path.
+        let emptied = nix::unistd::truncate(&target, 0)
+            .map_err(io::Error::from)
+            .and_then(|()| {
+                fs::set_permissions(&target, fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+            });
+        if let Err(e) = emptied {
             tracing::debug!(file = %target.display(), error = %e, "cannot empty a recycled shard file");
             let _ = fs::remove_file(&target);
             return true;
@@ -143,7 +158,12 @@ impl SparePool {
             };
             for _ in 0..missing {
                 let path = self.fresh_name();
-                match OpenOptions::new().write(true).create_new(true).open(&path) {
+                let created = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(PRIVATE_FILE_MODE)
+                    .open(&path);
+                match created {
                     Ok(_) => self
                         .files
                         .lock()
@@ -173,7 +193,8 @@ impl Drop for DirDisk {
 
 impl DirDisk {
     /// Creates (if missing) the disk directory and its 256 fan-out directories, and makes
-    /// the new directories durable. An existing disk directory is reused as it is.
+    /// the new directories durable. An existing disk directory is reused, set to mode 0700
+    /// (often a drive's mount point, 0755: the shards must not be readable through it).
     pub fn create(path: &Path) -> io::Result<DirDisk> {
         // Directories that do not exist yet: their entries in their parents need an fsync.
         let mut missing = Vec::new();
@@ -185,11 +206,12 @@ impl DirDisk {
             missing.push(dir.to_path_buf());
             cursor = dir.parent();
         }
-        fs::create_dir_all(path)?;
+        create_private_dir_all(path)?;
+        make_dir_private(path)?;
         let shards = path.join(SHARDS_DIR);
-        create_dir_if_missing(&shards)?;
+        create_private_dir(&shards)?;
         for fan in 0..=u8::MAX {
-            create_dir_if_missing(&shards.join(fan_name(fan)))?;
+            create_private_dir(&shards.join(fan_name(fan)))?;
         }
         sync_dir(&shards)?;
         sync_dir(path)?;
@@ -230,7 +252,7 @@ impl DirDisk {
             return Ok(());
         }
         let pool = &self.spares;
-        create_dir_if_missing(&pool.dir)?;
+        create_private_dir(&pool.dir)?;
         let mut found = Vec::new();
         for entry in fs::read_dir(&pool.dir)? {
             found.push(entry?.path());
@@ -255,6 +277,24 @@ impl DirDisk {
         &self.root
     }
 
+    /// Puts the objects of the disk directory at `path` that must be private into
+    /// `audit`: the directory, its label, `shards/` with its fan-out directories, and
+    /// `spare/`; with `is_deep`, also everything below `shards/` and `spare/` (a stat per
+    /// shard: for fsck, not for every open).
+    pub fn audit(path: &Path, is_deep: bool, audit: &mut Audit) {
+        audit.configured_dir(path);
+        audit.object(&path.join(LABEL_FILE));
+        let shards = path.join(SHARDS_DIR);
+        let spare = path.join(SPARE_DIR);
+        if is_deep {
+            audit.tree(&shards);
+            audit.tree(&spare);
+        } else {
+            audit.dir_and_entries(&shards);
+            audit.object(&spare);
+        }
+    }
+
     /// The file that holds (or would hold) the shard object `key`. For fsck, which
     /// moves foreign or unreadable objects out of the shard tree instead of deleting them.
     pub fn shard_file(&self, key: ShardKey) -> PathBuf {
@@ -274,7 +314,7 @@ impl DirDisk {
         if let Some(spare) = self.spares.take() {
             let renamed = match fs::rename(&spare, &path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir_all(self.fan_dir(key.stripe))?;
+                    create_private_dir_all(&self.fan_dir(key.stripe))?;
                     fs::rename(&spare, &path)
                 }
                 other => other,
@@ -289,13 +329,14 @@ impl DirDisk {
                 .write(true)
                 .create(true)
                 .truncate(true)
+                .mode(PRIVATE_FILE_MODE)
                 .open(path)
         };
         match open(&path) {
             Ok(file) => Ok((path, file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Someone removed a fan-out directory; sync() makes the new entry durable.
-                fs::create_dir_all(self.fan_dir(key.stripe))?;
+                create_private_dir_all(&self.fan_dir(key.stripe))?;
                 let file = open(&path)?;
                 Ok((path, file))
             }
@@ -459,13 +500,6 @@ impl Disk for DirDisk {
     }
 }
 
-fn create_dir_if_missing(path: &Path) -> io::Result<()> {
-    match fs::create_dir(path) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        other => other,
-    }
-}
-
 /// Writes the parts with as few system calls as the kernel allows, without joining them.
 fn write_all_parts(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = parts
@@ -587,6 +621,84 @@ mod tests {
         again.start_spares().unwrap();
         again.put_shard(key(99, 0), &[b"x"]).unwrap();
         assert_eq!(again.get_shard(key(99, 0)).unwrap(), b"x");
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn everything_made_is_private_and_an_existing_disk_directory_made_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("mnt");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut disk = DirDisk::create(&root).unwrap();
+        assert_eq!(
+            mode_of(&root),
+            0o700,
+            "a drive's mount point is made private"
+        );
+        disk.write_label(b"label").unwrap();
+        disk.start_spares().unwrap();
+        disk.put_shard(key(1, 0), &[b"one"]).unwrap();
+        // A shard file of an older version (0644) is private again once recycled.
+        disk.put_shard(key(2, 0), &[b"two"]).unwrap();
+        let old = disk.shard_file(key(2, 0));
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let inode = fs::metadata(&old).unwrap().ino();
+        disk.delete_shard(key(2, 0)).unwrap();
+        let recycled: Vec<u32> = fs::read_dir(root.join(SPARE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| fs::metadata(p).unwrap().ino() == inode)
+            .map(|p| mode_of(&p))
+            .collect();
+        assert_eq!(recycled, [0o600]);
+        // A removed fan-out directory comes back private.
+        fs::remove_dir(root.join("shards/03")).unwrap();
+        disk.put_shard(key(3, 0), &[b"three"]).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spare_count(&root) < SPARES_WANTED && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(disk); // stops the filler: nothing changes under the checks below
+
+        for dir in [
+            "",
+            "shards",
+            "shards/00",
+            "shards/03",
+            "shards/ff",
+            SPARE_DIR,
+        ] {
+            assert_eq!(mode_of(&root.join(dir)), 0o700, "{dir}");
+        }
+        for file in [
+            LABEL_FILE,
+            "shards/01/0000000000000001.0",
+            "shards/03/0000000000000003.0",
+        ] {
+            assert_eq!(mode_of(&root.join(file)), 0o600, "{file}");
+        }
+        let spares: Vec<u32> = fs::read_dir(root.join(SPARE_DIR))
+            .unwrap()
+            .map(|e| mode_of(&e.unwrap().path()))
+            .collect();
+        assert!(
+            !spares.is_empty() && spares.iter().all(|m| *m == 0o600),
+            "{spares:?}"
+        );
+        let mut audit = Audit::new(10);
+        DirDisk::audit(&root, true, &mut audit);
+        assert!(audit.is_clean(), "{audit:?}");
+        // The audit sees a loosened object in either depth where it looks.
+        fs::set_permissions(root.join("shards/ff"), fs::Permissions::from_mode(0o755)).unwrap();
+        let mut audit = Audit::new(10);
+        DirDisk::audit(&root, false, &mut audit);
+        assert_eq!(audit.loose_count, 1, "{audit:?}");
+        assert_eq!(audit.loose[0].path, root.join("shards/ff"));
     }
 
     #[test]

@@ -3,23 +3,30 @@
 //! Owns how shard objects and disk labels sit on a disk, nothing about what a shard means:
 //! stripes, placement and metadata belong to the layers above. `DirDisk` is the real store
 //! (a directory, usually a drive's mount point); `MemDisk` and `FaultyDisk` serve tests.
-//! `write_atomic` is the one way the library replaces a whole file.
+//! `write_atomic` is the one way the library replaces a whole file. Everything here is
+//! created private (directories 0700, files 0600; see `private`).
 
 mod dir;
 mod faulty;
 mod label;
 mod mem;
+mod private;
 pub mod shard;
 
 pub use dir::{DirDisk, LABEL_FILE};
 pub use faulty::FaultyDisk;
 pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
 pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
+pub use private::{
+    Audit, LOOSE_BITS, LoosePath, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir,
+    create_private_dir_all, make_dir_private, tighten,
+};
 
 use crate::types::ShardKey;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,7 +132,9 @@ impl Drop for TempGuard {
 }
 
 /// Writes a file atomically and durably: temp file, fsync, rename, fsync of the directory.
-/// On failure the temp file is removed and the old file (if any) is untouched.
+/// On failure the temp file is removed and the old file (if any) is untouched. The new
+/// file has mode 0600 whatever the umask and the old file's mode (a rewrite of an older
+/// volume's 0644 superblock makes it private).
 ///
 /// The temp file is `.NAME.tmp.PID.N` in the same directory, so the rename never crosses
 /// filesystems. If only the final directory fsync fails, the new content is already in
@@ -168,6 +177,7 @@ fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)
         match OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(PRIVATE_FILE_MODE)
             .open(&tmp_path)
         {
             Ok(file) => return Ok((tmp_path, file)),
@@ -218,6 +228,18 @@ mod tests {
         assert!(write_atomic(&path, b"new").is_err());
         assert_eq!(fs::read(path.join("inside")).unwrap(), b"old");
         assert_eq!(names_in(tmp.path()), vec!["target".to_string()]);
+    }
+
+    #[test]
+    fn write_atomic_writes_private_files_even_over_a_loose_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("doc");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, PRIVATE_FILE_MODE);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Creating a volume (what argosfs-mkfs does): disk labels, superblock, root directory,
-//! first metadata snapshot, empty journal, lock file.
+//! first metadata snapshot, empty journal, lock file. All of it private (directories
+//! 0700, files 0600), ROOT and disk directories that already existed included.
 
 use super::superblock::{DiskConfig, Encryption, Layout, Superblock};
 use super::{LOCK_FILE, META_DIR};
@@ -8,8 +9,12 @@ use crate::data::crypto::{KdfParams, MasterKey};
 use crate::data::erasure::DEFAULT_CODEC_ID;
 use crate::error::{Error, Result};
 use crate::meta::{FileKind, Inode, MetaCodec, MetaStore};
-use crate::store::{DirDisk, Disk, DiskLabel};
+use crate::store::{
+    DirDisk, Disk, DiskLabel, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all,
+    make_dir_private,
+};
 use crate::types::VolumeId;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,7 +103,7 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             options.stripe_bytes
         )));
     }
-    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    create_private_dir_all(root).map_err(|e| Error::io(root, e))?;
     let root = absolute(root)?;
     let sb_path = Superblock::path(&root);
     if sb_path.exists() && !options.force {
@@ -180,6 +185,9 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         disks,
     };
     sb.validate().map_err(Error::Config)?;
+    // ROOT may have existed, made by hand under the umask (0755); only now, once
+    // nothing refused the mkfs, is it changed.
+    make_dir_private(&root).map_err(|e| Error::io(&root, e))?;
     for shards in to_wipe {
         // --force: the shards of the volume being replaced.
         if shards.exists() {
@@ -201,12 +209,24 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         Some(cipher) => MetaCodec::sealed(volume, cipher),
         None => MetaCodec::plain(volume),
     };
-    MetaStore::create(&root.join(META_DIR), &meta_codec, root_inode)?;
+    // Made here, private, so that MetaStore::create finds it and does not make it
+    // under the umask; an existing one (--force) is made private too.
+    let meta_dir = root.join(META_DIR);
+    create_private_dir(&meta_dir)
+        .and_then(|()| make_dir_private(&meta_dir))
+        .map_err(|e| Error::io(&meta_dir, e))?;
+    MetaStore::create(&meta_dir, &meta_codec, root_inode)?;
     let lock = root.join(LOCK_FILE);
-    std::fs::OpenOptions::new()
+    let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(PRIVATE_FILE_MODE)
         .open(&lock)
+        .map_err(|e| Error::io(&lock, e))?;
+    // The mode above applies only to a new file; a --force over an older volume may
+    // find its lock 0644.
+    lock_file
+        .set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
         .map_err(|e| Error::io(&lock, e))?;
     sb.store(&root)?;
     Ok(sb)

@@ -20,6 +20,7 @@ mod attr;
 mod data;
 mod format;
 mod namespace;
+mod store_access;
 mod stripe_io;
 pub mod superblock;
 mod write_behind;
@@ -28,13 +29,14 @@ pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
+pub use store_access::audit_root;
 pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 
 use crate::cache::StripeCache;
 use crate::data::StripeCodec;
 use crate::error::{Error, Result};
 use crate::meta::{FileKind, Inode, MetaStore, OpenReport, StripeRef, Timestamp};
-use crate::store::{DirDisk, DiskLabel, DiskRef};
+use crate::store::{DirDisk, DiskLabel, DiskRef, LoosePath};
 use crate::types::{DiskId, InodeId, VolumeId};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -250,6 +252,8 @@ pub struct Volume {
     in_flight: Arc<write_behind::InFlight>,
     open_report: OpenReport,
     unavailable_disks: Vec<(DiskId, String)>,
+    /// What the audit at open found group- or other-accessible in the backing store.
+    loose_paths: Vec<LoosePath>,
     _lock: File,
 }
 
@@ -297,6 +301,7 @@ impl SeenDomains {
 
 /// Takes the volume lock (exclusive for writers, shared for read-only use).
 pub fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = root.join(LOCK_FILE);
     // A shared lock needs only a read-only descriptor, which also works on read-only media.
     let file = std::fs::OpenOptions::new()
@@ -304,6 +309,7 @@ pub fn take_lock(root: &Path, exclusive: bool) -> Result<File> {
         .write(exclusive)
         .create(exclusive)
         .truncate(false)
+        .mode(crate::store::PRIVATE_FILE_MODE)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
     // A lock can be held for a moment by a process that is only passing through: a child
@@ -389,6 +395,9 @@ impl Volume {
         if let Some(limit) = options.journal_limit_bytes {
             meta.set_journal_limit(limit);
         }
+        let opened_dirs = disks.iter().filter(|d| d.disk.is_some());
+        let loose_paths =
+            store_access::audit_on_open(root, opened_dirs.map(|d| d.config.resolve(root)));
         let volume = Volume {
             root: root.to_path_buf(),
             codec,
@@ -411,6 +420,7 @@ impl Volume {
             in_flight: Arc::default(),
             open_report: report,
             unavailable_disks: unavailable,
+            loose_paths,
             sb,
             _lock: lock,
         };
@@ -470,6 +480,13 @@ impl Volume {
     /// Disks that could not be opened, with the reason.
     pub fn unavailable_disks(&self) -> &[(DiskId, String)] {
         &self.unavailable_disks
+    }
+
+    /// Objects of the backing store that group or other could access when the volume
+    /// was opened (ROOT's, and each open disk's own, not each shard): logged as a
+    /// warning then; `argosfs-fsck --repair` makes them private.
+    pub fn loose_paths(&self) -> &[LoosePath] {
+        &self.loose_paths
     }
 
     /// Data-plane counters since open.
