@@ -404,8 +404,22 @@ fn mount_full_disks_report_enospc_and_recover_after_a_delete() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     drop(f);
     fs::remove_file(m.path("big")).unwrap();
-    // fsync of the directory commits the delete, which frees its shards.
-    File::open(&m.mnt).unwrap().sync_all().unwrap();
+    // The kernel sends the release of the closed file after close(2) returns, so the
+    // unlink may find it still open: it is then freed when the release arrives, at the
+    // next commit. fsync of the directory commits; repeat until the space shows as free
+    // (a bounded wait: the release is in flight, not lost).
+    let free_bytes = |m: &Mounted| {
+        let st = nix::sys::statvfs::statvfs(&m.mnt).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        File::open(&m.mnt).unwrap().sync_all().unwrap();
+        if free_bytes(&m) >= 16 << 20 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let small = pattern(8 << 20, 4);
     let mut f = File::create(m.path("small")).unwrap();
     f.write_all(&small).unwrap();
