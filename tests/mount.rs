@@ -742,15 +742,11 @@ fn mount_backing_store_keeps_file_contents_from_other_users() {
     require_fuse!();
     let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
     for compression in [false, true] {
-        let m = Mounted::new(&Spec {
+        let tv = crate::common::make(&Spec {
             compression,
             ..Spec::default()
         });
-        // Only the store's own modes may stand between nobody and its files: the test's
-        // temporary directories are opened up, whatever the umask made them.
-        for dir in [m.tv.dir.path(), m.mnt.parent().unwrap(), m.mnt.as_path()] {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let source = tempfile::tempdir().unwrap();
         // Random hex text, which zstd does not turn into anything grep could not find
         // as it stands (the uncompressed volume's shards hold it verbatim).
         let secret = format!(
@@ -761,18 +757,38 @@ fn mount_backing_store_keeps_file_contents_from_other_users() {
         small.resize(100, b'.'); // inline: kept in the metadata
         let mut big = hex(&pattern(150 << 10, 9)).into_bytes(); // 300 KiB: several stripes
         big[1000..1000 + secret.len()].copy_from_slice(secret.as_bytes());
+        // The tree is imported, as a root file system would be.
         for (name, data) in [("inline", &small), ("striped", &big)] {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(m.path(name))
+                .open(source.path().join(name))
                 .unwrap();
             f.write_all(data).unwrap();
-            f.sync_all().unwrap(); // commits the whole volume
         }
-        fs::write(m.path("public"), b"anyone may read this").unwrap();
-        fs::set_permissions(m.path("public"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(source.path().join("public"), b"anyone may read this").unwrap();
+        fs::set_permissions(
+            source.path().join("public"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_argosfs-import"))
+            .arg(&tv.root)
+            .arg(source.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m = Mounted::with_options(tv, &["allow_other"]);
+        // Only the store's own modes may stand between nobody and its files: the test's
+        // temporary directories are opened up, whatever the umask made them.
+        for dir in [m.tv.dir.path(), m.mnt.parent().unwrap(), m.mnt.as_path()] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let mut store = vec![m.tv.root.display().to_string()];
         store.extend(m.tv.disks.iter().map(|d| d.display().to_string()));
         let store = store.join(" ");
