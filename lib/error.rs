@@ -102,6 +102,18 @@ pub enum Error {
         /// What failed.
         detail: &'static str,
     },
+    /// Too few disks can take a shard for a new stripe to keep `min_shards` of them.
+    #[error(
+        "writes need {need} writable disks in distinct failure domains, only {have} can take a shard ({why})"
+    )]
+    TooFewDisks {
+        /// The volume's `min_shards`.
+        need: usize,
+        /// Disks that could take a shard.
+        have: usize,
+        /// Which disks cannot, and why.
+        why: String,
+    },
     /// The volume is encrypted and no passphrase was given.
     #[error("the volume is encrypted: a passphrase is needed")]
     PassphraseRequired,
@@ -209,6 +221,7 @@ impl Error {
                 }
             }
             Error::Unrecoverable { .. }
+            | Error::TooFewDisks { .. }
             | Error::Integrity { .. }
             | Error::BadDisk { .. }
             | Error::Format(_) => EIO,

@@ -220,7 +220,7 @@ fn key(stripe: &StripeRef, index: usize) -> ShardKey {
 
 /// The file of shard `index` of `stripe`.
 fn shard_file(tv: &TestVolume, stripe: &StripeRef, index: usize) -> PathBuf {
-    let disk = DirDisk::open(&disk_path(tv, stripe.disks[index])).unwrap();
+    let disk = DirDisk::open(&disk_path(tv, stripe.disk_of(index).unwrap())).unwrap();
     disk.shard_file(key(stripe, index))
 }
 
@@ -385,7 +385,7 @@ fn matrix_shard_header_of_another_volume() {
     for spec in specs() {
         let (tv, files) = fixture(spec, false);
         let s = stripes(&tv, files[0].ino);
-        let disk = DirDisk::open(&disk_path(&tv, s[1].disks[1])).unwrap();
+        let disk = DirDisk::open(&disk_path(&tv, s[1].disk_of(1).unwrap())).unwrap();
         let bytes = std::fs::read(disk.shard_file(key(&s[1], 1))).unwrap();
         let (object, _) = shard::decode_shard("test", bytes, None).unwrap();
         let other = VolumeId::random();
@@ -886,7 +886,7 @@ fn a_stray_copy_of_a_shard_saves_a_stripe() {
     let s = &stripes(&tv, files[0].ino)[2];
     // A copy of shard 0 sits on the disk of shard 1 (as an earlier placement could
     // leave it); then three shards are lost where the metadata puts them.
-    let copy_disk = DirDisk::open(&disk_path(&tv, s.disks[1])).unwrap();
+    let copy_disk = DirDisk::open(&disk_path(&tv, s.disk_of(1).unwrap())).unwrap();
     let copy = copy_disk.shard_file(key(s, 0));
     std::fs::copy(shard_file(&tv, s, 0), &copy).unwrap();
     for index in [0, 2, 4] {

@@ -459,7 +459,7 @@ fn fsck_and_verify_journal_without_the_passphrase_check_the_structure_and_say_so
 }
 
 #[test]
-fn an_encrypted_volume_of_the_earlier_format_is_refused_with_a_clear_message() {
+fn a_volume_of_the_earlier_format_is_refused_with_a_clear_message() {
     let rewrite_as_v1 = |tv: &TestVolume| {
         let path = Superblock::path(&tv.root);
         let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -471,21 +471,23 @@ fn an_encrypted_volume_of_the_earlier_format_is_refused_with_a_clear_message() {
             argosfs::format::json::seal(argosfs::volume::superblock::SUPERBLOCK_MAGIC, 1, &doc);
         fs::write(&path, bytes).unwrap();
     };
-    let tv = common::make(&spec(true, false));
-    rewrite_as_v1(&tv);
-    match tv.open_with(tv.options()) {
-        Err(e @ Error::OldFormat { found: 1, .. }) => {
-            let text = e.to_string();
-            assert!(text.contains("format version 1"), "{text}");
-            assert!(text.contains("export"), "{text}");
+    for encrypted in [true, false] {
+        let tv = common::make(&spec(encrypted, false));
+        rewrite_as_v1(&tv);
+        match tv.open_with(tv.options()) {
+            Err(e @ Error::OldFormat { found: 1, .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("format version 1"), "{text}");
+                assert!(text.contains("export"), "{text}");
+            }
+            Err(other) => panic!("expected OldFormat, got {other}"),
+            Ok(_) => panic!("expected OldFormat, the volume opened"),
         }
-        Err(other) => panic!("expected OldFormat, got {other}"),
-        Ok(_) => panic!("expected OldFormat, the volume opened"),
+        // fsck says the same, as an operational error.
+        let (code, text) = fsck_cli(&tv, &["-n"], true);
+        assert_eq!(code, 8, "{text}");
+        assert!(text.contains("format version 1"), "{text}");
     }
-    // A plain volume of format 1 is laid out as today's and opens.
-    let tv = common::make(&spec(false, false));
-    rewrite_as_v1(&tv);
-    tv.open().close().unwrap();
 }
 
 #[test]

@@ -48,6 +48,11 @@ pub struct MkfsArgs {
     /// else one parity shard).
     #[arg(long, value_name = "K+M")]
     pub layout: Option<String>,
+    /// Fewest shards a stripe may be written with while disks are missing (K..=K+M;
+    /// default K+1, or K without parity). Below it writes fail with EIO. K alone means a
+    /// stripe written then has no redundancy until healed.
+    #[arg(long, value_name = "N")]
+    pub min_shards: Option<u8>,
     /// Plaintext bytes per stripe (4K to 64M).
     #[arg(long, value_name = "SIZE", default_value = "1M")]
     pub stripe_size: String,
@@ -138,6 +143,7 @@ fn execute(args: &MkfsArgs) -> anyhow::Result<serde_json::Value> {
     let options = FormatOptions {
         disks,
         layout,
+        min_shards: args.min_shards,
         stripe_bytes,
         compression,
         passphrase,
@@ -157,6 +163,7 @@ fn execute(args: &MkfsArgs) -> anyhow::Result<serde_json::Value> {
         "root": super::json_path(&root),
         "volume": sb.volume.to_string(),
         "layout": format!("{}+{}", sb.layout.k, sb.layout.m),
+        "min_shards": sb.layout.min_shards,
         "stripe_bytes": sb.layout.stripe_bytes,
         "codec": sb.layout.codec,
         "compression": sb.compression.to_string(),

@@ -70,6 +70,9 @@ pub enum Kind {
     ShardMismatch,
     /// A referenced shard sits on a disk that is not available.
     ShardUnavailable,
+    /// A stripe written degraded (disks were missing): shards never written, which
+    /// heal writes; the stripe has less than its redundancy until then.
+    StripeDegraded,
     /// A stripe with fewer than k good shards: data lost.
     DataLoss,
     /// A shard object that no metadata references.

@@ -140,6 +140,8 @@ type StrayObject = (usize, ShardKey, String);
 /// A referenced shard as found.
 enum Found {
     Good(ShardObject),
+    /// The metadata records that the shard was never written (a degraded write).
+    Unwritten,
     Missing,
     Unavailable(String),
     Bad {
@@ -368,7 +370,7 @@ impl<'a> ShardCheck<'a> {
             ));
             return;
         }
-        if let Some(unknown) = sref.disks.iter().find(|d| !self.index.contains_key(d)) {
+        if let Some((_, unknown)) = sref.placed().find(|(_, d)| !self.index.contains_key(d)) {
             report.push(Finding::unrepairable(
                 Kind::BadStripeRef,
                 where_,
@@ -377,9 +379,17 @@ impl<'a> ShardCheck<'a> {
             return;
         }
         let shard_len = sref.info.shard_len as usize;
-        let slots: Vec<usize> = sref.disks.iter().map(|d| self.index[d]).collect();
+        let slots: Vec<Option<usize>> = sref
+            .disks
+            .iter()
+            .map(|d| d.map(|d| self.index[&d]))
+            .collect();
         let mut found: Vec<Found> = Vec::with_capacity(width);
         for (i, slot) in slots.iter().enumerate() {
+            let Some(slot) = slot else {
+                found.push(Found::Unwritten);
+                continue;
+            };
             let key = ShardKey {
                 stripe: sref.id,
                 index: ShardIndex(i as u8),
@@ -415,7 +425,7 @@ impl<'a> ShardCheck<'a> {
                 };
                 let header = self.header(sref, ino, chunk, i);
                 let others = self.by_key.get(&key).cloned().unwrap_or_default();
-                for slot in others.into_iter().filter(|s| *s != slots[i]) {
+                for slot in others.into_iter().filter(|s| Some(*s) != slots[i]) {
                     if let Found::Good(o) = self.read(slot, key, &header, shard_len, false, report)
                     {
                         *stray = Some(o);
@@ -433,7 +443,7 @@ impl<'a> ShardCheck<'a> {
         let solved = solve(self.erasure, self.k, self.m, sref, &views);
         let mut bad: Vec<(usize, Kind, String, bool)> = Vec::new();
         for (i, f) in found.iter().enumerate() {
-            let disk = sref.disks[i];
+            let disk = shard_home(sref, i);
             match f {
                 Found::Good(o) => {
                     if let Some(expected) = &solved
@@ -448,6 +458,12 @@ impl<'a> ShardCheck<'a> {
                     }
                 }
                 Found::Missing => bad.push((i, Kind::ShardMissing, "shard missing".into(), false)),
+                Found::Unwritten => bad.push((
+                    i,
+                    Kind::StripeDegraded,
+                    "never written: the stripe was written degraded, with disks missing".into(),
+                    false,
+                )),
                 Found::Unavailable(why) => bad.push((
                     i,
                     Kind::ShardUnavailable,
@@ -491,7 +507,7 @@ impl<'a> ShardCheck<'a> {
                     kind,
                     format!(
                         "{}:{key} ({})",
-                        sref.disks[i],
+                        shard_home(sref, i),
                         paths::describe(paths.get(), ino)
                     ),
                     format!("{why}; cannot be rebuilt: the stripe has too few good shards"),
@@ -506,9 +522,17 @@ impl<'a> ShardCheck<'a> {
             };
             let object = format!(
                 "{}:{key} ({})",
-                sref.disks[i],
+                shard_home(sref, i),
                 paths::describe(paths.get(), ino)
             );
+            let Some(slot) = slots[i] else {
+                report.push(Finding::unrepairable(
+                    kind,
+                    object,
+                    format!("{why}: heal writes it (argosfs disk ROOT heal)"),
+                ));
+                continue;
+            };
             if kind == Kind::ShardUnavailable {
                 report.push(Finding::unrepairable(
                     kind,
@@ -523,7 +547,6 @@ impl<'a> ShardCheck<'a> {
                 format!("{why}: rebuild from the other shards"),
             );
             if self.repair {
-                let slot = slots[i];
                 match self.rebuild(
                     slot,
                     key,
@@ -573,12 +596,12 @@ impl<'a> ShardCheck<'a> {
     pub fn delete_stripes(&mut self, stripes: &[StripeRef]) -> Vec<String> {
         let mut failures = Vec::new();
         for sref in stripes {
-            for (i, disk_id) in sref.disks.iter().enumerate() {
+            for (i, disk_id) in sref.placed() {
                 let key = ShardKey {
                     stripe: sref.id,
                     index: ShardIndex(i as u8),
                 };
-                let Some(&slot) = self.index.get(disk_id) else {
+                let Some(&slot) = self.index.get(&disk_id) else {
                     continue;
                 };
                 let Some(disk) = &self.disks[slot].disk else {
@@ -874,12 +897,18 @@ fn next_combination(combo: &mut [usize], n: usize) -> bool {
     false
 }
 
+/// Where shard `i` of a stripe lives, for messages: its disk, or "unwritten".
+fn shard_home(sref: &StripeRef, i: usize) -> String {
+    sref.disk_of(i)
+        .map_or_else(|| "unwritten".to_string(), |d| d.to_string())
+}
+
 /// Every (disk, shard) that `table` places.
 pub fn referenced_by(table: &Table, into: &mut HashSet<(DiskId, ShardKey)>) {
     for (_, _, sref) in table.stripes() {
-        for (i, disk) in sref.disks.iter().enumerate() {
+        for (i, disk) in sref.placed() {
             into.insert((
-                *disk,
+                disk,
                 ShardKey {
                     stripe: sref.id,
                     index: ShardIndex(i as u8),

@@ -201,13 +201,48 @@ pub struct StripeRef {
     pub id: StripeId,
     /// How it was encoded.
     pub info: StripeInfo,
-    /// Disk of each shard, in shard order (k data then m parity).
-    pub disks: Vec<DiskId>,
+    /// Disk of each shard, in shard order (k data then m parity); `None` for a shard
+    /// that was not written because too few disks could take one (a degraded stripe,
+    /// which heal completes).
+    pub disks: Vec<Option<DiskId>>,
     /// Plaintext bytes that count (a truncate may shorten it without rewriting).
     pub valid_len: u32,
     /// Which blocks hold written data when the chunk has holes (zeros stored only
     /// because a later block was written); `None`: everything up to `valid_len` is data.
     pub written: Option<BlockMap>,
+}
+
+impl StripeRef {
+    /// The disk holding shard `index`, if it was written.
+    pub fn disk_of(&self, index: usize) -> Option<DiskId> {
+        self.disks.get(index).copied().flatten()
+    }
+
+    /// The shards that were written, with their disks, in shard order.
+    pub fn placed(&self) -> impl Iterator<Item = (usize, DiskId)> + '_ {
+        self.disks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.map(|d| (i, d)))
+    }
+
+    /// The shards that were never written.
+    pub fn unwritten(&self) -> impl Iterator<Item = usize> + '_ {
+        self.disks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.is_none().then_some(i))
+    }
+
+    /// True when some shard was never written: the stripe has less than its redundancy.
+    pub fn is_degraded(&self) -> bool {
+        self.disks.iter().any(Option::is_none)
+    }
+
+    /// True when a shard sits on `disk`.
+    pub fn uses(&self, disk: DiskId) -> bool {
+        self.disks.contains(&Some(disk))
+    }
 }
 
 /// Granularity of holes inside a chunk (what SEEK_HOLE and export can see).

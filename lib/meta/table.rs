@@ -137,6 +137,16 @@ pub struct Table {
     pub next_ino: u64,
     /// Next stripe id.
     pub next_stripe: u64,
+    /// Stripes with shards never written (degraded writes), and the chunk referencing
+    /// each: what heal completes, found without a scan. Kept by [`Table::apply`].
+    pub degraded: BTreeMap<StripeId, (InodeId, u64)>,
+}
+
+/// Drops a chunk's stripe from the degraded index (the chunk no longer references it).
+fn forget_degraded(degraded: &mut BTreeMap<StripeId, (InodeId, u64)>, chunk: &Chunk) {
+    if let Chunk::Stripe(s) = chunk {
+        degraded.remove(&s.id);
+    }
 }
 
 /// Why an op could not be applied (a journal that does not fit the snapshot).
@@ -188,7 +198,11 @@ impl Table {
                     .remove(ino)
                     .ok_or_else(|| missing("DropInode", ino))?;
                 self.dirs.remove(ino);
-                self.chunks.remove(ino);
+                if let Some(chunks) = self.chunks.remove(ino) {
+                    for chunk in chunks.values() {
+                        forget_degraded(&mut self.degraded, chunk);
+                    }
+                }
                 self.orphans.remove(ino);
             }
             Op::MakeDir { ino, parent } => {
@@ -238,19 +252,39 @@ impl Table {
                     .parent = *parent;
             }
             Op::SetChunk { ino, index, chunk } => {
-                self.chunks
+                if let Chunk::Stripe(s) = chunk
+                    && s.is_degraded()
+                {
+                    self.degraded.insert(s.id, (*ino, *index));
+                }
+                let old = self
+                    .chunks
                     .entry(*ino)
                     .or_default()
                     .insert(*index, chunk.clone());
+                if let Some(old) = old
+                    && !matches!((&old, chunk), (Chunk::Stripe(a), Chunk::Stripe(b)) if a.id == b.id)
+                {
+                    forget_degraded(&mut self.degraded, &old);
+                }
+                if let Chunk::Stripe(s) = chunk
+                    && !s.is_degraded()
+                {
+                    self.degraded.remove(&s.id);
+                }
             }
             Op::DropChunks { ino, from } => {
                 if let Some(chunks) = self.chunks.get_mut(ino) {
-                    chunks.split_off(from);
+                    for chunk in chunks.split_off(from).values() {
+                        forget_degraded(&mut self.degraded, chunk);
+                    }
                 }
             }
             Op::DropChunk { ino, index } => {
-                if let Some(chunks) = self.chunks.get_mut(ino) {
-                    chunks.remove(index);
+                if let Some(chunks) = self.chunks.get_mut(ino)
+                    && let Some(chunk) = chunks.remove(index)
+                {
+                    forget_degraded(&mut self.degraded, &chunk);
                 }
             }
             Op::SetOrphan { ino, orphan } => {

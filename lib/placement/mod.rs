@@ -14,6 +14,12 @@
 //! `max_per_domain` shards. When the disk set cannot satisfy that, the cap is raised one
 //! step at a time until the stripe fits, so domains stay as diverse as the disks allow.
 //!
+//! Degraded placement: a request asks for `count` shards (k + m) but accepts as few as
+//! `min_count` (the volume's `min_shards`) when fewer disks can take one; the shards
+//! without a disk are the last ones (parity first), so the data shards stay readable
+//! directly. Fewer than `min_count` is an error that says whether space or disks are
+//! short.
+//!
 //! [`place`] and [`explain`] run the same routine; `explain` only turns its record into
 //! words.
 
@@ -44,8 +50,10 @@ pub struct Candidate {
 pub struct Request {
     /// The stripe whose shards are placed.
     pub stripe: StripeId,
-    /// How many distinct disks are needed (k + m).
+    /// How many distinct disks are wanted (k + m).
     pub count: usize,
+    /// The fewest acceptable when fewer disks can take a shard (`min_shards`).
+    pub min_count: usize,
     /// At most this many shards in one failure domain, where the disk set allows it (m, or 1 when m = 0).
     pub max_per_domain: usize,
     /// Size of each shard, for the headroom check.
@@ -55,13 +63,18 @@ pub struct Request {
 /// Why a placement is impossible.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlacementError {
-    /// Fewer usable disks than shards.
-    #[error("need {need} disks with free space, only {have} usable")]
+    /// Fewer usable disks than the request's `min_count`.
+    #[error(
+        "need at least {need} writable disks with free space, only {have} usable ({full} more are writable but full)"
+    )]
     NotEnoughDisks {
         /// Disks needed.
         need: usize,
         /// Disks usable.
         have: usize,
+        /// Writable disks that lacked only the space: when `have + full >= need`, space
+        /// is what is short.
+        full: usize,
     },
 }
 
@@ -96,7 +109,8 @@ pub struct CandidateReport {
 /// metadata and journal of the volume may live on the same device.
 const RESERVE_DIVISOR: u64 = 100;
 
-/// Picks `request.count` distinct disks, in shard order.
+/// Picks `request.count` distinct disks in shard order, or as many as can take one but
+/// at least `request.min_count`.
 pub fn place(request: &Request, candidates: &[Candidate]) -> Result<Vec<DiskId>, PlacementError> {
     let ranking = rank(request, candidates);
     if let Some(error) = ranking.error {
@@ -247,19 +261,26 @@ fn rank(request: &Request, candidates: &[Candidate]) -> Ranking {
         first_cap,
         error: None,
     };
-    if usable < request.count {
+    let target = request.count.min(usable);
+    if target < request.min_count.max(1) {
+        let full = ranking
+            .entries
+            .iter()
+            .filter(|e| matches!(e.skip, Some(Skip::NoHeadroom { .. })))
+            .count();
         ranking.error = Some(PlacementError::NotEnoughDisks {
-            need: request.count,
+            need: request.min_count.max(1),
             have: usable,
+            full,
         });
         return ranking;
     }
     // Each pass takes, in score order, every disk whose domain is below the cap. Once
     // the cap reaches `count` every usable disk qualifies, so the loop ends.
     let mut cap = first_cap;
-    while ranking.chosen.len() < request.count {
+    while ranking.chosen.len() < target {
         for i in 0..usable {
-            if ranking.chosen.len() == request.count {
+            if ranking.chosen.len() == target {
                 break;
             }
             if matches!(ranking.entries[i].pick, Pick::Taken { .. }) {
@@ -384,8 +405,8 @@ fn reason(request: &Request, ranking: &Ranking, entry: &Entry, candidate: &Candi
     let rank = entry.rank;
     if ranking.error.is_some() {
         return format!(
-            "usable (rank {rank}), but only {} usable disks for {} shards",
-            ranking.usable, request.count
+            "usable (rank {rank}), but only {} usable disks for at least {} shards",
+            ranking.usable, request.min_count
         );
     }
     match entry.pick {
@@ -452,6 +473,7 @@ mod tests {
         Request {
             stripe: StripeId(stripe),
             count,
+            min_count: count,
             max_per_domain,
             shard_bytes: 256 << 10,
         }
@@ -530,7 +552,11 @@ mod tests {
         twice.push(disk(2, "dom9"));
         assert_eq!(
             place(&request(1, 4, 1), &twice),
-            Err(PlacementError::NotEnoughDisks { need: 4, have: 3 })
+            Err(PlacementError::NotEnoughDisks {
+                need: 4,
+                have: 3,
+                full: 0
+            })
         );
     }
 
@@ -622,6 +648,44 @@ mod tests {
     }
 
     #[test]
+    fn degraded_requests_take_what_there_is_down_to_min_count() {
+        let mut candidates = disks(6);
+        candidates[2].is_writable = false;
+        let degraded = Request {
+            min_count: 5,
+            ..request(9, 6, 2)
+        };
+        for stripe in 0..100 {
+            let chosen = place(
+                &Request {
+                    stripe: StripeId(stripe),
+                    ..degraded.clone()
+                },
+                &candidates,
+            )
+            .unwrap();
+            assert_eq!(chosen.len(), 5);
+            assert!(!chosen.contains(&DiskId(2)));
+            let distinct: BTreeSet<_> = chosen.iter().collect();
+            assert_eq!(distinct.len(), 5);
+        }
+        // A full disk counts as short of space, not as missing.
+        candidates[3].total_bytes = 100 << 20;
+        candidates[3].free_bytes = 0;
+        assert_eq!(
+            place(&degraded, &candidates),
+            Err(PlacementError::NotEnoughDisks {
+                need: 5,
+                have: 4,
+                full: 1
+            })
+        );
+        let explanation = explain(&degraded, &candidates);
+        assert!(explanation.chosen.is_empty());
+        assert!(explanation.error.is_some());
+    }
+
+    #[test]
     fn unusable_disks_are_skipped() {
         let mut candidates = disks(8);
         candidates[1].is_writable = false;
@@ -642,7 +706,11 @@ mod tests {
         }
         assert_eq!(
             place(&request(1, 5, 1), &candidates),
-            Err(PlacementError::NotEnoughDisks { need: 5, have: 4 })
+            Err(PlacementError::NotEnoughDisks {
+                need: 5,
+                have: 4,
+                full: 1
+            })
         );
         let explanation = explain(&request(1, 4, 1), &candidates);
         let reasons: Vec<&str> = explanation

@@ -159,8 +159,15 @@ impl Volume {
             .iter()
             .map(|(ino, f)| (*ino, f.clone()))
             .collect();
+        // An unlinked file still open keeps its buffered bytes in memory: no name leads
+        // to it, a crash frees it, so storing them would only spend disk space (and,
+        // on a full disk, fail the commit) for data nobody can find again.
+        let orphans = self.lock_state().meta.table().orphans.clone();
         let mut failed = Vec::new();
         for (ino, file) in files {
+            if orphans.contains(&ino) {
+                continue;
+            }
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
             self.settle(&file, &mut data, 0..=u64::MAX);
             if let Err(e) = self.flush_file_locked(ino, &mut data) {
@@ -175,6 +182,7 @@ impl Volume {
             let len = buf.len() as u64;
             let written = data.written.remove(&index);
             if let Err(e) = self.store_chunk(ino, index, &buf, written.clone()) {
+                tracing::warn!(inode = %ino, chunk = index, error = %e, "buffered data could not be stored; kept buffered for the next flush");
                 // Keep the bytes: a later flush may succeed (e.g. after space is freed).
                 data.dirty.insert(index, buf);
                 if let Some(map) = written {

@@ -35,6 +35,9 @@ pub struct FormatOptions {
     pub disks: Vec<DiskConfig>,
     /// Data shards per stripe; `None` picks 4+2 with six or more disks, else what fits.
     pub layout: Option<(u8, u8)>,
+    /// Fewest shards a stripe may be written with when disks are missing; `None`: k+1
+    /// (k when there is no parity).
+    pub min_shards: Option<u8>,
     /// Plaintext bytes per stripe.
     pub stripe_bytes: u32,
     /// Compression of new stripes.
@@ -54,6 +57,7 @@ impl Default for FormatOptions {
         FormatOptions {
             disks: Vec::new(),
             layout: None,
+            min_shards: None,
             stripe_bytes: 1 << 20,
             compression: Compression::None,
             passphrase: None,
@@ -139,6 +143,8 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             to_wipe.push(path.join("shards"));
         }
         let mut stored = config.clone();
+        stored.state_since_unix = now;
+        stored.state_reason = "added by mkfs".into();
         stored.path = match path.strip_prefix(&root) {
             Ok(inside) => inside.to_path_buf(),
             Err(_) => path.clone(),
@@ -177,6 +183,9 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
             m,
             stripe_bytes: options.stripe_bytes,
             codec: DEFAULT_CODEC_ID.into(),
+            min_shards: options
+                .min_shards
+                .unwrap_or_else(|| Layout::default_min_shards(k, m)),
         },
         compression: options.compression,
         // Inline data lives in the metadata, which an encrypted volume seals too.

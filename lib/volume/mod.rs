@@ -73,6 +73,8 @@ pub struct OpenOptions {
     pub cache_bytes: Option<usize>,
     /// Dirty (not yet encoded) file bytes allowed in RAM before writers flush (default 256 MiB).
     pub dirty_limit_bytes: Option<u64>,
+    /// Overrides the superblock's `min_shards` for this open (k..=k+m).
+    pub min_shards: Option<u8>,
 }
 
 /// Attributes of an inode, as stat reports them.
@@ -145,6 +147,10 @@ pub struct Stats {
     pub shard_errors: AtomicU64,
     /// Journal commits.
     pub commits: AtomicU64,
+    /// Stripes written with fewer than k+m shards because disks were missing.
+    pub degraded_writes: AtomicU64,
+    /// Shard writes that failed with an I/O error (the disk then takes no new shards).
+    pub shard_write_failures: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -160,6 +166,10 @@ pub struct StatsSnapshot {
     pub shard_errors: u64,
     /// Journal commits.
     pub commits: u64,
+    /// Stripes written degraded.
+    pub degraded_writes: u64,
+    /// Failed shard writes.
+    pub shard_write_failures: u64,
 }
 
 /// One disk as the open volume sees it.
@@ -181,16 +191,17 @@ struct DiskSlot {
 const SPACE_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl DiskSlot {
-    /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] (placement asks
-    /// for every stripe; a disk that fills up in between answers ENOSPC, which the write
-    /// path handles).
-    fn space(&self) -> crate::store::DiskSpace {
+    /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] unless
+    /// `is_fresh` (placement asks for every stripe; a disk that fills up in between
+    /// answers ENOSPC, which the write path handles; a shortage is checked afresh).
+    fn space(&self, is_fresh: bool) -> crate::store::DiskSpace {
         let Some(disk) = &self.disk else {
             return crate::store::DiskSpace::default();
         };
         let mut cache = lock_poisoned(&self.space_cache);
         let now = std::time::Instant::now();
         if let Some((at, space)) = *cache
+            && !is_fresh
             && now.duration_since(at) < SPACE_CACHE_FOR
         {
             return space;
@@ -245,6 +256,10 @@ pub struct Volume {
     shard_io: rayon::ThreadPool,
     dirty_bytes: AtomicU64,
     dirty_limit_bytes: u64,
+    /// Fewest shards a new stripe is written with (the superblock's, or the open's).
+    min_shards: usize,
+    /// A degraded write was logged as a warning (later ones log at debug level).
+    has_warned_degraded: AtomicBool,
     stats: Stats,
     /// Set by [`Volume::enable_write_behind`].
     this: OnceLock<Weak<Volume>>,
@@ -344,6 +359,10 @@ impl Volume {
         let sb = Superblock::load(root)?;
         let lock = take_lock(root, !options.read_only)?;
         let keys = sb.keys(options.passphrase.as_deref())?;
+        let min_shards = options.min_shards.unwrap_or(sb.layout.min_shards);
+        sb.layout
+            .check_min_shards(min_shards)
+            .map_err(Error::Config)?;
         let erasure = crate::data::erasure::codec_by_id(&sb.layout.codec).ok_or_else(|| {
             Error::Config(format!("erasure codec {:?} is not known", sb.layout.codec))
         })?;
@@ -415,6 +434,8 @@ impl Volume {
             shard_io: shard_io_pool().map_err(|e| Error::io(root, e))?,
             dirty_bytes: AtomicU64::new(0),
             dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
+            min_shards: usize::from(min_shards),
+            has_warned_degraded: AtomicBool::new(false),
             stats: Stats::default(),
             this: OnceLock::new(),
             in_flight: Arc::default(),
@@ -498,6 +519,8 @@ impl Volume {
             degraded_reads: s.degraded_reads.load(Ordering::Relaxed),
             shard_errors: s.shard_errors.load(Ordering::Relaxed),
             commits: s.commits.load(Ordering::Relaxed),
+            degraded_writes: s.degraded_writes.load(Ordering::Relaxed),
+            shard_write_failures: s.shard_write_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -581,12 +604,12 @@ impl Volume {
     fn delete_stripes(&self, stripes: &[StripeRef]) {
         for stripe in stripes {
             self.cache.remove(stripe.id);
-            for (index, disk_id) in stripe.disks.iter().enumerate() {
+            for (index, disk_id) in stripe.placed() {
                 let key = crate::types::ShardKey {
                     stripe: stripe.id,
                     index: crate::types::ShardIndex(index as u8),
                 };
-                if let Some(disk) = self.disk(*disk_id)
+                if let Some(disk) = self.disk(disk_id)
                     && let Err(e) = disk.delete_shard(key)
                 {
                     tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not delete a freed shard; fsck --remove-orphans will");
@@ -606,6 +629,12 @@ impl Volume {
                     .unwrap_or(true)
                 || !lock_poisoned(&f.landing).is_empty()
         });
+    }
+
+    /// The open disk holding shard `index` of `stripe`; `None` when the shard was never
+    /// written or its disk is not at hand.
+    fn shard_disk(&self, stripe: &StripeRef, index: usize) -> Option<&DiskRef> {
+        stripe.disk_of(index).and_then(|d| self.disk(d))
     }
 
     fn disk(&self, id: DiskId) -> Option<&DiskRef> {

@@ -17,8 +17,13 @@ use std::sync::atomic::Ordering;
 impl Volume {
     /// Encodes `plain` and writes its shards to disks chosen by placement. Space is
     /// reserved first; on any failure the shards written are removed and the
-    /// reservations returned. A disk that fails with an I/O error is avoided and the
-    /// stripe placed again once.
+    /// reservations returned. A disk that fails with an I/O error is avoided from then on
+    /// and the stripe placed again.
+    ///
+    /// With disks missing the stripe is written degraded: as many shards as there are
+    /// disks to take them (the last, parity, shards left out), never fewer than
+    /// `min_shards`; the reference records which shards were not written, and the table
+    /// lists the stripe for heal.
     pub(super) fn write_stripe(&self, ino: InodeId, index: u64, plain: &[u8]) -> Result<StripeRef> {
         let id = {
             let mut state = self.lock_state();
@@ -42,6 +47,7 @@ impl Volume {
         let mut excluded: Vec<DiskId> = Vec::new();
         loop {
             let disks = self.place(id, shard_bytes, &excluded)?;
+            let width = self.sb.layout.width();
             let header = |i: usize| ShardHeader {
                 stripe: id,
                 index: ShardIndex(i as u8),
@@ -104,10 +110,15 @@ impl Volume {
             }
             let Some((bad_disk, error)) = failure else {
                 self.stats.stripes_written.fetch_add(1, Ordering::Relaxed);
+                if disks.len() < width {
+                    self.note_degraded_write(id, disks.len(), width);
+                }
+                let mut placed: Vec<Option<DiskId>> = disks.into_iter().map(Some).collect();
+                placed.resize(width, None);
                 return Ok(StripeRef {
                     id,
                     info: encoded.info,
-                    disks,
+                    disks: placed,
                     valid_len: plain.len() as u32,
                     written: None,
                 });
@@ -130,7 +141,10 @@ impl Volume {
             if no_space {
                 return Err(Error::NoSpace(format!("disk {bad_disk} is full")));
             }
-            tracing::warn!(disk = %bad_disk, error = %error, stripe = %id, "shard write failed; placing the stripe elsewhere");
+            tracing::warn!(disk = %bad_disk, error = %error, stripe = %id, "shard write failed; the disk takes no new shards until the volume is opened again; placing the stripe elsewhere");
+            self.stats
+                .shard_write_failures
+                .fetch_add(1, Ordering::Relaxed);
             let slot = &self.disks[self.disk_index[&bad_disk]];
             slot.write_failed.store(true, Ordering::Release);
             excluded.push(bad_disk);
@@ -143,18 +157,75 @@ impl Volume {
         }
     }
 
-    /// Chooses the disks of a new stripe.
+    /// Counts a degraded stripe write and says so: a warning the first time since open,
+    /// then at debug level (a volume running degraded writes every stripe that way).
+    fn note_degraded_write(&self, stripe: StripeId, written: usize, width: usize) {
+        self.stats.degraded_writes.fetch_add(1, Ordering::Relaxed);
+        let missing = self.unwritable_disks().join("; ");
+        if !self.has_warned_degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(stripe = %stripe, written, width, min_shards = self.min_shards, missing = %missing, "writing stripes degraded: too few disks can take a shard; heal completes them once disks are back or replaced");
+        } else {
+            tracing::debug!(stripe = %stripe, written, width, "stripe written degraded");
+        }
+    }
+
+    /// The disks that take no new shards, each with why.
+    fn unwritable_disks(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .filter_map(|slot| {
+                let why = if slot.disk.is_none() {
+                    match slot.config.state {
+                        super::DiskState::Active | super::DiskState::Draining => {
+                            let reason = self
+                                .unavailable_disks
+                                .iter()
+                                .find(|(id, _)| *id == slot.config.id)
+                                .map_or("not opened", |(_, why)| why.as_str());
+                            format!("unavailable: {reason}")
+                        }
+                        state => format!("{state:?}").to_lowercase(),
+                    }
+                } else if slot.config.state != super::DiskState::Active {
+                    format!("{:?}", slot.config.state).to_lowercase()
+                } else if slot.write_failed.load(Ordering::Acquire) {
+                    "a write to it failed since the volume was opened".to_string()
+                } else {
+                    return None;
+                };
+                Some(format!("disk {} ({why})", slot.config.id))
+            })
+            .collect()
+    }
+
+    /// Chooses the disks of a new stripe: k+m of them, or as many as can take a shard
+    /// but at least `min_shards`.
     fn place(
         &self,
         stripe: StripeId,
         shard_bytes: u64,
         excluded: &[DiskId],
     ) -> Result<Vec<DiskId>> {
+        match self.place_with(stripe, shard_bytes, excluded, false) {
+            // Free space is read at most every half second; a shortage may be older
+            // than that (a delete just freed space), so it is checked afresh first.
+            Err(Error::NoSpace(_)) => self.place_with(stripe, shard_bytes, excluded, true),
+            other => other,
+        }
+    }
+
+    fn place_with(
+        &self,
+        stripe: StripeId,
+        shard_bytes: u64,
+        excluded: &[DiskId],
+        is_fresh: bool,
+    ) -> Result<Vec<DiskId>> {
         let candidates: Vec<Candidate> = self
             .disks
             .iter()
             .map(|slot| {
-                let space = slot.space();
+                let space = slot.space(is_fresh);
                 Candidate {
                     id: slot.config.id,
                     weight: slot.config.weight,
@@ -174,10 +245,26 @@ impl Volume {
         let request = Request {
             stripe,
             count: self.sb.layout.width(),
+            min_count: self.min_shards,
             max_per_domain: usize::from(self.sb.layout.m).max(1),
             shard_bytes,
         };
-        placement::place(&request, &candidates).map_err(|e| Error::NoSpace(e.to_string()))
+        placement::place(&request, &candidates).map_err(|e| match e {
+            placement::PlacementError::NotEnoughDisks { need, have, full }
+                if have + full >= need =>
+            {
+                Error::NoSpace(e.to_string())
+            }
+            placement::PlacementError::NotEnoughDisks { need, have, .. } => {
+                let error = Error::TooFewDisks {
+                    need,
+                    have,
+                    why: self.unwritable_disks().join("; "),
+                };
+                tracing::error!(error = %error, "stripe not written");
+                error
+            }
+        })
     }
 
     /// Reads `dest.len()` bytes at `from` of a stripe that is neither compressed nor
@@ -224,13 +311,10 @@ impl Volume {
         }
         // A part on a disk out of reach means a reconstruction, which reads the whole
         // stripe: reading the other parts first would only read them twice.
-        if parts.iter().any(|(index, _, _)| {
-            stripe
-                .disks
-                .get(*index)
-                .and_then(|&d| self.disk(d))
-                .is_none()
-        }) {
+        if parts
+            .iter()
+            .any(|(index, _, _)| self.shard_disk(stripe, *index).is_none())
+        {
             return false;
         }
         self.read_shard_parts(stripe, parts, tracing::Level::DEBUG)
@@ -282,7 +366,7 @@ impl Volume {
             return Ok(false);
         }
         let width = stripe.disks.len();
-        let at_hand = |i: &usize| self.disk(stripe.disks[*i]).is_some();
+        let at_hand = |i: &usize| self.shard_disk(stripe, *i).is_some();
         let mut missing = vec![true; k];
         let data_parts: Vec<(usize, usize, &mut [u8])> = dest
             .chunks_mut(shard_len)
@@ -339,7 +423,7 @@ impl Volume {
         dest: &mut [u8],
         level: tracing::Level,
     ) -> bool {
-        let Some(disk_id) = stripe.disks.get(index).copied() else {
+        let Some(disk_id) = stripe.disk_of(index) else {
             return false;
         };
         let Some(disk) = self.disk(disk_id) else {
@@ -373,7 +457,7 @@ impl Volume {
     /// Reads shard `i` of `stripe` and checks it (frame, key, length); logs and returns
     /// `None` when it is missing or bad, so the caller reconstructs.
     fn read_checked_shard(&self, stripe: &StripeRef, i: usize) -> Option<shard::ShardObject> {
-        let disk_id = stripe.disks[i];
+        let disk_id = stripe.disk_of(i)?;
         let key = ShardKey {
             stripe: stripe.id,
             index: ShardIndex(i as u8),
@@ -462,7 +546,7 @@ impl Volume {
         // many more as shards were missing or bad; each batch read at once: a cold read
         // waits for the slowest disk of a batch instead of the sum.
         let absent: Vec<usize> = (0..width)
-            .filter(|&i| self.disk(stripe.disks[i]).is_none())
+            .filter(|&i| self.shard_disk(stripe, i).is_none())
             .collect();
         // A data shard out of reach counts as a shard error; a parity shard only if needed.
         let out_of_reach = absent.iter().filter(|&&i| i < k).count() as u64;

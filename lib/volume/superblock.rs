@@ -15,9 +15,9 @@ pub const SUPERBLOCK_FILE: &str = "superblock.json";
 /// Magic of the superblock document.
 pub const SUPERBLOCK_MAGIC: &str = "argosfs-superblock";
 /// Newest superblock version this build reads and writes. Version 2: an encrypted
-/// volume seals its metadata (snapshots, journal records) as well as its data.
-/// Version 1 plain volumes are the same on disk and open as they are; version 1
-/// encrypted volumes kept their metadata in plaintext and are refused.
+/// volume seals its metadata (snapshots, journal records) as well as its data; stripes
+/// may be written degraded (`min_shards`), so stripe references and the table changed;
+/// disks record when and why their state changed. Version 1 volumes are refused.
 pub const SUPERBLOCK_VERSION: u32 = 2;
 /// Largest stripe a volume may use.
 pub const MAX_STRIPE_BYTES: u32 = 64 << 20;
@@ -33,6 +33,9 @@ pub struct Layout {
     pub stripe_bytes: u32,
     /// Erasure codec id: parity bytes are part of the format.
     pub codec: String,
+    /// Fewest shards a new stripe may be written with when disks are missing (Ceph's
+    /// `min_size`): k+1 by default, k only when a person asks for it.
+    pub min_shards: u8,
 }
 
 impl Layout {
@@ -58,6 +61,26 @@ impl Layout {
     /// Shards per stripe.
     pub fn width(&self) -> usize {
         usize::from(self.k) + usize::from(self.m)
+    }
+
+    /// The default `min_shards` of a k+m layout: one shard of redundancy left (k+1), or
+    /// k when there is no parity.
+    pub fn default_min_shards(k: u8, m: u8) -> u8 {
+        k + m.min(1)
+    }
+
+    /// Checks a `min_shards` value against the layout.
+    pub fn check_min_shards(&self, min_shards: u8) -> std::result::Result<(), String> {
+        if min_shards < self.k || usize::from(min_shards) > self.width() {
+            return Err(format!(
+                "min_shards {min_shards} is outside {}..={} (k..=k+m) for layout {}+{}",
+                self.k,
+                self.width(),
+                self.k,
+                self.m
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -114,6 +137,12 @@ pub struct DiskConfig {
     pub numa: Option<u32>,
     /// State.
     pub state: DiskState,
+    /// When the state last changed (Unix seconds; when the disk was added at first).
+    #[serde(default)]
+    pub state_since_unix: u64,
+    /// Why the state last changed ("added by mkfs", "drained", ...).
+    #[serde(default)]
+    pub state_reason: String,
 }
 
 impl DiskConfig {
@@ -135,6 +164,8 @@ impl DiskConfig {
             domain: format!("disk{}", id.0),
             numa: None,
             state: DiskState::Active,
+            state_since_unix: 0,
+            state_reason: String::new(),
         };
         for pair in opts.into_iter().flat_map(|o| o.split(',')) {
             let (key, value) = pair
@@ -214,11 +245,11 @@ impl Superblock {
             SUPERBLOCK_MAGIC,
             SUPERBLOCK_VERSION,
         )?;
-        if version < 2 && sb.encryption.is_some() {
+        if version < 2 {
             return Err(Error::OldFormat {
                 path,
                 found: version,
-                why: "its metadata (names, owners, xattrs) is not encrypted, and this build opens only encrypted volumes whose metadata is; read it with the build that made it (argosfs-export) and import the tree into a volume made by this one",
+                why: "this build reads format 2 (degraded stripes, and an encrypted volume's metadata sealed too); read the volume with the build that made it (argosfs-export) and import the tree into a volume made by this one",
             });
         }
         sb.validate().map_err(Error::Config)?;
@@ -279,6 +310,7 @@ impl Superblock {
                 l.stripe_bytes
             ));
         }
+        l.check_min_shards(l.min_shards)?;
         if crate::data::erasure::codec_by_id(&l.codec).is_none() {
             return Err(format!(
                 "erasure codec {:?} is not known to this build",

@@ -63,6 +63,8 @@ pub struct Spec {
     pub compression: bool,
     pub encryption: bool,
     pub inline_max_bytes: u32,
+    /// `None`: the default (k+1).
+    pub min_shards: Option<u8>,
 }
 
 impl Default for Spec {
@@ -75,6 +77,7 @@ impl Default for Spec {
             compression: false,
             encryption: false,
             inline_max_bytes: 2048,
+            min_shards: None,
         }
     }
 }
@@ -113,6 +116,7 @@ pub fn make_in(spec: &Spec, disk_parent: Option<&Path>) -> TestVolume {
             .map(|(i, p)| DiskConfig::parse(DiskId(i as u16), p.to_str().unwrap()).unwrap())
             .collect(),
         layout: Some((spec.k, spec.m)),
+        min_shards: spec.min_shards,
         stripe_bytes: spec.stripe_bytes,
         compression: if spec.compression {
             Compression::Zstd { level: 1 }
