@@ -142,3 +142,60 @@ fn a_refused_mkfs_leaves_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 10: `--disk v1.d/d0` means `./v1.d/d0`, as a relative path given to any program
+/// does, not `ROOT/v1.d/d0`. A disk that does lie inside ROOT is still recorded relative
+/// to ROOT.
+#[test]
+fn issue_10_relative_disk_paths_are_relative_to_the_current_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_argosfs-mkfs"))
+        .current_dir(dir.path())
+        .args(["v1", "--disk", "v1.d/d0", "--disk", "./v1.d/d1:weight=2"])
+        .args(["--disk", "v1.d/d2", "--disk", "v1/inside", "--json"])
+        .env_remove("ARGOSFS_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child's current directory, as getcwd(3) gives it (the temporary directory's
+    // path may go through a symbolic link).
+    let cwd = dir.path().canonicalize().unwrap();
+    let expected = [
+        cwd.join("v1.d/d0"),
+        cwd.join("v1.d/d1"),
+        cwd.join("v1.d/d2"),
+        cwd.join("v1/inside"),
+    ];
+    for disk in &expected {
+        assert!(
+            disk.join("argosfs-disk.json").is_file(),
+            "no label in {}",
+            disk.display()
+        );
+    }
+    assert!(!cwd.join("v1/v1.d").exists(), "a disk was put inside ROOT");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reported: Vec<&str> = report["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    let expected_text: Vec<&str> = expected.iter().map(|p| p.to_str().unwrap()).collect();
+    assert_eq!(reported, expected_text);
+    let root = cwd.join("v1");
+    let sb = argosfs::volume::Superblock::load(&root).unwrap();
+    assert_eq!(sb.disks[0].path, cwd.join("v1.d/d0"));
+    assert_eq!(
+        sb.disks[3].path,
+        Path::new("inside"),
+        "stored relative to ROOT"
+    );
+    let vol = argosfs::volume::Volume::open(&root, Default::default()).unwrap();
+    assert!(vol.unavailable_disks().is_empty());
+    vol.close().unwrap();
+}

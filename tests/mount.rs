@@ -631,15 +631,14 @@ fn mount_helper_and_background_launch() {
         .unwrap();
     assert!(status.success());
     let guard = UmountGuard(mnt.clone());
-    let line = fs::read_to_string("/proc/mounts")
-        .unwrap()
-        .lines()
-        .find(|l| l.split(' ').nth(1) == mnt.to_str())
-        .map(str::to_string)
-        .expect("mounted in the background");
+    let line = proc_mounts_line(&mnt);
     assert!(
         !line.contains("nosuid") && !line.contains("nodev"),
         "{line}"
+    );
+    assert_eq!(
+        source_and_type(&line),
+        (tv.root.to_str().unwrap(), "fuse.argosfs")
     );
     fs::write(mnt.join("x"), b"y").unwrap();
     drop(guard);
@@ -658,7 +657,50 @@ fn mount_helper_and_background_launch() {
         assert!(status.success());
         let _guard = UmountGuard(mnt.clone());
         assert_eq!(fs::read(mnt.join("x")).unwrap(), b"y");
+        let line = proc_mounts_line(&mnt);
+        assert_eq!(
+            source_and_type(&line),
+            (tv.root.to_str().unwrap(), "fuse.argosfs")
+        );
     }
+}
+
+/// Issue 10: the mount reads as type fuse.argosfs, not plain fuse, in /proc/mounts (which
+/// df -T and findmnt show), with ROOT or the fsname= option as its source.
+#[test]
+fn issue_10_mount_type_is_fuse_argosfs_with_root_as_source() {
+    require_fuse!();
+    let m = Mounted::new(&Spec::default());
+    let line = proc_mounts_line(&m.mnt);
+    assert_eq!(
+        source_and_type(&line),
+        (m.tv.root.to_str().unwrap(), "fuse.argosfs")
+    );
+    let named = Mounted::with_options(
+        crate::common::make(&Spec::default()),
+        &["allow_other", "fsname=archive"],
+    );
+    let line = proc_mounts_line(&named.mnt);
+    assert_eq!(source_and_type(&line), ("archive", "fuse.argosfs"));
+}
+
+/// The newest line of /proc/mounts for the mount point `mnt`.
+fn proc_mounts_line(mnt: &Path) -> String {
+    fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(1) == mnt.to_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{} is not in /proc/mounts", mnt.display()))
+}
+
+/// The source and file system type fields of a /proc/mounts line.
+fn source_and_type(line: &str) -> (&str, &str) {
+    let mut fields = line.split(' ');
+    let source = fields.next().unwrap_or_default();
+    let fs_type = fields.nth(1).unwrap_or_default();
+    (source, fs_type)
 }
 
 /// Unmounts a background mount on drop (waiting until the daemon let go of the volume).

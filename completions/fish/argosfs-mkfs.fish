@@ -1,4 +1,4 @@
-complete -c argosfs-mkfs -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. Repeat once per disk' -r
+complete -c argosfs-mkfs -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. A relative PATH is relative to the current directory, as ROOT is; a disk inside ROOT is recorded relative to ROOT, so ROOT can be moved with it. Repeat once per disk' -r
 complete -c argosfs-mkfs -l layout -d 'Data and parity shards per stripe, e.g. 4+2 (default: 4+2 with six or more disks, else one parity shard)' -r
 complete -c argosfs-mkfs -l min-shards -d 'Fewest shards a stripe may be written with while disks are missing (K..=K+M; default K+1, or K without parity). Below it writes fail with EIO. K alone means a stripe written then has no redundancy until healed' -r
 complete -c argosfs-mkfs -l stripe-size -d 'Plaintext bytes per stripe (4K to 64M)' -r

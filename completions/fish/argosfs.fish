@@ -33,7 +33,7 @@ complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "verify-journal" -d 
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. Repeat once per disk' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. A relative PATH is relative to the current directory, as ROOT is; a disk inside ROOT is recorded relative to ROOT, so ROOT can be moved with it. Repeat once per disk' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l layout -d 'Data and parity shards per stripe, e.g. 4+2 (default: 4+2 with six or more disks, else one parity shard)' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l min-shards -d 'Fewest shards a stripe may be written with while disks are missing (K..=K+M; default K+1, or K without parity). Below it writes fail with EIO. K alone means a stripe written then has no redundancy until healed' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l stripe-size -d 'Plaintext bytes per stripe (4K to 64M)' -r

@@ -41,7 +41,9 @@ pub struct MkfsArgs {
     /// Volume root directory (superblock, metadata, lock); created if missing.
     pub root: PathBuf,
     /// A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N].
-    /// Repeat once per disk.
+    /// A relative PATH is relative to the current directory, as ROOT is; a disk inside
+    /// ROOT is recorded relative to ROOT, so ROOT can be moved with it. Repeat once per
+    /// disk.
     #[arg(long = "disk", value_name = "PATH[:OPTS]", required = true)]
     pub disks: Vec<String>,
     /// Data and parity shards per stripe, e.g. 4+2 (default: 4+2 with six or more disks,

@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// The file system subtype: a mount shows as type `fuse.argosfs`.
+pub const FS_SUBTYPE: &str = "argosfs";
+
 /// Examples for `--help` and the man page.
 pub const EXAMPLES: &[Example] = &[
     (
@@ -62,7 +65,10 @@ commit everything and end it.
 Called through a link named mount.argosfs (ln -s $(command -v argosfs-mount) \
 /sbin/mount.argosfs), it is the mount(8) helper for file system type argosfs and takes \
 mount(8)'s helper arguments: mount.argosfs ROOT MOUNTPOINT [-sfnvrw] [-o OPTIONS]. That \
-makes fstab lines and systemd .mount units with type argosfs work.")]
+makes fstab lines and systemd .mount units with type argosfs work.
+
+The mount shows as file system type fuse.argosfs (in df -T, findmnt and /proc/mounts), \
+with ROOT, or the name given with -o fsname=, as its source.")]
 #[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct MountArgs {
     /// Volume root directory.
@@ -468,6 +474,12 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| crate::cli::display_path(&args.root).display().to_string()),
         ),
+        // The type then reads fuse.argosfs (df -T, findmnt, /proc/mounts). fuser 0.18
+        // hands MountOption::Subtype only to fusermount and drops it on its direct
+        // mount(2) path, the one root takes; as a kernel option the kernel's fuse takes
+        // it itself. fusermount3 (fuser's fallback when mount(2) is refused) reads
+        // subtype= too and mounts type fuse.argosfs; that path is not tested here.
+        MountOption::CUSTOM(format!("subtype={FS_SUBTYPE}")),
         MountOption::DefaultPermissions,
     ];
     config.mount_options.extend(settings.kernel.iter().cloned());

@@ -31,7 +31,10 @@ pub enum KdfStrength {
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct FormatOptions {
-    /// The disks, in id order.
+    /// The disks, in id order. A relative `path` is relative to the current directory,
+    /// as for any path a program is given (not to `root`). A disk that lies inside
+    /// `root` is recorded in the superblock relative to it, so that ROOT can be moved with
+    /// its disks; [`DiskConfig::resolve`] reads such stored paths against ROOT.
     pub disks: Vec<DiskConfig>,
     /// Data shards per stripe; `None` picks 4+2 with six or more disks, else what fits.
     pub layout: Option<(u8, u8)>,
@@ -127,7 +130,9 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut to_wipe = Vec::new();
     for config in &options.disks {
-        let path = absolute(&config.resolve(&root))?;
+        // What the caller gave: relative to the current directory, like ROOT itself;
+        // only the superblock's stored paths are relative to ROOT.
+        let path = absolute(&config.path)?;
         if paths.contains(&path) {
             return Err(Error::Config(format!(
                 "disk {} is given twice",

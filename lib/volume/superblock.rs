@@ -125,7 +125,9 @@ pub enum DiskState {
 pub struct DiskConfig {
     /// Its id (also in its label).
     pub id: DiskId,
-    /// Its directory; relative paths are relative to ROOT.
+    /// Its directory. In the superblock a relative path is relative to ROOT (see
+    /// [`DiskConfig::resolve`]); given to `volume::format`, relative to the current
+    /// directory.
     pub path: PathBuf,
     /// Relative placement weight.
     pub weight: f64,
@@ -200,7 +202,8 @@ impl DiskConfig {
         Ok(disk)
     }
 
-    /// The disk directory, resolving a relative path against ROOT.
+    /// The disk directory of a disk read from the superblock, resolving a relative path
+    /// against ROOT.
     pub fn resolve(&self, root: &Path) -> PathBuf {
         if self.path.is_absolute() {
             self.path.clone()
