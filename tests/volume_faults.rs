@@ -531,3 +531,153 @@ fn a_rebuilt_stripe_shortened_by_truncate_reads_zeros_past_its_end() {
     );
     assert!(vol.stats().degraded_reads > 0);
 }
+
+/// The table of a closed volume, read-only.
+fn table_of(tv: &common::TestVolume) -> argosfs::meta::Table {
+    let vol = tv
+        .open_with(OpenOptions {
+            read_only: true,
+            ..tv.options()
+        })
+        .unwrap();
+    let sb = argosfs::volume::Superblock::load(&tv.root).unwrap();
+    drop(vol);
+    let codec = sb.keys(tv.passphrase.as_deref()).unwrap().meta;
+    let (store, _) = argosfs::meta::MetaStore::open(&tv.root.join("meta"), codec, false).unwrap();
+    store.table().clone()
+}
+
+#[test]
+fn issue_10_writes_go_on_degraded_with_a_disk_lost_and_stay_readable() {
+    for encryption in [false, true] {
+        let tv = common::make(&Spec {
+            encryption,
+            compression: encryption,
+            stripe_bytes: 16 << 10,
+            ..Spec::default()
+        });
+        let before = {
+            let vol = tv.open();
+            let written = files(&vol, 2);
+            vol.close().unwrap();
+            written
+        };
+        std::fs::remove_dir_all(&tv.disks[3]).unwrap();
+        let vol = tv.open();
+        let data = pattern(100_000, 41);
+        let ino = put_file(&vol, b"while-degraded", &data);
+        vol.commit().unwrap();
+        assert!(vol.stats().degraded_writes >= 7, "{:?}", vol.stats());
+        assert_eq!(read_all(&vol, ino).unwrap(), data);
+        vol.close().unwrap();
+
+        // The stripes record the shard they lack, and the table lists them for heal.
+        let table = table_of(&tv);
+        let chunks = &table.chunks[&ino];
+        for chunk in chunks.values() {
+            let argosfs::meta::Chunk::Stripe(s) = chunk else {
+                panic!("stripes expected")
+            };
+            assert!(s.is_degraded(), "{s:?}");
+            assert_eq!(
+                s.unwritten().collect::<Vec<_>>(),
+                vec![5],
+                "parity is left out"
+            );
+            assert!(!s.uses(DiskId(3)));
+            assert!(table.degraded.contains_key(&s.id));
+        }
+        assert_eq!(table.degraded.len(), chunks.len());
+
+        // One more disk lost still reads everything: the degraded stripes had 5 of 6.
+        std::fs::remove_dir_all(&tv.disks[0]).unwrap();
+        let vol = tv.open();
+        assert_eq!(read_all(&vol, ino).unwrap(), data, "enc={encryption}");
+        for (old, bytes) in &before {
+            assert_eq!(&read_all(&vol, *old).unwrap(), bytes);
+        }
+        vol.close().unwrap();
+    }
+}
+
+#[test]
+fn issue_10_below_min_shards_writes_fail_with_eio_and_reads_go_on() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let (old, old_data) = {
+        let vol = tv.open();
+        let data = pattern(70_000, 5);
+        let ino = put_file(&vol, b"old", &data);
+        vol.close().unwrap();
+        (ino, data)
+    };
+    std::fs::remove_dir_all(&tv.disks[1]).unwrap();
+    std::fs::remove_dir_all(&tv.disks[4]).unwrap();
+    let vol = tv.open();
+    let c = root();
+    let file = vol.create(&c, InodeId::ROOT, b"new", 0o644).unwrap().ino;
+    vol.write(&c, file, 0, &pattern(50_000, 6)).unwrap();
+    let err = vol.fsync(file).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooFewDisks {
+                need: 5,
+                have: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.errno(), libc::EIO);
+    let text = err.to_string();
+    assert!(
+        text.contains("disk d1") && text.contains("disk d4"),
+        "{text}"
+    );
+    // Reads go on, and what was stored is unharmed.
+    assert_eq!(read_all(&vol, old).unwrap(), old_data);
+    drop(vol);
+
+    // min_shards = k (asked for explicitly) lets writes go on without redundancy.
+    let vol = tv
+        .open_with(OpenOptions {
+            min_shards: Some(4),
+            ..tv.options()
+        })
+        .unwrap();
+    let data = pattern(50_000, 7);
+    let ino = put_file(&vol, b"unprotected", &data);
+    vol.commit().unwrap();
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+    assert_eq!(read_all(&vol, old).unwrap(), old_data);
+    drop(vol);
+    // An impossible override is refused with a message.
+    let err = tv
+        .open_with(OpenOptions {
+            min_shards: Some(3),
+            ..tv.options()
+        })
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("min_shards 3"), "{err}");
+}
+
+#[test]
+fn issue_10_a_failing_disk_mid_write_is_left_out_and_counted() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let (vol, faults) = tv.open_faulty();
+    faults.lock().unwrap()[&DiskId(2)].fail_puts_after(1, libc::EIO);
+    let data = pattern(200_000, 8);
+    let ino = put_file(&vol, b"f", &data);
+    vol.commit().unwrap();
+    assert_eq!(read_all(&vol, ino).unwrap(), data);
+    let stats = vol.stats();
+    assert!(stats.shard_write_failures >= 1, "{stats:?}");
+    assert!(stats.degraded_writes >= 1, "{stats:?}");
+}

@@ -320,3 +320,69 @@ impl Table {
         stripe.0 < self.next_stripe
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::StripeInfo;
+    use crate::meta::{FileKind, Inode};
+    use crate::types::DiskId;
+
+    fn stripe(id: u64, missing: bool) -> Chunk {
+        let mut disks: Vec<Option<DiskId>> = (0..3).map(|d| Some(DiskId(d))).collect();
+        if missing {
+            disks[2] = None;
+        }
+        Chunk::Stripe(StripeRef {
+            id: StripeId(id),
+            info: StripeInfo {
+                flags: 0,
+                plain_len: 10,
+                payload_len: 10,
+                shard_len: 64,
+                payload_crc: 0,
+            },
+            disks,
+            valid_len: 10,
+            written: None,
+        })
+    }
+
+    #[test]
+    fn the_degraded_index_follows_every_op_that_changes_chunks() {
+        let mut t = Table::with_root(Inode::new(FileKind::Directory, 0o755, 0, 0));
+        let ino = InodeId(5);
+        t.apply(&Op::PutInode {
+            ino,
+            inode: Inode::new(FileKind::Regular, 0o644, 0, 0),
+        })
+        .unwrap();
+        let set = |t: &mut Table, index: u64, chunk: Chunk| {
+            t.apply(&Op::SetChunk { ino, index, chunk }).unwrap();
+        };
+        set(&mut t, 0, stripe(1, true));
+        set(&mut t, 1, stripe(2, true));
+        set(&mut t, 2, stripe(3, false));
+        set(&mut t, 3, stripe(4, true));
+        set(&mut t, 4, stripe(5, true));
+        assert_eq!(
+            t.degraded.keys().map(|s| s.0).collect::<Vec<_>>(),
+            [1, 2, 4, 5]
+        );
+        assert_eq!(t.degraded[&StripeId(2)], (ino, 1));
+        // Healed in place: same stripe, every shard written.
+        set(&mut t, 0, stripe(1, false));
+        // Replaced by a new stripe, by inline data.
+        set(&mut t, 1, stripe(6, false));
+        set(&mut t, 3, Chunk::Inline(b"x".to_vec()));
+        assert_eq!(t.degraded.keys().map(|s| s.0).collect::<Vec<_>>(), [5]);
+        t.apply(&Op::DropChunk { ino, index: 4 }).unwrap();
+        assert!(t.degraded.is_empty());
+        set(&mut t, 7, stripe(7, true));
+        t.apply(&Op::DropChunks { ino, from: 5 }).unwrap();
+        assert!(t.degraded.is_empty());
+        set(&mut t, 8, stripe(8, true));
+        t.apply(&Op::DropInode { ino }).unwrap();
+        assert!(t.degraded.is_empty());
+    }
+}
