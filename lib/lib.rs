@@ -36,6 +36,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod fsck;
+pub mod maint;
 pub mod meta;
 pub mod placement;
 pub mod posix;

@@ -6,6 +6,7 @@ mod common;
 mod cli_mkfs;
 mod cli_packaging;
 mod fsck;
+mod maint;
 mod meta_sealing;
 mod mount;
 mod mount_util;

@@ -58,6 +58,10 @@ pub struct Request {
     pub max_per_domain: usize,
     /// Size of each shard, for the headroom check.
     pub shard_bytes: u64,
+    /// Domains already holding shards of the stripe (when some of its shards are placed
+    /// again: heal, drain), counted against `max_per_domain` like chosen ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_domains: Vec<String>,
 }
 
 /// Why a placement is impossible.
@@ -291,7 +295,8 @@ fn rank(request: &Request, candidates: &[Candidate]) -> Ranking {
                 .chosen
                 .iter()
                 .filter(|&&j| candidates[ranking.entries[j].candidate].domain == *domain)
-                .count();
+                .count()
+                + request.held_domains.iter().filter(|d| *d == domain).count();
             ranking.entries[i].pick = if held < cap {
                 ranking.chosen.push(i);
                 Pick::Taken {
@@ -476,6 +481,7 @@ mod tests {
             min_count: count,
             max_per_domain,
             shard_bytes: 256 << 10,
+            held_domains: Vec::new(),
         }
     }
 
@@ -683,6 +689,22 @@ mod tests {
         let explanation = explain(&degraded, &candidates);
         assert!(explanation.chosen.is_empty());
         assert!(explanation.error.is_some());
+    }
+
+    #[test]
+    fn domains_already_holding_shards_count_against_the_cap() {
+        // Six disks in three domains; the stripe keeps four shards in dom0 and dom1 and
+        // two are placed again: both go to dom2.
+        let candidates: Vec<Candidate> =
+            (0..6).map(|i| disk(i, &format!("dom{}", i / 2))).collect();
+        for stripe in 0..50 {
+            let request = Request {
+                held_domains: vec!["dom0".into(), "dom0".into(), "dom1".into(), "dom1".into()],
+                ..request(stripe, 2, 2)
+            };
+            let chosen = place(&request, &candidates).unwrap();
+            assert_eq!(domain_counts(&chosen, &candidates)["dom2"], 2, "{chosen:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod attr;
 mod data;
 mod format;
 mod namespace;
+mod relocate;
 mod store_access;
 mod stripe_io;
 pub mod superblock;
@@ -29,6 +30,7 @@ pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
+pub use relocate::{DiskInfo, Relocated, StripeAt};
 pub use store_access::audit_root;
 pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 
@@ -174,7 +176,10 @@ pub struct StatsSnapshot {
 
 /// One disk as the open volume sees it.
 struct DiskSlot {
+    /// As configured at open; the state changes in `state`.
     config: DiskConfig,
+    /// The life-cycle state now ([`Volume::set_disk_state`] changes it).
+    state: Mutex<DiskState>,
     /// None when the disk could not be opened (missing, wrong label): reads reconstruct.
     disk: Option<DiskRef>,
     /// Bytes promised to stripe writes in flight.
@@ -191,6 +196,10 @@ struct DiskSlot {
 const SPACE_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl DiskSlot {
+    fn state(&self) -> DiskState {
+        *lock_poisoned(&self.state)
+    }
+
     /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] unless
     /// `is_fresh` (placement asks for every stripe; a disk that fills up in between
     /// answers ENOSPC, which the write path handles; a shortage is checked afresh).
@@ -251,6 +260,8 @@ pub struct Volume {
     files: Mutex<HashMap<InodeId, Arc<FileState>>>,
     gate: RwLock<()>,
     commit_lock: Mutex<()>,
+    /// Serializes rewrites of the superblock by this process (disk state changes).
+    superblock_lock: Mutex<()>,
     cache: StripeCache,
     /// Threads that read or write the shards of one stripe at once.
     shard_io: rayon::ThreadPool,
@@ -394,6 +405,7 @@ impl Volume {
             };
             disks.push(DiskSlot {
                 config: config.clone(),
+                state: Mutex::new(config.state),
                 disk,
                 reserved: AtomicU64::new(0),
                 write_failed: AtomicBool::new(false),
@@ -430,6 +442,7 @@ impl Volume {
             files: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
             commit_lock: Mutex::new(()),
+            superblock_lock: Mutex::new(()),
             cache: StripeCache::new(options.cache_bytes.unwrap_or(64 << 20)),
             shard_io: shard_io_pool().map_err(|e| Error::io(root, e))?,
             dirty_bytes: AtomicU64::new(0),

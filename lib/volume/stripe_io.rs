@@ -175,7 +175,7 @@ impl Volume {
             .iter()
             .filter_map(|slot| {
                 let why = if slot.disk.is_none() {
-                    match slot.config.state {
+                    match slot.state() {
                         super::DiskState::Active | super::DiskState::Draining => {
                             let reason = self
                                 .unavailable_disks
@@ -186,8 +186,8 @@ impl Volume {
                         }
                         state => format!("{state:?}").to_lowercase(),
                     }
-                } else if slot.config.state != super::DiskState::Active {
-                    format!("{:?}", slot.config.state).to_lowercase()
+                } else if slot.state() != super::DiskState::Active {
+                    format!("{:?}", slot.state()).to_lowercase()
                 } else if slot.write_failed.load(Ordering::Acquire) {
                     "a write to it failed since the volume was opened".to_string()
                 } else {
@@ -232,7 +232,7 @@ impl Volume {
                     class: slot.config.class.clone(),
                     domain: slot.config.domain.clone(),
                     is_writable: slot.disk.is_some()
-                        && slot.config.state == super::DiskState::Active
+                        && slot.state() == super::DiskState::Active
                         && !slot.write_failed.load(Ordering::Acquire)
                         && !excluded.contains(&slot.config.id),
                     free_bytes: space
@@ -248,6 +248,7 @@ impl Volume {
             min_count: self.min_shards,
             max_per_domain: usize::from(self.sb.layout.m).max(1),
             shard_bytes,
+            held_domains: Vec::new(),
         };
         placement::place(&request, &candidates).map_err(|e| match e {
             placement::PlacementError::NotEnoughDisks { need, have, full }
@@ -456,7 +457,11 @@ impl Volume {
 
     /// Reads shard `i` of `stripe` and checks it (frame, key, length); logs and returns
     /// `None` when it is missing or bad, so the caller reconstructs.
-    fn read_checked_shard(&self, stripe: &StripeRef, i: usize) -> Option<shard::ShardObject> {
+    pub(super) fn read_checked_shard(
+        &self,
+        stripe: &StripeRef,
+        i: usize,
+    ) -> Option<shard::ShardObject> {
         let disk_id = stripe.disk_of(i)?;
         let key = ShardKey {
             stripe: stripe.id,

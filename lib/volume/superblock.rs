@@ -325,12 +325,12 @@ impl Superblock {
             .iter()
             .filter(|d| matches!(d.state, DiskState::Active | DiskState::Draining))
             .count();
-        if usable < l.width() {
+        // mkfs wants k+m disks; later, drained or failed ones may leave fewer (a
+        // degraded volume still opens), but fewer than k could not read anything.
+        if usable < usize::from(l.k) {
             return Err(format!(
-                "layout {}+{} needs {} disks but only {usable} are configured",
-                l.k,
-                l.m,
-                l.width()
+                "layout {}+{} needs at least {} disks that are active or draining, only {usable} are",
+                l.k, l.m, l.k
             ));
         }
         let mut ids: Vec<_> = self.disks.iter().map(|d| d.id).collect();

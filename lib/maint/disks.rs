@@ -1,0 +1,215 @@
+//! Changes to a volume's list of disks, made offline under the volume lock: add a disk,
+//! put a new directory in a disk's place (replace), forget a drained disk. Each labels
+//! what it must and rewrites the superblock atomically as its last step, so an
+//! interrupted change leaves the volume as it was.
+
+use crate::error::{Error, Result};
+use crate::store::{DirDisk, Disk, DiskLabel};
+use crate::types::DiskId;
+use crate::volume::{DiskConfig, DiskState, Superblock};
+use std::path::{Path, PathBuf};
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Finds a disk by what a person types: its id (`d3` or `3`) or its path.
+pub fn find_disk(root: &Path, sb: &Superblock, text: &str) -> Result<DiskId> {
+    let by_id = text
+        .strip_prefix('d')
+        .unwrap_or(text)
+        .parse::<u16>()
+        .ok()
+        .map(DiskId)
+        .filter(|id| sb.disks.iter().any(|d| d.id == *id));
+    if let Some(id) = by_id {
+        return Ok(id);
+    }
+    let wanted = std::path::absolute(text).map_err(|e| Error::io(text, e))?;
+    sb.disks
+        .iter()
+        .find(|d| d.resolve(root) == wanted)
+        .map(|d| d.id)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{text:?} names no disk of this volume (give its id, e.g. d3, or its path; `argosfs disk ROOT list` shows them)"
+            ))
+        })
+}
+
+/// The path to store for a disk directory the user gave: absolute against the current
+/// directory, then relative to ROOT when it lies inside it (as mkfs stores it).
+fn stored_path(root: &Path, given: &Path) -> Result<(PathBuf, PathBuf)> {
+    let absolute = std::path::absolute(given).map_err(|e| Error::io(given, e))?;
+    let stored = match absolute.strip_prefix(root) {
+        Ok(inside) => inside.to_path_buf(),
+        Err(_) => absolute.clone(),
+    };
+    Ok((absolute, stored))
+}
+
+/// Creates and labels a disk directory for disk `id`; refuses one that already holds an
+/// ArgosFS label.
+fn label_new_disk(path: &Path, sb: &Superblock, id: DiskId) -> Result<()> {
+    if let Ok(existing) = DirDisk::open(path)
+        && existing.read_label().ok().flatten().is_some()
+    {
+        return Err(Error::AlreadyFormatted {
+            path: path.to_path_buf(),
+        });
+    }
+    let disk = DirDisk::create(path).map_err(|e| Error::io(path, e))?;
+    let label = DiskLabel {
+        volume: sb.volume,
+        disk: id,
+        created_unix: now_unix(),
+    };
+    disk.write_label(&label.encode())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Adds a disk (`PATH[:weight=W,class=C,domain=D,numa=N]`, as mkfs takes it): labels
+/// it and appends it to the superblock. New stripes use it at once; existing data moves
+/// only by rebalance.
+pub fn add(root: &Path, text: &str) -> Result<DiskConfig> {
+    let _lock = crate::volume::take_lock(root, true)?;
+    let mut sb = Superblock::load(root)?;
+    let id = DiskId(sb.disks.iter().map(|d| d.id.0 + 1).max().unwrap_or(0));
+    let mut config = DiskConfig::parse(id, text).map_err(Error::Config)?;
+    let (absolute, stored) = stored_path(root, &config.path)?;
+    if sb.disks.iter().any(|d| d.resolve(root) == absolute) {
+        return Err(Error::Config(format!(
+            "{} is already disk of this volume",
+            absolute.display()
+        )));
+    }
+    label_new_disk(&absolute, &sb, id)?;
+    config.path = stored;
+    config.state_since_unix = now_unix();
+    config.state_reason = "added".into();
+    sb.disks.push(config.clone());
+    sb.validate().map_err(Error::Config)?;
+    sb.store(root)?;
+    Ok(config)
+}
+
+/// What [`replace`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replaced {
+    /// The disk whose place was taken.
+    pub disk: DiskId,
+    /// Its old directory.
+    pub old_path: PathBuf,
+    /// The new one.
+    pub new_path: PathBuf,
+    /// Shards copied from the old directory (it was readable).
+    pub shards_copied: u64,
+    /// Why the old directory could not be copied from, when it could not.
+    pub old_unreadable: Option<String>,
+}
+
+/// Puts the directory `new` in the place of disk `disk`: it is labelled with the disk's
+/// id, so placement and every stripe reference treat it as that disk. When the old
+/// directory still reads, its shards are copied over first (each verified by its own
+/// checksums as it is read back); whatever is missing afterwards, heal rebuilds. The
+/// superblock is switched to the new path last, so until then the old disk stays in use.
+pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
+    let _lock = crate::volume::take_lock(root, true)?;
+    let mut sb = Superblock::load(root)?;
+    let entry = sb
+        .disks
+        .iter()
+        .position(|d| d.id == disk)
+        .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
+    let old_path = sb.disks[entry].resolve(root);
+    let (absolute, stored) = stored_path(root, new)?;
+    if sb.disks.iter().any(|d| d.resolve(root) == absolute) {
+        return Err(Error::Config(format!(
+            "{} is already a disk of this volume",
+            absolute.display()
+        )));
+    }
+    label_new_disk(&absolute, &sb, disk)?;
+    let target = DirDisk::open(&absolute).map_err(|e| Error::io(&absolute, e))?;
+    let (shards_copied, old_unreadable) = match copy_shards(&old_path, &sb, disk, &target) {
+        Ok(n) => (n, None),
+        Err(why) => (0, Some(why)),
+    };
+    target.sync().map_err(|e| Error::io(&absolute, e))?;
+    let entry = &mut sb.disks[entry];
+    entry.path = stored;
+    entry.state = DiskState::Active;
+    entry.state_since_unix = now_unix();
+    entry.state_reason = format!("replaced {}", old_path.display());
+    sb.store(root)?;
+    Ok(Replaced {
+        disk,
+        old_path,
+        new_path: absolute,
+        shards_copied,
+        old_unreadable,
+    })
+}
+
+/// Copies every shard object of the old disk directory that verifies as a shard of this
+/// volume; `Err` says why the old directory cannot be read at all.
+fn copy_shards(
+    old: &Path,
+    sb: &Superblock,
+    disk: DiskId,
+    target: &DirDisk,
+) -> std::result::Result<u64, String> {
+    let source = DirDisk::open(old).map_err(|e| format!("cannot open {}: {e}", old.display()))?;
+    let label = source
+        .read_label()
+        .ok()
+        .flatten()
+        .and_then(|b| DiskLabel::decode(&old.display().to_string(), &b).ok())
+        .ok_or_else(|| format!("{} has no readable label", old.display()))?;
+    if label.volume != sb.volume || label.disk != disk {
+        return Err(format!("{} is labelled for another disk", old.display()));
+    }
+    let keys = source
+        .list_shards()
+        .map_err(|e| format!("cannot list {}: {e}", old.display()))?;
+    let mut copied = 0;
+    for key in keys {
+        let Ok(bytes) = source.get_shard(key) else {
+            continue;
+        };
+        // Only objects that verify are worth copying; heal rebuilds the rest.
+        let Ok((object, volume)) = crate::store::shard::decode_shard("", bytes.clone(), None)
+        else {
+            continue;
+        };
+        if volume != sb.volume || object.header.key() != key {
+            continue;
+        }
+        if target.put_shard(key, &[&bytes]).is_ok() {
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+/// Forgets a disk that was drained (state removed): no stripe references it any more.
+pub fn forget(root: &Path, disk: DiskId) -> Result<()> {
+    let _lock = crate::volume::take_lock(root, true)?;
+    let mut sb = Superblock::load(root)?;
+    let entry = sb
+        .disks
+        .iter()
+        .position(|d| d.id == disk)
+        .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
+    if sb.disks[entry].state != DiskState::Removed {
+        return Err(Error::Config(format!(
+            "disk {disk} is {:?}, not drained: drain it first (its shards would be lost)",
+            sb.disks[entry].state
+        )));
+    }
+    sb.disks.remove(entry);
+    sb.validate().map_err(Error::Config)?;
+    sb.store(root)
+}

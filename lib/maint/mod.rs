@@ -1,0 +1,205 @@
+//! Maintenance actions on a volume: heal (rebuild what is missing), drain (move every
+//! shard off a disk), and the disk-list changes that go with them (add, replace,
+//! forget). The autopilot and the `argosfs-disk` program call these; the CLI is a shell.
+//!
+//! Actions run on an open [`Volume`] (offline: opened under the volume lock by the
+//! caller) and move shards only through [`Volume::relocate_shards`], which keeps the one
+//! order that never lowers a stripe's redundancy: write, sync, verify, commit, delete.
+//! Each action is bounded (`max_bytes`) and reports what it did and what is left; running
+//! it again continues where it stopped, because what is left is found from the metadata
+//! and the disks, not from a saved position.
+
+pub mod disks;
+
+use crate::error::Result;
+use crate::types::{DiskId, ShardIndex, ShardKey};
+use crate::volume::{DiskInfo, DiskState, Relocated, StripeAt, Volume};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Bounds of one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    /// Stop once this many shard bytes were written (the stripe in progress finishes).
+    pub max_bytes: Option<u64>,
+}
+
+impl Bounds {
+    fn is_reached(&self, bytes: u64) -> bool {
+        self.max_bytes.is_some_and(|max| bytes >= max)
+    }
+}
+
+/// What a heal or drain run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Stripes looked at.
+    pub stripes_checked: u64,
+    /// Stripes whose shards were rebuilt or moved.
+    pub stripes_done: u64,
+    /// Shards written.
+    pub shards_written: u64,
+    /// Shard bytes written.
+    pub bytes_written: u64,
+    /// Stripes that still need the action (not reached within the bounds, no disk could
+    /// take a shard, or a failure).
+    pub stripes_left: u64,
+    /// The run stopped at its byte bound.
+    pub is_bounded: bool,
+    /// What failed, one line per stripe.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    /// True when nothing is left to do.
+    pub fn is_complete(&self) -> bool {
+        self.stripes_left == 0
+    }
+
+    fn relocated(&mut self, at: &StripeAt, moves: usize, result: Result<Relocated>) {
+        match result {
+            Ok(Relocated::Done { bytes }) => {
+                self.stripes_done += 1;
+                self.shards_written += moves as u64;
+                self.bytes_written += bytes;
+            }
+            // Rewritten by a writer meanwhile: its new stripe has all its shards.
+            Ok(Relocated::Stale) => {}
+            Err(e) => {
+                self.stripes_left += 1;
+                self.failures.push(format!(
+                    "stripe {} (inode {} chunk {}): {e}",
+                    at.stripe.id, at.ino, at.chunk
+                ));
+            }
+        }
+    }
+}
+
+fn shard_key(at: &StripeAt, index: usize) -> ShardKey {
+    ShardKey {
+        stripe: at.stripe.id,
+        index: ShardIndex(index as u8),
+    }
+}
+
+/// Rebuilds every shard that is missing: never written (degraded stripes), on a disk that
+/// is gone, failed, removed or replaced, or absent from its disk. A shard whose own disk
+/// is writable is written back there; the others go to disks chosen by placement,
+/// honouring failure domains. Shards that are present are not read here (scrub verifies
+/// them); a bad one found while rebuilding is rebuilt too.
+pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
+    let infos: HashMap<DiskId, DiskInfo> = vol
+        .disk_infos()
+        .into_iter()
+        .map(|i| (i.config.id, i))
+        .collect();
+    let present = vol.shards_present()?;
+    let width = usize::from(vol.superblock().layout.k) + usize::from(vol.superblock().layout.m);
+    let mut report = Report::default();
+    for at in vol.stripes() {
+        report.stripes_checked += 1;
+        let lost: Vec<usize> = (0..width)
+            .filter(|&i| match at.stripe.disk_of(i) {
+                None => true,
+                Some(d) => {
+                    !infos.get(&d).is_some_and(DiskInfo::is_readable)
+                        || !present.contains(&(d, shard_key(&at, i)))
+                }
+            })
+            .collect();
+        if lost.is_empty() {
+            continue;
+        }
+        if report.is_bounded {
+            report.stripes_left += 1;
+            continue;
+        }
+        let (in_place, elsewhere): (Vec<usize>, Vec<usize>) = lost.iter().partition(|&&i| {
+            at.stripe
+                .disk_of(i)
+                .and_then(|d| infos.get(&d))
+                .is_some_and(DiskInfo::is_writable)
+        });
+        let targets = vol.choose_disks(&at.stripe, &elsewhere, &[]);
+        let mut moves: Vec<(usize, DiskId)> = in_place
+            .iter()
+            .filter_map(|&i| at.stripe.disk_of(i).map(|d| (i, d)))
+            .collect();
+        moves.extend(elsewhere.iter().copied().zip(targets));
+        if moves.is_empty() {
+            report.stripes_left += 1;
+            report.failures.push(format!(
+                "stripe {} (inode {} chunk {}): no disk can take its {} missing shard(s)",
+                at.stripe.id,
+                at.ino,
+                at.chunk,
+                lost.len()
+            ));
+            continue;
+        }
+        let is_partial = moves.len() < lost.len();
+        let result = vol.relocate_shards(&at, &moves);
+        let failed = result.is_err();
+        report.relocated(&at, moves.len(), result);
+        if is_partial && !failed {
+            report.stripes_left += 1;
+            report.failures.push(format!(
+                "stripe {} (inode {} chunk {}): {} of {} missing shards rebuilt; no disk could take the rest",
+                at.stripe.id,
+                at.ino,
+                at.chunk,
+                moves.len(),
+                lost.len()
+            ));
+        }
+        report.is_bounded = bounds.is_reached(report.bytes_written);
+    }
+    Ok(report)
+}
+
+/// Moves every shard off `disk` onto disks chosen by placement (the disk takes no new
+/// shards from the start: it is marked draining first), each move in the safe order;
+/// once nothing is left on it, marks it removed. A disk that cannot be read is drained
+/// by rebuilding its shards from the others.
+pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
+    let state = vol
+        .disk_infos()
+        .into_iter()
+        .find(|i| i.config.id == disk)
+        .map(|i| i.config.state)
+        .ok_or_else(|| crate::Error::Config(format!("no disk {disk} in this volume")))?;
+    if state == DiskState::Active {
+        vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
+    }
+    let mut report = Report::default();
+    for at in vol.stripes() {
+        let Some(index) = at.stripe.placed().find(|(_, d)| *d == disk).map(|(i, _)| i) else {
+            continue;
+        };
+        report.stripes_checked += 1;
+        if report.is_bounded {
+            report.stripes_left += 1;
+            continue;
+        }
+        let Some(target) = vol
+            .choose_disks(&at.stripe, &[index], &[disk])
+            .first()
+            .copied()
+        else {
+            report.stripes_left += 1;
+            report.failures.push(format!(
+                "stripe {} (inode {} chunk {}): no other disk can take shard {index}",
+                at.stripe.id, at.ino, at.chunk
+            ));
+            continue;
+        };
+        let result = vol.relocate_shards(&at, &[(index, target)]);
+        report.relocated(&at, 1, result);
+        report.is_bounded = bounds.is_reached(report.bytes_written);
+    }
+    if report.is_complete() && !vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
+        vol.set_disk_state(disk, DiskState::Removed, "drained: it holds no shard")?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,397 @@
+//! Primitives for the maintenance actions (`crate::maint`: heal, drain, replace): which
+//! stripes there are and where their shards are, the disks' states, choosing new disks
+//! for some shards of a stripe, and moving or rebuilding those shards.
+//!
+//! Every move follows one order, so no stripe ever has less redundancy than before, even
+//! for a moment: write the new shard, sync its disk, read it back and compare, commit the
+//! reference to it, and only then delete the shard it replaces. A crash before the commit
+//! leaves an unreferenced new shard (an orphan fsck removes); after it, an unreferenced
+//! old one.
+
+use super::{DiskState, Volume, lock_poisoned};
+use crate::error::{Error, Result};
+use crate::meta::{Chunk, Op, StripeRef};
+use crate::placement::{self, Candidate, Request};
+use crate::store::shard::{self, ShardHeader};
+use crate::types::{DiskId, InodeId, ShardIndex, ShardKey};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+/// A stripe and the chunk of the file that references it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeAt {
+    /// The file.
+    pub ino: InodeId,
+    /// The chunk number.
+    pub chunk: u64,
+    /// The stripe as the metadata records it.
+    pub stripe: StripeRef,
+}
+
+/// One disk of the open volume, for `argosfs-disk list` and the maintenance planners.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiskInfo {
+    /// As configured (path, domain, class, weight), with the state now.
+    pub config: super::DiskConfig,
+    /// Why the disk could not be opened, when it could not.
+    pub unavailable: Option<String>,
+    /// A shard write failed on it since open: it takes no new shards.
+    pub has_failed_write: bool,
+    /// Capacity of the filesystem behind it (0 when not open).
+    pub total_bytes: u64,
+    /// Free bytes there.
+    pub free_bytes: u64,
+}
+
+impl DiskInfo {
+    /// Open, active and not failing writes: it may take new shards.
+    pub fn is_writable(&self) -> bool {
+        self.unavailable.is_none()
+            && !self.has_failed_write
+            && self.config.state == DiskState::Active
+    }
+
+    /// Open and not failed or removed: its shards can be read.
+    pub fn is_readable(&self) -> bool {
+        self.unavailable.is_none()
+            && matches!(self.config.state, DiskState::Active | DiskState::Draining)
+    }
+}
+
+/// What [`Volume::relocate_shards`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relocated {
+    /// The new reference is committed; the shards it replaced are deleted.
+    Done {
+        /// Shard bytes written (payload).
+        bytes: u64,
+    },
+    /// The file changed meanwhile (the chunk no longer references this stripe): the new
+    /// shards were removed and nothing changed.
+    Stale,
+}
+
+impl Volume {
+    /// Every stripe of every file, as the metadata records it now.
+    pub fn stripes(&self) -> Vec<StripeAt> {
+        let state = self.lock_state();
+        state
+            .meta
+            .table()
+            .stripes()
+            .map(|(ino, chunk, stripe)| StripeAt {
+                ino,
+                chunk,
+                stripe: stripe.clone(),
+            })
+            .collect()
+    }
+
+    /// The stripes written degraded (shards never written), from the table's index.
+    pub fn degraded_stripes(&self) -> Vec<StripeAt> {
+        let state = self.lock_state();
+        let table = state.meta.table();
+        table
+            .degraded
+            .values()
+            .filter_map(|&(ino, chunk)| match table.chunks.get(&ino)?.get(&chunk)? {
+                Chunk::Stripe(s) => Some(StripeAt {
+                    ino,
+                    chunk,
+                    stripe: s.clone(),
+                }),
+                Chunk::Inline(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every disk of the volume, with its state and space now.
+    pub fn disk_infos(&self) -> Vec<DiskInfo> {
+        self.disks
+            .iter()
+            .map(|slot| {
+                let mut config = slot.config.clone();
+                config.state = slot.state();
+                let space = slot.space(true);
+                DiskInfo {
+                    unavailable: slot.disk.is_none().then(|| {
+                        self.unavailable_disks
+                            .iter()
+                            .find(|(id, _)| *id == slot.config.id)
+                            .map_or_else(
+                                || format!("{:?}", config.state).to_lowercase(),
+                                |(_, why)| why.clone(),
+                            )
+                    }),
+                    config,
+                    has_failed_write: slot.write_failed.load(Ordering::Acquire),
+                    total_bytes: space.total_bytes,
+                    free_bytes: space.free_bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Every (disk, shard) present on the open disks: one listing of each disk.
+    pub fn shards_present(&self) -> Result<HashSet<(DiskId, ShardKey)>> {
+        let mut present = HashSet::new();
+        for slot in &self.disks {
+            let Some(disk) = &slot.disk else { continue };
+            let keys = disk.list_shards().map_err(|source| Error::DiskIo {
+                disk: slot.config.id,
+                source,
+            })?;
+            present.extend(keys.into_iter().map(|k| (slot.config.id, k)));
+        }
+        Ok(present)
+    }
+
+    /// Changes a disk's state, durably (the superblock is rewritten first, then the open
+    /// volume follows it: placement stops or starts giving it new shards at once).
+    pub fn set_disk_state(&self, disk: DiskId, state: DiskState, reason: &str) -> Result<()> {
+        self.meta_writable()?;
+        let slot = self
+            .disk_index
+            .get(&disk)
+            .map(|i| &self.disks[*i])
+            .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
+        let _superblock = lock_poisoned(&self.superblock_lock);
+        let mut sb = super::Superblock::load(&self.root)?;
+        let entry = sb
+            .disks
+            .iter_mut()
+            .find(|d| d.id == disk)
+            .ok_or_else(|| Error::Config(format!("no disk {disk} in the superblock")))?;
+        entry.state = state;
+        entry.state_reason = reason.to_string();
+        entry.state_since_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        sb.store(&self.root)?;
+        *lock_poisoned(&slot.state) = state;
+        tracing::info!(disk = %disk, state = ?state, reason, "disk state changed");
+        Ok(())
+    }
+
+    fn meta_writable(&self) -> Result<()> {
+        self.lock_state().meta.check_writable()
+    }
+
+    /// Chooses disks for shards `indices` of `stripe` (their new homes), by the same
+    /// placement as new stripes: never a disk holding another shard of the stripe or in
+    /// `avoid`, with the domains of the shards that stay counted against the
+    /// failure-domain cap. May return fewer disks than asked for (as many as can take
+    /// one), in the order of `indices`.
+    pub fn choose_disks(
+        &self,
+        stripe: &StripeRef,
+        indices: &[usize],
+        avoid: &[DiskId],
+    ) -> Vec<DiskId> {
+        if indices.is_empty() {
+            return Vec::new();
+        }
+        let staying: Vec<DiskId> = stripe
+            .placed()
+            .filter(|(i, _)| !indices.contains(i))
+            .map(|(_, d)| d)
+            .collect();
+        let candidates: Vec<Candidate> = self
+            .disks
+            .iter()
+            .map(|slot| {
+                let space = slot.space(true);
+                let id = slot.config.id;
+                Candidate {
+                    id,
+                    weight: slot.config.weight,
+                    class: slot.config.class.clone(),
+                    domain: slot.config.domain.clone(),
+                    is_writable: slot.disk.is_some()
+                        && slot.state() == DiskState::Active
+                        && !slot.write_failed.load(Ordering::Acquire)
+                        && !staying.contains(&id)
+                        && !avoid.contains(&id)
+                        && !stripe.uses(id),
+                    free_bytes: space
+                        .free_bytes
+                        .saturating_sub(slot.reserved.load(Ordering::Relaxed)),
+                    total_bytes: space.total_bytes,
+                }
+            })
+            .collect();
+        let held_domains = staying
+            .iter()
+            .filter_map(|d| self.disk_index.get(d))
+            .map(|i| self.disks[*i].config.domain.clone())
+            .collect();
+        let request = Request {
+            stripe: stripe.id,
+            count: indices.len(),
+            min_count: 1,
+            max_per_domain: usize::from(self.sb.layout.m).max(1),
+            shard_bytes: u64::from(stripe.info.shard_len) + 64,
+            held_domains,
+        };
+        placement::place(&request, &candidates).unwrap_or_default()
+    }
+
+    /// Puts shards of a stripe on new disks: `moves` lists (shard index, target disk). A
+    /// shard is copied where it reads back good, else rebuilt from the others (any k of
+    /// them), checked against the stripe's payload CRC either way. Then, in this order:
+    /// write each to its target, sync the targets, read each back and compare, commit the
+    /// new reference, delete each replaced shard from its old disk (when that disk is
+    /// another and at hand). A target may be the shard's own disk (a missing shard
+    /// rewritten in place).
+    pub fn relocate_shards(&self, at: &StripeAt, moves: &[(usize, DiskId)]) -> Result<Relocated> {
+        let stripe = &at.stripe;
+        let payloads = self.stripe_shards(at)?;
+        let header = |i: usize| ShardHeader {
+            stripe: stripe.id,
+            index: ShardIndex(i as u8),
+            k: self.sb.layout.k,
+            m: self.sb.layout.m,
+            inode: at.ino,
+            chunk: at.chunk,
+        };
+        let key = |i: usize| ShardKey {
+            stripe: stripe.id,
+            index: ShardIndex(i as u8),
+        };
+        let target = |d: DiskId| {
+            self.disk(d)
+                .ok_or_else(|| Error::Config(format!("disk {d} is not at hand")))
+        };
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut written: Vec<(usize, DiskId)> = Vec::new();
+        let mut bytes = 0u64;
+        let outcome = (|| -> Result<()> {
+            for &(i, d) in moves {
+                let disk = target(d)?;
+                shard::write_shard(disk.as_ref(), self.sb.volume, &header(i), &payloads[i])
+                    .map_err(|source| Error::DiskIo { disk: d, source })?;
+                written.push((i, d));
+                bytes += payloads[i].len() as u64;
+            }
+            let mut synced = super::SeenDomains::default();
+            for &(_, d) in &written {
+                let disk = target(d)?;
+                if synced.first(disk.sync_domain()) {
+                    disk.sync()
+                        .map_err(|source| Error::DiskIo { disk: d, source })?;
+                }
+            }
+            for &(i, d) in &written {
+                let disk = target(d)?;
+                let back =
+                    shard::read_shard(disk.as_ref(), self.sb.volume, key(i)).map_err(|e| {
+                        Error::Config(format!("disk {d}: shard {} did not read back: {e}", key(i)))
+                    })?;
+                if back.payload() != payloads[i].as_slice() {
+                    return Err(Error::Integrity {
+                        stripe: stripe.id,
+                        inode: at.ino,
+                        detail: "a moved shard read back different",
+                    });
+                }
+            }
+            Ok(())
+        })();
+        let unwrite = |written: &[(usize, DiskId)]| {
+            for &(i, d) in written {
+                // Only a shard on another disk than the recorded one is new: one written
+                // in place replaces a missing or bad one and stays.
+                if stripe.disk_of(i) != Some(d)
+                    && let Some(disk) = self.disk(d)
+                    && let Err(e) = disk.delete_shard(key(i))
+                {
+                    tracing::warn!(disk = %d, shard = %key(i), error = %e, "could not remove a shard of a move that did not finish; fsck --remove-orphans will");
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            unwrite(&written);
+            return Err(e);
+        }
+        let mut moved = stripe.clone();
+        for &(i, d) in moves {
+            moved.disks[i] = Some(d);
+        }
+        let is_current = {
+            let mut state = self.lock_state();
+            let current = state
+                .meta
+                .table()
+                .chunks
+                .get(&at.ino)
+                .and_then(|c| c.get(&at.chunk));
+            if current == Some(&Chunk::Stripe(stripe.clone())) {
+                state.meta.record(Op::SetChunk {
+                    ino: at.ino,
+                    index: at.chunk,
+                    chunk: Chunk::Stripe(moved),
+                })?;
+                true
+            } else {
+                false
+            }
+        };
+        drop(gate);
+        if !is_current {
+            unwrite(&written);
+            return Ok(Relocated::Stale);
+        }
+        self.commit()?;
+        for &(i, d) in moves {
+            if let Some(old) = stripe.disk_of(i)
+                && old != d
+                && let Some(disk) = self.disk(old)
+                && let Err(e) = disk.delete_shard(key(i))
+            {
+                tracing::warn!(disk = %old, shard = %key(i), error = %e, "could not delete a moved shard's old copy; fsck --remove-orphans will");
+            }
+        }
+        Ok(Relocated::Done { bytes })
+    }
+
+    /// All k+m shard payloads of a stripe: the good ones read, the rest rebuilt; checked
+    /// against the stripe's payload CRC.
+    fn stripe_shards(&self, at: &StripeAt) -> Result<Vec<Vec<u8>>> {
+        let stripe = &at.stripe;
+        let k = usize::from(self.sb.layout.k);
+        let m = usize::from(self.sb.layout.m);
+        let read: Vec<Option<shard::ShardObject>> = (0..k + m)
+            .map(|i| self.read_checked_shard(stripe, i))
+            .collect();
+        let views: Vec<Option<&[u8]>> = read
+            .iter()
+            .map(|o| o.as_ref().map(|o| o.payload()))
+            .collect();
+        let have = views.iter().flatten().count();
+        let lost = || Error::Unrecoverable {
+            stripe: stripe.id,
+            inode: at.ino,
+            have: have as u8,
+            need: k as u8,
+        };
+        let erasure = self.codec.erasure();
+        let data = erasure.recover_data(k, m, &views).map_err(|_| lost())?;
+        let shard_len = stripe.info.shard_len as usize;
+        let payload_len = stripe.info.payload_len as usize;
+        if data.len() != k * shard_len
+            || payload_len > data.len()
+            || crc32c::crc32c(&data[..payload_len]) != stripe.info.payload_crc
+        {
+            return Err(Error::Integrity {
+                stripe: stripe.id,
+                inode: at.ino,
+                detail: "the shards do not rebuild the recorded payload",
+            });
+        }
+        let pieces: Vec<&[u8]> = data.chunks_exact(shard_len).collect();
+        let parity = erasure.encode(k, m, &pieces).map_err(|_| lost())?;
+        let mut all: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+        all.extend(parity);
+        Ok(all)
+    }
+}

@@ -1,0 +1,222 @@
+//! Heal, drain, replace, add and forget through the library (issue 10), offline.
+
+use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all};
+use argosfs::fsck;
+use argosfs::maint::{self, Bounds, disks};
+use argosfs::types::{DiskId, InodeId};
+use argosfs::volume::{DiskState, Superblock, Volume};
+
+/// Files `f{from}..f{from+count}`.
+fn files(vol: &Volume, from: u64, count: u64) -> Vec<(InodeId, Vec<u8>)> {
+    (from..from + count)
+        .map(|i| {
+            let data = pattern(40_000 + (i as usize) * 9_001, 100 + i);
+            (put_file(vol, format!("f{i}").as_bytes(), &data), data)
+        })
+        .collect()
+}
+
+fn assert_files(tv: &TestVolume, files: &[(InodeId, Vec<u8>)], what: &str) {
+    let vol = tv.open();
+    for (ino, data) in files {
+        assert_eq!(&read_all(&vol, *ino).unwrap(), data, "{what}");
+    }
+    vol.close().unwrap();
+}
+
+fn fsck_clean(tv: &TestVolume) {
+    let report = fsck::check(
+        &tv.root,
+        &fsck::Options {
+            passphrase: tv.passphrase.clone(),
+            ..fsck::Options::default()
+        },
+        &fsck::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.errors_found(), 0, "{:#?}", report.findings);
+}
+
+/// Every stripe has all k+m shards, on distinct disks and distinct domains.
+fn assert_whole(tv: &TestVolume) {
+    let vol = tv.open();
+    let sb = vol.superblock().clone();
+    let domain = |d: DiskId| {
+        sb.disks
+            .iter()
+            .find(|c| c.id == d)
+            .map(|c| c.domain.clone())
+            .unwrap()
+    };
+    for at in vol.stripes() {
+        assert!(!at.stripe.is_degraded(), "{:?}", at.stripe);
+        let disks: Vec<DiskId> = at.stripe.placed().map(|(_, d)| d).collect();
+        let mut domains: Vec<String> = disks.iter().map(|d| domain(*d)).collect();
+        domains.sort();
+        domains.dedup();
+        assert_eq!(domains.len(), disks.len(), "{:?}", at.stripe);
+    }
+    assert!(vol.degraded_stripes().is_empty());
+    vol.close().unwrap();
+}
+
+#[test]
+fn issue_10_lose_replace_heal_then_lose_two_more_and_read_everything() {
+    for (encryption, compression) in [(false, false), (true, true)] {
+        let tv = common::make(&Spec {
+            encryption,
+            compression,
+            stripe_bytes: 16 << 10,
+            ..Spec::default()
+        });
+        let vol = tv.open();
+        let mut written = files(&vol, 0, 4);
+        vol.close().unwrap();
+        // Disk 2 dies; writes go on, degraded.
+        std::fs::remove_dir_all(&tv.disks[2]).unwrap();
+        let vol = tv.open();
+        written.extend(files(&vol, 4, 2));
+        assert!(!vol.degraded_stripes().is_empty());
+        vol.close().unwrap();
+
+        // An empty directory takes its place; heal rebuilds what it held and what the
+        // degraded stripes lack.
+        let new = tv.dir.path().join("new-disk2");
+        let replaced = disks::replace(&tv.root, DiskId(2), &new).unwrap();
+        assert_eq!(replaced.shards_copied, 0);
+        assert!(replaced.old_unreadable.is_some());
+        let vol = tv.open();
+        let report = maint::heal(&vol, Bounds::default()).unwrap();
+        assert!(report.is_complete(), "{report:?}");
+        assert!(report.shards_written > 0, "{report:?}");
+        let again = maint::heal(&vol, Bounds::default()).unwrap();
+        assert_eq!(again.shards_written, 0, "{again:?}");
+        vol.close().unwrap();
+        assert_whole(&tv);
+        fsck_clean(&tv);
+
+        // Any two other disks may now go.
+        std::fs::remove_dir_all(&tv.disks[0]).unwrap();
+        std::fs::remove_dir_all(&tv.disks[4]).unwrap();
+        assert_files(&tv, &written, "after losing two more disks");
+    }
+}
+
+#[test]
+fn issue_10_heal_is_bounded_and_the_next_run_continues() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 6);
+    vol.close().unwrap();
+    std::fs::remove_dir_all(&tv.disks[1]).unwrap();
+    disks::replace(&tv.root, DiskId(1), &tv.dir.path().join("d1-new")).unwrap();
+    let mut runs = 0;
+    loop {
+        let vol = tv.open();
+        let report = maint::heal(
+            &vol,
+            Bounds {
+                max_bytes: Some(20_000),
+            },
+        )
+        .unwrap();
+        vol.close().unwrap();
+        runs += 1;
+        // A run stops once past its bound: at most one stripe's shards beyond it.
+        assert!(report.bytes_written < 20_000 + (16 << 10), "{report:?}");
+        if report.is_complete() {
+            break;
+        }
+        assert!(report.is_bounded, "{report:?}");
+        assert!(runs < 50, "heal does not progress: {report:?}");
+    }
+    assert!(runs > 2, "the bound never bit");
+    assert_whole(&tv);
+    fsck_clean(&tv);
+    assert_files(&tv, &written, "after bounded heals");
+}
+
+#[test]
+fn issue_10_drain_moves_every_shard_off_then_remove_forgets_the_disk() {
+    let tv = common::make(&Spec {
+        disks: 8,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 5);
+    let report = maint::drain(&vol, DiskId(3), Bounds::default()).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(report.shards_written > 0);
+    assert!(vol.stripes().iter().all(|at| !at.stripe.uses(DiskId(3))));
+    vol.close().unwrap();
+    assert!(
+        tv.shard_files(3).is_empty(),
+        "shards left on the drained disk"
+    );
+    let sb = Superblock::load(&tv.root).unwrap();
+    let d3 = sb.disks.iter().find(|d| d.id == DiskId(3)).unwrap();
+    assert_eq!(d3.state, DiskState::Removed);
+    assert!(d3.state_reason.contains("drained"), "{d3:?}");
+    assert_whole(&tv);
+    fsck_clean(&tv);
+    disks::forget(&tv.root, DiskId(3)).unwrap();
+    assert!(
+        !Superblock::load(&tv.root)
+            .unwrap()
+            .disks
+            .iter()
+            .any(|d| d.id == DiskId(3))
+    );
+    assert_files(&tv, &written, "after drain and forget");
+    fsck_clean(&tv);
+    // Only a drained disk may be forgotten.
+    let err = disks::forget(&tv.root, DiskId(0)).unwrap_err();
+    assert!(err.to_string().contains("drain it first"), "{err}");
+}
+
+#[test]
+fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 3);
+    vol.close().unwrap();
+    let before = tv.shard_files(4).len();
+    let new = tv.dir.path().join("d4-new");
+    let replaced = disks::replace(&tv.root, DiskId(4), &new).unwrap();
+    assert_eq!(replaced.shards_copied as usize, before);
+    assert!(replaced.old_unreadable.is_none());
+    // The old directory can go: the new one holds everything.
+    std::fs::remove_dir_all(&tv.disks[4]).unwrap();
+    let vol = tv.open();
+    assert!(
+        vol.unavailable_disks().is_empty(),
+        "{:?}",
+        vol.unavailable_disks()
+    );
+    let report = maint::heal(&vol, Bounds::default()).unwrap();
+    assert_eq!(report.shards_written, 0, "{report:?}");
+    vol.close().unwrap();
+    assert_files(&tv, &written, "after replace");
+    fsck_clean(&tv);
+
+    // A new disk takes new stripes at once; relative paths are the caller's.
+    let added = disks::add(&tv.root, tv.dir.path().join("d6").to_str().unwrap()).unwrap();
+    assert_eq!(added.id, DiskId(6));
+    let vol = tv.open();
+    let more = files(&vol, 3, 3);
+    let uses_new = vol.stripes().iter().any(|at| at.stripe.uses(DiskId(6)));
+    vol.close().unwrap();
+    assert!(uses_new, "no new stripe went to the added disk");
+    assert_files(&tv, &more, "after add");
+    fsck_clean(&tv);
+    // A directory that already is a disk is refused.
+    let again = disks::add(&tv.root, tv.dir.path().join("d6").to_str().unwrap()).unwrap_err();
+    assert!(again.to_string().contains("already"), "{again}");
+}
