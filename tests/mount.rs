@@ -863,3 +863,51 @@ fn mount_backing_store_keeps_file_contents_from_other_users() {
         }
     }
 }
+
+/// Issue 10: a disk vanishes under a mounted 4+2 volume: writes go on (degraded), and
+/// after the disk is replaced and healed, any two other disks may go.
+#[test]
+fn issue_10_mount_writes_go_on_when_a_disk_is_lost_and_heal_restores_redundancy() {
+    require_fuse!();
+    let mut m = Mounted::new(&Spec::default());
+    let before = pattern(600 << 10, 51);
+    fs::write(m.path("before"), &before).unwrap();
+    File::open(m.path("before")).unwrap().sync_all().unwrap();
+    fs::remove_dir_all(&m.tv.disks[3]).unwrap();
+    let during = pattern(900 << 10, 52);
+    let mut f = File::create(m.path("during")).unwrap();
+    f.write_all(&during).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    assert_eq!(fs::read(m.path("during")).unwrap(), during);
+    assert_eq!(fs::read(m.path("before")).unwrap(), before);
+    m.unmount();
+
+    // min_shards above what is left: writes fail with EIO, reads go on.
+    m.options.push("min_shards=6".into());
+    m.mount();
+    let err = fs::write(m.path("refused"), pattern(300 << 10, 53))
+        .and_then(|()| File::open(m.path("refused"))?.sync_all())
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::read(m.path("during")).unwrap(), during);
+    // Its bytes stay buffered (a clean unmount would fail to store them): let it go.
+    fs::remove_file(m.path("refused")).unwrap();
+    m.unmount();
+    m.options.pop();
+
+    let new = m.tv.dir.path().join("disk3-new");
+    argosfs::maint::disks::replace(&m.tv.root, argosfs::types::DiskId(3), &new).unwrap();
+    let vol = m.tv.open();
+    let report = argosfs::maint::heal(&vol, argosfs::maint::Bounds::default()).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(vol.degraded_stripes().is_empty());
+    vol.close().unwrap();
+    let run = crate::fsck::fsck(&m.tv, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    fs::remove_dir_all(&m.tv.disks[0]).unwrap();
+    fs::remove_dir_all(&m.tv.disks[5]).unwrap();
+    m.mount();
+    assert_eq!(fs::read(m.path("during")).unwrap(), during);
+    assert_eq!(fs::read(m.path("before")).unwrap(), before);
+}

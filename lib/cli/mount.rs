@@ -77,7 +77,7 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
     /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
-    /// commit_interval=SECONDS, threads=N, fsname=NAME; fstab-only words (defaults,
+    /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N; fstab-only words (defaults,
     /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
@@ -113,6 +113,9 @@ pub struct MountSettings {
     pub threads: usize,
     /// Name shown as the mount source.
     pub fsname: Option<String>,
+    /// Fewest shards a new stripe is written with while disks are missing (overrides
+    /// the superblock's for this mount).
+    pub min_shards: Option<u8>,
     /// The options as given, minus the passphrase file (for re-execution).
     pub passthrough: Vec<String>,
 }
@@ -127,6 +130,7 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
         commit_interval: Duration::from_secs(5),
         threads: 4,
         fsname: None,
+        min_shards: None,
         passthrough: Vec::new(),
     };
     for option in lists
@@ -198,6 +202,14 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
             }
             ("fsname", Some(v)) if !v.is_empty() => {
                 s.fsname = Some(v.to_string());
+                None
+            }
+            ("min_shards", Some(v)) => {
+                // The range against the layout is checked when the volume opens.
+                s.min_shards =
+                    Some(v.parse().map_err(|_| {
+                        format!("min_shards={v}: give a number of shards (K to K+M)")
+                    })?);
                 None
             }
             _ => return Err(format!("unknown mount option {option:?}")),
@@ -444,6 +456,7 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     let options = OpenOptions {
         passphrase,
         read_only: settings.read_only,
+        min_shards: settings.min_shards,
         ..OpenOptions::default()
     };
     // Signals are taken by one thread with sigwait; block them before any thread starts
@@ -607,6 +620,11 @@ mod tests {
         assert!(!s.passthrough.iter().any(|o| o.contains("passphrase")));
         assert!(parse_options(&["bogus".into()]).is_err());
         assert!(parse_options(&["threads=0".into()]).is_err());
+        assert_eq!(
+            parse_options(&["min_shards=5".into()]).unwrap().min_shards,
+            Some(5)
+        );
+        assert!(parse_options(&["min_shards=five".into()]).is_err());
         assert_eq!(
             parse_options(&["commit_interval=2".into()])
                 .unwrap()

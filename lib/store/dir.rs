@@ -309,12 +309,20 @@ impl DirDisk {
         self.fan_dir(key.stripe).join(shard_name(key))
     }
 
+    /// Makes a fan-out directory someone removed again (sync() makes the new entry
+    /// durable). Only that one level: when `shards/` itself or the disk directory is
+    /// gone, the disk is gone (a failed drive, an unmounted one), and recreating the
+    /// path would write shards where no label says which disk they belong to.
+    fn recreate_fan(&self, stripe: StripeId) -> io::Result<()> {
+        create_private_dir(&self.fan_dir(stripe))
+    }
+
     fn open_for_put(&self, key: ShardKey) -> io::Result<(PathBuf, File)> {
         let path = self.shard_path(key);
         if let Some(spare) = self.spares.take() {
             let renamed = match fs::rename(&spare, &path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    create_private_dir_all(&self.fan_dir(key.stripe))?;
+                    self.recreate_fan(key.stripe)?;
                     fs::rename(&spare, &path)
                 }
                 other => other,
@@ -335,8 +343,7 @@ impl DirDisk {
         match open(&path) {
             Ok(file) => Ok((path, file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Someone removed a fan-out directory; sync() makes the new entry durable.
-                create_private_dir_all(&self.fan_dir(key.stripe))?;
+                self.recreate_fan(key.stripe)?;
                 let file = open(&path)?;
                 Ok((path, file))
             }
