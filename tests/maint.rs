@@ -1,7 +1,6 @@
 //! Heal, drain, replace, add and forget through the library (issue 10), offline.
 
 use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all};
-use argosfs::fsck;
 use argosfs::maint::{self, Bounds, disks};
 use argosfs::types::{DiskId, InodeId};
 use argosfs::volume::{DiskState, Superblock, Volume};
@@ -25,15 +24,7 @@ fn assert_files(tv: &TestVolume, files: &[(InodeId, Vec<u8>)], what: &str) {
 }
 
 fn fsck_clean(tv: &TestVolume) {
-    let report = fsck::check(
-        &tv.root,
-        &fsck::Options {
-            passphrase: tv.passphrase.clone(),
-            ..fsck::Options::default()
-        },
-        &fsck::NoProgress,
-    )
-    .unwrap();
+    let report = common::fsck_check(tv);
     assert_eq!(report.errors_found(), 0, "{:#?}", report.findings);
 }
 

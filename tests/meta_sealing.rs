@@ -6,12 +6,12 @@
 
 use crate::common::{self, Spec, TestVolume, root};
 use crate::mount_util::{Mounted, PASSPHRASE, require_fuse};
+use argosfs::Error;
 use argosfs::format::{FormatError, FormatErrorKind};
 use argosfs::meta::journal::{FILE_HEADER_BYTES, JOURNAL_FILE};
 use argosfs::meta::snapshot::SLOTS;
 use argosfs::types::InodeId;
 use argosfs::volume::{OpenOptions, Superblock, Volume};
-use argosfs::{Error, fsck};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -280,15 +280,7 @@ fn assert_refused(tv: &TestVolume, what: &str, tamper: impl FnOnce(&Path)) {
         is_unauthenticated(tv.open_with(read_only)),
         "{what}: read-only open"
     );
-    let report = fsck::check(
-        &tv.root,
-        &fsck::Options {
-            passphrase: tv.passphrase.clone(),
-            ..fsck::Options::default()
-        },
-        &fsck::NoProgress,
-    )
-    .unwrap();
+    let report = common::fsck_check(tv);
     assert!(report.errors_left() > 0, "{what}: {:#?}", report.findings);
     assert!(
         report

@@ -15,6 +15,14 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The position of disk `disk` in the superblock's list.
+fn entry_of(sb: &Superblock, disk: DiskId) -> Result<usize> {
+    sb.disks
+        .iter()
+        .position(|d| d.id == disk)
+        .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))
+}
+
 /// Finds a disk by what a person types: its id (`d3` or `3`) or its path.
 pub fn find_disk(root: &Path, sb: &Superblock, text: &str) -> Result<DiskId> {
     let by_id = text
@@ -118,11 +126,7 @@ pub struct Replaced {
 pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
     let _lock = crate::volume::take_lock(root, true)?;
     let mut sb = Superblock::load(root)?;
-    let entry = sb
-        .disks
-        .iter()
-        .position(|d| d.id == disk)
-        .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
+    let entry = entry_of(&sb, disk)?;
     let old_path = sb.disks[entry].resolve(root);
     let (absolute, stored) = stored_path(root, new)?;
     if sb.disks.iter().any(|d| d.resolve(root) == absolute) {
@@ -198,11 +202,7 @@ fn copy_shards(
 pub fn forget(root: &Path, disk: DiskId) -> Result<()> {
     let _lock = crate::volume::take_lock(root, true)?;
     let mut sb = Superblock::load(root)?;
-    let entry = sb
-        .disks
-        .iter()
-        .position(|d| d.id == disk)
-        .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
+    let entry = entry_of(&sb, disk)?;
     if sb.disks[entry].state != DiskState::Removed {
         return Err(Error::Config(format!(
             "disk {disk} is {:?}, not drained: drain it first (its shards would be lost)",

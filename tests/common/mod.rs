@@ -261,3 +261,17 @@ pub fn acl_xattr(entries: &[(u16, u16, u32)]) -> Vec<u8> {
     }
     out
 }
+
+/// Runs the library's fsck, check only, with the volume's passphrase (so an encrypted
+/// volume's tree is checked too).
+pub fn fsck_check(tv: &TestVolume) -> argosfs::fsck::Report {
+    argosfs::fsck::check(
+        &tv.root,
+        &argosfs::fsck::Options {
+            passphrase: tv.passphrase.clone(),
+            ..argosfs::fsck::Options::default()
+        },
+        &argosfs::fsck::NoProgress,
+    )
+    .unwrap()
+}
