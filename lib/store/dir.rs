@@ -309,11 +309,12 @@ impl DirDisk {
         self.fan_dir(key.stripe).join(shard_name(key))
     }
 
-    /// Makes a fan-out directory someone removed again (sync() makes the new entry
-    /// durable). Only that one level: when `shards/` itself or the disk directory is
-    /// gone, the disk is gone (a failed drive, an unmounted one), and recreating the
-    /// path would write shards where no label says which disk they belong to.
+    /// Makes `shards/` and a fan-out directory someone removed again (sync() makes the
+    /// new entries durable), but never the disk directory itself: when that is gone, the
+    /// disk is gone (a failed drive, an unmounted one), and recreating the path would
+    /// write shards where no label says which disk they belong to.
     fn recreate_fan(&self, stripe: StripeId) -> io::Result<()> {
+        create_private_dir(&self.shards)?;
         create_private_dir(&self.fan_dir(stripe))
     }
 
@@ -812,6 +813,11 @@ mod tests {
         disk.put_shard(k, &[b"data"]).unwrap();
         assert_eq!(disk.get_shard(k).unwrap(), b"data");
         assert_eq!(disk.list_shards().unwrap(), vec![k]);
+        // A disk directory that vanished is not made again: the write fails.
+        fs::remove_dir_all(tmp.path().join("disk")).unwrap();
+        let err = disk.put_shard(key(0x1234, 0), &[b"data"]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!tmp.path().join("disk").exists());
     }
 
     #[test]
