@@ -13,6 +13,11 @@ if grep -q " $MNT fuse" /proc/mounts; then
   umount "$MNT"
   sleep 0.5
 fi
+# A demo volume left by an older build (another on-disk format) is made again.
+if [ -f "$DEMO/root/superblock.json" ] && ! grep -q '"format_version": 2' "$DEMO/root/superblock.json"; then
+  echo "The demo volume in $DEMO is of an older format; making it again."
+  rm -rf "$DEMO/root" "$DEMO"/disk[0-5]
+fi
 if [ ! -f "$DEMO/root/superblock.json" ]; then
   disks=()
   for i in 0 1 2 3 4 5; do disks+=(--disk "$DEMO/disk$i"); done
