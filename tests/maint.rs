@@ -270,3 +270,23 @@ fn issue_10_survey_counts_shards_and_what_each_lost_disk_degrades() {
     assert!(survey.unwritten_shards >= unwritten);
     assert_eq!(survey.disks[2].degraded_stripes, survey.disks[2].shards);
 }
+
+#[test]
+fn issue_10_drain_is_refused_when_too_few_other_disks_could_take_the_shards() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 2);
+    vol.commit().unwrap();
+    // 4+2 on six disks: every other disk already holds a shard of each stripe.
+    let err = maint::drain(&vol, DiskId(0), Bounds::default()).unwrap_err();
+    assert!(err.to_string().contains("add a disk first"), "{err}");
+    vol.close().unwrap();
+    // Nothing changed: the disk still takes new shards.
+    let sb = Superblock::load(&tv.root).unwrap();
+    assert_eq!(sb.disks[0].state, DiskState::Active);
+    assert_whole(&tv);
+    assert_files(&tv, &written, "after a refused drain");
+}

@@ -286,7 +286,8 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
 /// Moves every shard off `disk` onto disks chosen by placement (the disk takes no new
 /// shards from the start: it is marked draining first), each move in the safe order;
 /// once nothing is left on it, marks it removed. A disk that cannot be read is drained
-/// by rebuilding its shards from the others.
+/// by rebuilding its shards from the others. Refused, changing nothing, when the disk
+/// holds shards and fewer than k+m other disks can take them.
 pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
     let state = vol
         .disk_infos()
@@ -294,6 +295,19 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
         .find(|i| i.config.id == disk)
         .map(|i| i.config.state)
         .ok_or_else(|| crate::Error::Config(format!("no disk {disk} in this volume")))?;
+    // Refused before the disk is marked draining: a drain that cannot finish would leave
+    // it taking no new shards, every new stripe degraded.
+    let width = stripe_width(vol);
+    let others = vol
+        .disk_infos()
+        .iter()
+        .filter(|i| i.config.id != disk && i.is_writable())
+        .count();
+    if others < width && vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
+        return Err(crate::Error::Config(format!(
+            "cannot drain {disk}: a stripe needs {width} disks and only {others} others can take shards; add a disk first (or replace {disk} with a new directory)"
+        )));
+    }
     if state == DiskState::Active {
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }
