@@ -6,7 +6,7 @@
 use crate::common::{self, Spec};
 use argosfs::cli::front::{PROGRAMS, Program};
 use clap_complete::Shell;
-use clap_mangen::roff::{Roff, bold, roman};
+use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -49,6 +49,10 @@ fn man_page(program: &Program) -> Vec<u8> {
     // No `help` subcommand in the page: it has no page of its own to point to.
     let command = (program.command)().disable_help_subcommand(true);
     let has_subcommands = command.has_subcommands();
+    // The front command's subcommands are the programs, each with its page; another
+    // program's subcommands are its own actions, described in its page.
+    let actions =
+        (has_subcommands && program.name != "argosfs").then(|| actions_section(program, &command));
     let man = clap_mangen::Man::new(command)
         .section("8")
         .date(MAN_DATE)
@@ -60,8 +64,10 @@ fn man_page(program: &Program) -> Vec<u8> {
     man.render_synopsis_section(&mut out).unwrap();
     man.render_description_section(&mut out).unwrap();
     man.render_options_section(&mut out).unwrap();
-    if has_subcommands {
-        man.render_subcommands_section(&mut out).unwrap();
+    match actions {
+        Some(actions) => actions.to_writer(&mut out).unwrap(),
+        None if has_subcommands => man.render_subcommands_section(&mut out).unwrap(),
+        None => {}
     }
     let mut roff = Roff::new();
     roff.control("SH", ["EXAMPLES"]);
@@ -102,6 +108,79 @@ fn man_page(program: &Program) -> Vec<u8> {
         }
     }
     (lines.join("\n") + "\n").into_bytes()
+}
+
+/// How an argument is written in a synopsis or an option list: `--max-bytes`, `<DISK>`.
+fn arg_words(arg: &clap::Arg) -> (Vec<Inline>, String) {
+    let value = arg
+        .get_value_names()
+        .and_then(|names| names.first())
+        .map_or_else(|| arg.get_id().as_str().to_uppercase(), |n| n.to_string());
+    let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+    match arg.get_long() {
+        None => (vec![italic(format!("<{value}>"))], format!("<{value}>")),
+        Some(long) if takes_value => (
+            vec![
+                bold(format!("--{long}")),
+                roman(" "),
+                italic(format!("<{value}>")),
+            ],
+            format!("[--{long} {value}]"),
+        ),
+        Some(long) => (vec![bold(format!("--{long}"))], format!("[--{long}]")),
+    }
+}
+
+/// The COMMANDS section of a program whose subcommands are its own actions
+/// (`argosfs-disk ROOT list`): each with its synopsis, description and arguments.
+/// clap_mangen would instead point each to a page of its own.
+fn actions_section(program: &Program, command: &clap::Command) -> Roff {
+    let mut command = command.clone();
+    command.build();
+    let before: Vec<String> = command.get_positionals().map(|a| arg_words(a).1).collect();
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    for action in command.get_subcommands() {
+        let own: Vec<&clap::Arg> = action
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
+            .collect();
+        let mut synopsis = vec![program.name.to_string()];
+        synopsis.extend(before.iter().cloned());
+        synopsis.push(action.get_name().to_string());
+        synopsis.extend(
+            own.iter()
+                .filter(|a| a.is_positional())
+                .map(|a| arg_words(a).1),
+        );
+        synopsis.extend(
+            own.iter()
+                .filter(|a| !a.is_positional())
+                .map(|a| arg_words(a).1),
+        );
+        roff.control("SS", [action.get_name()]);
+        roff.text([bold(synopsis.join(" "))]);
+        let about = action
+            .get_long_about()
+            .or(action.get_about())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        for paragraph in about.split("\n\n") {
+            roff.control("PP", []);
+            roff.text([roman(paragraph.trim())]);
+        }
+        for arg in own {
+            roff.control("TP", []);
+            roff.text(arg_words(arg).0);
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            roff.text([roman(help)]);
+        }
+    }
+    roff
 }
 
 fn completion(program: &Program, shell: Shell) -> (PathBuf, Vec<u8>) {

@@ -211,3 +211,73 @@ fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() 
     let again = disks::add(&tv.root, tv.dir.path().join("d6").to_str().unwrap()).unwrap_err();
     assert!(again.to_string().contains("already"), "{again}");
 }
+
+#[test]
+fn issue_10_survey_counts_shards_and_what_each_lost_disk_degrades() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    files(&vol, 0, 3);
+    let survey = maint::survey(&vol).unwrap();
+    let stripes = vol.stripes().len() as u64;
+    vol.close().unwrap();
+    assert_eq!(survey.stripes, stripes);
+    assert!(survey.is_whole(), "{survey:#?}");
+    assert_eq!(survey.disks.len(), 6);
+    let shards: u64 = survey.disks.iter().map(|d| d.shards).sum();
+    assert_eq!(shards, 6 * stripes);
+    assert!(survey.disks.iter().all(|d| !d.is_missing()));
+
+    // A lost disk degrades every stripe with a shard on it; a shard file gone from a
+    // disk that is there degrades its stripe too (heal would rebuild both).
+    std::fs::remove_dir_all(&tv.disks[2]).unwrap();
+    let gone = tv.indexed_shard_files(0)[0].0.clone();
+    std::fs::remove_file(&gone).unwrap();
+    let vol = tv.open_with(argosfs::volume::OpenOptions {
+        read_only: true,
+        ..tv.options()
+    });
+    let vol = vol.unwrap();
+    let survey = maint::survey(&vol).unwrap();
+    drop(vol);
+    let d2 = &survey.disks[2];
+    assert!(d2.is_missing(), "{d2:#?}");
+    assert_eq!(d2.degraded_stripes, d2.shards);
+    assert_eq!(survey.disks[0].degraded_stripes, 1);
+    assert!(!survey.is_whole());
+    assert!(survey.degraded_stripes >= d2.shards);
+    assert_eq!(survey.unwritten_stripes, 0);
+
+    // Degraded writes leave shards unwritten, counted apart from any disk.
+    let vol = tv.open();
+    files(&vol, 3, 1);
+    let survey = maint::survey(&vol).unwrap();
+    let unwritten = vol.degraded_stripes().len() as u64;
+    vol.close().unwrap();
+    assert!(unwritten > 0);
+    assert_eq!(survey.unwritten_stripes, unwritten);
+    assert!(survey.unwritten_shards >= unwritten);
+    assert_eq!(survey.disks[2].degraded_stripes, survey.disks[2].shards);
+}
+
+#[test]
+fn issue_10_drain_is_refused_when_too_few_other_disks_could_take_the_shards() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 2);
+    vol.commit().unwrap();
+    // 4+2 on six disks: every other disk already holds a shard of each stripe.
+    let err = maint::drain(&vol, DiskId(0), Bounds::default()).unwrap_err();
+    assert!(err.to_string().contains("add a disk first"), "{err}");
+    vol.close().unwrap();
+    // Nothing changed: the disk still takes new shards.
+    let sb = Superblock::load(&tv.root).unwrap();
+    assert_eq!(sb.disks[0].state, DiskState::Active);
+    assert_whole(&tv);
+    assert_files(&tv, &written, "after a refused drain");
+}

@@ -8,6 +8,7 @@
 //! here. A new program joins by adding a variant to [`Command`] and an entry to
 //! [`PROGRAMS`].
 
+use super::disk::DiskArgs;
 use super::export::ExportArgs;
 use super::fsck::FsckArgs;
 use super::import::ImportArgs;
@@ -69,6 +70,7 @@ pub enum Command {
     VerifyJournal(VerifyJournalArgs),
     Import(ImportArgs),
     Export(ExportArgs),
+    Disk(DiskArgs),
 }
 
 /// One program, as its man page and completions see it.
@@ -128,6 +130,12 @@ pub const PROGRAMS: &[Program] = &[
         examples: super::export::EXAMPLES,
         exit_status: super::export::EXIT_STATUS,
     },
+    Program {
+        name: "argosfs-disk",
+        command: DiskArgs::command,
+        examples: super::disk::EXAMPLES,
+        exit_status: super::disk::EXIT_STATUS,
+    },
 ];
 
 /// Entry point of argosfs.
@@ -151,6 +159,7 @@ pub fn run(args: FrontArgs) -> ExitCode {
         Command::VerifyJournal(args) => super::verify_journal::run(args),
         Command::Import(args) => super::import::run(args),
         Command::Export(args) => super::export::run(args),
+        Command::Disk(args) => super::disk::run(args),
     }
 }
 

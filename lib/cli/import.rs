@@ -133,16 +133,34 @@ pub(crate) fn open_volume(
     passphrase_file: Option<&Path>,
     read_only: bool,
 ) -> anyhow::Result<Volume> {
+    let passphrase = volume_passphrase(root, passphrase_file)?;
+    open_volume_with(root, passphrase, read_only)
+}
+
+/// The passphrase a volume needs: `None` when it is not encrypted, else from
+/// `passphrase_file`, ARGOSFS_PASSPHRASE or a prompt.
+pub(crate) fn volume_passphrase(
+    root: &Path,
+    passphrase_file: Option<&Path>,
+) -> anyhow::Result<Option<Vec<u8>>> {
     let sb = Superblock::load(root)
         .with_context(|| format!("reading the volume at {}", root.display()))?;
-    let passphrase = match sb.encryption {
-        Some(_) => Some(read_passphrase(
+    match sb.encryption {
+        Some(_) => Ok(Some(read_passphrase(
             passphrase_file,
             "--passphrase-file FILE",
             false,
-        )?),
-        None => None,
-    };
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// [`open_volume`] with the passphrase already at hand.
+pub(crate) fn open_volume_with(
+    root: &Path,
+    passphrase: Option<Vec<u8>>,
+    read_only: bool,
+) -> anyhow::Result<Volume> {
     let options = OpenOptions {
         passphrase,
         read_only,

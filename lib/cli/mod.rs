@@ -1,6 +1,7 @@
 //! Command-line front ends: argument definitions and `main` of every program, shared
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
+pub mod disk;
 pub mod export;
 pub mod front;
 pub mod fsck;
@@ -238,12 +239,18 @@ fn hint(error: &anyhow::Error) -> Option<&'static str> {
 
 /// The error for a volume whose lock another process holds: what is wrong and what to do.
 pub(crate) fn in_use(root: &Path) -> anyhow::Error {
-    anyhow::anyhow!(
-        "volume {} is mounted or in use; unmount it first, or wait for the other tool to finish ({} is held)",
-        root.display(),
-        root.join(crate::volume::LOCK_FILE).display()
-    )
+    anyhow::Error::new(InUse(root.to_path_buf()))
 }
+
+/// A volume whose lock another process holds (see [`in_use`]); a type of its own so a
+/// program can recognise it and say more.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "volume {} is mounted or in use; unmount it first, or wait for the other tool to finish ({} is held)",
+    .0.display(),
+    .0.join(crate::volume::LOCK_FILE).display()
+)]
+pub(crate) struct InUse(PathBuf);
 
 /// Absolute form of a path for messages.
 pub fn display_path(path: &Path) -> PathBuf {

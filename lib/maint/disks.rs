@@ -25,6 +25,7 @@ fn entry_of(sb: &Superblock, disk: DiskId) -> Result<usize> {
 
 /// Finds a disk by what a person types: its id (`d3` or `3`) or its path.
 pub fn find_disk(root: &Path, sb: &Superblock, text: &str) -> Result<DiskId> {
+    let root = &absolute_root(root)?;
     let by_id = text
         .strip_prefix('d')
         .unwrap_or(text)
@@ -45,6 +46,12 @@ pub fn find_disk(root: &Path, sb: &Superblock, text: &str) -> Result<DiskId> {
                 "{text:?} names no disk of this volume (give its id, e.g. d3, or its path; `argosfs disk ROOT list` shows them)"
             ))
         })
+}
+
+/// ROOT made absolute, as the paths it is compared with are: disks stored relative to
+/// ROOT then resolve to where they are, whatever directory the caller runs in.
+fn absolute_root(root: &Path) -> Result<PathBuf> {
+    std::path::absolute(root).map_err(|e| Error::io(root, e))
 }
 
 /// The path to store for a disk directory the user gave: absolute against the current
@@ -82,6 +89,7 @@ fn label_new_disk(path: &Path, sb: &Superblock, id: DiskId) -> Result<()> {
 /// it and appends it to the superblock. New stripes use it at once; existing data moves
 /// only by rebalance.
 pub fn add(root: &Path, text: &str) -> Result<DiskConfig> {
+    let root = &absolute_root(root)?;
     let _lock = crate::volume::take_lock(root, true)?;
     let mut sb = Superblock::load(root)?;
     let id = DiskId(sb.disks.iter().map(|d| d.id.0 + 1).max().unwrap_or(0));
@@ -89,7 +97,7 @@ pub fn add(root: &Path, text: &str) -> Result<DiskConfig> {
     let (absolute, stored) = stored_path(root, &config.path)?;
     if sb.disks.iter().any(|d| d.resolve(root) == absolute) {
         return Err(Error::Config(format!(
-            "{} is already disk of this volume",
+            "{} is already a disk of this volume",
             absolute.display()
         )));
     }
@@ -124,6 +132,7 @@ pub struct Replaced {
 /// checksums as it is read back); whatever is missing afterwards, heal rebuilds. The
 /// superblock is switched to the new path last, so until then the old disk stays in use.
 pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
+    let root = &absolute_root(root)?;
     let _lock = crate::volume::take_lock(root, true)?;
     let mut sb = Superblock::load(root)?;
     let entry = entry_of(&sb, disk)?;

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::types::{DiskId, ShardIndex, ShardKey};
 use crate::volume::{DiskInfo, DiskState, Relocated, StripeAt, Volume};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Bounds of one run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +83,139 @@ fn shard_key(at: &StripeAt, index: usize) -> ShardKey {
     }
 }
 
+fn stripe_width(vol: &Volume) -> usize {
+    usize::from(vol.superblock().layout.k) + usize::from(vol.superblock().layout.m)
+}
+
+/// The shards of a stripe that heal must rebuild: never written, on a disk that cannot
+/// be read (unavailable, failed, removed, unknown), or absent from their disk.
+fn lost_shards(
+    at: &StripeAt,
+    width: usize,
+    infos: &HashMap<DiskId, DiskInfo>,
+    present: &HashSet<(DiskId, ShardKey)>,
+) -> Vec<usize> {
+    (0..width)
+        .filter(|&i| match at.stripe.disk_of(i) {
+            None => true,
+            Some(d) => {
+                !infos.get(&d).is_some_and(DiskInfo::is_readable)
+                    || !present.contains(&(d, shard_key(at, i)))
+            }
+        })
+        .collect()
+}
+
+/// One disk as `argosfs-disk list` shows it: its state and space, and what the metadata
+/// keeps on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskSurvey {
+    /// Configuration, state, availability and space.
+    pub info: DiskInfo,
+    /// Shards the metadata places on it.
+    pub shards: u64,
+    /// Their payload bytes.
+    pub shard_bytes: u64,
+    /// Stripes whose shard on this disk is lost (the disk cannot be read, or the shard
+    /// file is not there): what heal rebuilds for it. A stripe has at most one shard per
+    /// disk, so this is also the number of its shards that are lost.
+    pub degraded_stripes: u64,
+}
+
+impl DiskSurvey {
+    /// Active or draining, but not open: a disk that should be there and is not.
+    pub fn is_missing(&self) -> bool {
+        self.info.unavailable.is_some()
+            && matches!(
+                self.info.config.state,
+                DiskState::Active | DiskState::Draining
+            )
+    }
+}
+
+/// Every disk of a volume and how whole its stripes are, found the way [`heal`] finds
+/// its work (the metadata plus one listing of each open disk; no shard is read, so a
+/// corrupt shard is found by fsck or a read, not here).
+#[derive(Debug, Clone, Serialize)]
+pub struct Survey {
+    /// Every disk, in superblock order.
+    pub disks: Vec<DiskSurvey>,
+    /// Stripes of the volume.
+    pub stripes: u64,
+    /// Stripes missing at least one shard (unwritten or lost): heal has work.
+    pub degraded_stripes: u64,
+    /// Stripes written degraded, with shards never written.
+    pub unwritten_stripes: u64,
+    /// Shards never written, over all stripes.
+    pub unwritten_shards: u64,
+}
+
+impl Survey {
+    /// Every stripe has all its shards.
+    pub fn is_whole(&self) -> bool {
+        self.degraded_stripes == 0
+    }
+}
+
+/// Surveys the disks of an open volume (read-only use is enough): shards per disk, and
+/// the stripes each disk's loss or absence degrades.
+pub fn survey(vol: &Volume) -> Result<Survey> {
+    let mut disks: Vec<DiskSurvey> = vol
+        .disk_infos()
+        .into_iter()
+        .map(|info| DiskSurvey {
+            info,
+            shards: 0,
+            shard_bytes: 0,
+            degraded_stripes: 0,
+        })
+        .collect();
+    let infos: HashMap<DiskId, DiskInfo> = disks
+        .iter()
+        .map(|d| (d.info.config.id, d.info.clone()))
+        .collect();
+    let position: HashMap<DiskId, usize> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.info.config.id, i))
+        .collect();
+    let present = vol.shards_present()?;
+    let width = stripe_width(vol);
+    let (mut stripes, mut degraded_stripes, mut unwritten_stripes, mut unwritten_shards) =
+        (0, 0, 0, 0);
+    for at in vol.stripes() {
+        stripes += 1;
+        for (_, d) in at.stripe.placed() {
+            if let Some(&p) = position.get(&d) {
+                disks[p].shards += 1;
+                disks[p].shard_bytes += u64::from(at.stripe.info.shard_len);
+            }
+        }
+        let unwritten = at.stripe.unwritten().count() as u64;
+        if unwritten > 0 {
+            unwritten_stripes += 1;
+            unwritten_shards += unwritten;
+        }
+        let lost = lost_shards(&at, width, &infos, &present);
+        if lost.is_empty() {
+            continue;
+        }
+        degraded_stripes += 1;
+        for i in lost {
+            if let Some(&p) = at.stripe.disk_of(i).and_then(|d| position.get(&d)) {
+                disks[p].degraded_stripes += 1;
+            }
+        }
+    }
+    Ok(Survey {
+        disks,
+        stripes,
+        degraded_stripes,
+        unwritten_stripes,
+        unwritten_shards,
+    })
+}
+
 /// Rebuilds every shard that is missing: never written (degraded stripes), on a disk that
 /// is gone, failed, removed or replaced, or absent from its disk. A shard whose own disk
 /// is writable is written back there; the others go to disks chosen by placement,
@@ -95,19 +228,11 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
         .map(|i| (i.config.id, i))
         .collect();
     let present = vol.shards_present()?;
-    let width = usize::from(vol.superblock().layout.k) + usize::from(vol.superblock().layout.m);
+    let width = stripe_width(vol);
     let mut report = Report::default();
     for at in vol.stripes() {
         report.stripes_checked += 1;
-        let lost: Vec<usize> = (0..width)
-            .filter(|&i| match at.stripe.disk_of(i) {
-                None => true,
-                Some(d) => {
-                    !infos.get(&d).is_some_and(DiskInfo::is_readable)
-                        || !present.contains(&(d, shard_key(&at, i)))
-                }
-            })
-            .collect();
+        let lost = lost_shards(&at, width, &infos, &present);
         if lost.is_empty() {
             continue;
         }
@@ -161,7 +286,8 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
 /// Moves every shard off `disk` onto disks chosen by placement (the disk takes no new
 /// shards from the start: it is marked draining first), each move in the safe order;
 /// once nothing is left on it, marks it removed. A disk that cannot be read is drained
-/// by rebuilding its shards from the others.
+/// by rebuilding its shards from the others. Refused, changing nothing, when the disk
+/// holds shards and fewer than k+m other disks can take them.
 pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
     let state = vol
         .disk_infos()
@@ -169,6 +295,19 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
         .find(|i| i.config.id == disk)
         .map(|i| i.config.state)
         .ok_or_else(|| crate::Error::Config(format!("no disk {disk} in this volume")))?;
+    // Refused before the disk is marked draining: a drain that cannot finish would leave
+    // it taking no new shards, every new stripe degraded.
+    let width = stripe_width(vol);
+    let others = vol
+        .disk_infos()
+        .iter()
+        .filter(|i| i.config.id != disk && i.is_writable())
+        .count();
+    if others < width && vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
+        return Err(crate::Error::Config(format!(
+            "cannot drain {disk}: a stripe needs {width} disks and only {others} others can take shards; add a disk first (or replace {disk} with a new directory)"
+        )));
+    }
     if state == DiskState::Active {
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }

@@ -435,7 +435,7 @@ fn reason(request: &Request, ranking: &Ranking, entry: &Entry, candidate: &Candi
 }
 
 /// "256 KiB", "1.5 GiB": binary units, one decimal unless exact.
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut unit = 0;
     let mut scale: u64 = 1;

@@ -245,7 +245,15 @@ impl Volume {
     /// rewritten in place).
     pub fn relocate_shards(&self, at: &StripeAt, moves: &[(usize, DiskId)]) -> Result<Relocated> {
         let stripe = &at.stripe;
-        let payloads = self.stripe_shards(at)?;
+        // A shard rewritten on its own disk is missing or bad there (that is why it is
+        // rewritten): it is rebuilt from the others without being read, so a heal does not
+        // log each one as found missing.
+        let in_place: Vec<usize> = moves
+            .iter()
+            .filter(|&&(i, d)| stripe.disk_of(i) == Some(d))
+            .map(|&(i, _)| i)
+            .collect();
+        let payloads = self.stripe_shards(at, &in_place)?;
         let header = |i: usize| ShardHeader {
             stripe: stripe.id,
             index: ShardIndex(i as u8),
@@ -354,14 +362,20 @@ impl Volume {
         Ok(Relocated::Done { bytes })
     }
 
-    /// All k+m shard payloads of a stripe: the good ones read, the rest rebuilt; checked
-    /// against the stripe's payload CRC.
-    fn stripe_shards(&self, at: &StripeAt) -> Result<Vec<Vec<u8>>> {
+    /// All k+m shard payloads of a stripe: the good ones read (except `unread`), the rest
+    /// rebuilt; checked against the stripe's payload CRC.
+    fn stripe_shards(&self, at: &StripeAt, unread: &[usize]) -> Result<Vec<Vec<u8>>> {
         let stripe = &at.stripe;
         let k = usize::from(self.sb.layout.k);
         let m = usize::from(self.sb.layout.m);
         let read: Vec<Option<shard::ShardObject>> = (0..k + m)
-            .map(|i| self.read_checked_shard(stripe, i))
+            .map(|i| {
+                if unread.contains(&i) {
+                    None
+                } else {
+                    self.read_checked_shard(stripe, i)
+                }
+            })
             .collect();
         let views: Vec<Option<&[u8]>> = read
             .iter()

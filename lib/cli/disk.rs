@@ -1,0 +1,702 @@
+//! argosfs-disk (`argosfs disk`): lists a volume's disks and changes them: add, replace,
+//! heal, drain, remove. A shell over `crate::maint`: it resolves names, opens the
+//! volume, calls one action and prints its report. Offline only for now: the volume
+//! must not be mounted (list also works next to a read-only user).
+
+use super::import::{UsageError, open_volume, open_volume_with, volume_passphrase};
+use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
+use crate::maint::{self, Bounds, Report, Survey, disks};
+use crate::placement::human_bytes;
+use crate::types::DiskId;
+use crate::volume::{DiskConfig, DiskState, Superblock};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const PROGRAM: &str = "argosfs-disk";
+
+/// Failures printed one per line; the rest are counted.
+const SHOWN_FAILURES: usize = 10;
+
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-disk /srv/argosfs list",
+        "every disk: state, since when and why, space, shards, degraded stripes",
+    ),
+    (
+        "argosfs-disk /srv/argosfs replace d2 /srv/d2-new",
+        "put a new (empty) directory in the place of the lost disk d2 and heal onto it",
+    ),
+    (
+        "argosfs-disk /srv/argosfs heal --max-bytes 64G",
+        "rebuild missing shards, at most 64 GiB in this run (run again to go on)",
+    ),
+    (
+        "argosfs-disk /srv/argosfs remove /srv/d3",
+        "move every shard off the disk at /srv/d3, then take it out of the volume",
+    ),
+    (
+        "argosfs-disk /srv/argosfs add /srv/d6:domain=shelf2,weight=2",
+        "add a disk (options as argosfs-mkfs --disk); new stripes use it at once",
+    ),
+];
+
+/// Exit status of argosfs-disk.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (
+        exit::OK,
+        "done, and every stripe has all its shards (list: and no disk is missing)",
+    ),
+    (
+        exit::FAIL,
+        "it ran but work is left (a run stopped at --max-bytes, stripes no disk could take, failures, a stripe degraded or a disk missing), or it failed; the message says which",
+    ),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// List and change the disks of an ArgosFS volume.
+///
+/// list shows every disk with its state, space, shards and the stripes its loss
+/// degrades. add, replace, heal, drain and remove change the disks and move shards,
+/// each move in an order that never lowers a stripe's redundancy; a run stopped by
+/// --max-bytes or interrupted is continued by running it again. The volume must not be
+/// mounted: changes through a mount are not available yet.
+#[derive(Debug, Parser)]
+#[command(name = "argosfs-disk", version)]
+#[command(subcommand_required = true, arg_required_else_help = true)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
+pub struct DiskArgs {
+    /// Volume root directory. The volume must not be mounted.
+    pub root: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+    /// Read the passphrase of an encrypted volume from this file (else
+    /// ARGOSFS_PASSPHRASE, else a prompt). add needs none.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Show every disk, its shards and the stripes its loss degrades.
+    ///
+    /// One line per disk: id, state (since when, why), path, domain, class, weight,
+    /// capacity and free space, shards on it, and stripes degraded by its loss; then the
+    /// unwritten shards of stripes written with disks missing. Reads only (opens the
+    /// volume read-only and lists each disk's shard files; no shard is read: fsck
+    /// verifies them).
+    List,
+    /// Add a disk to the volume.
+    ///
+    /// Labels the directory (made if missing) and adds it to the volume. New stripes use
+    /// it at once; existing shards stay where they are.
+    Add {
+        /// The disk directory, with optional settings as argosfs-mkfs --disk takes them:
+        /// PATH[:weight=W,class=C,domain=D,numa=N].
+        #[arg(value_name = "PATH[:OPTS]")]
+        disk: String,
+    },
+    /// Put a new directory in the place of a disk, then heal.
+    ///
+    /// The new directory is labelled with the disk's id, the shards the old directory
+    /// still reads (if any) are copied over, and heal rebuilds the rest, so one command
+    /// gets back to full redundancy.
+    Replace {
+        /// The disk to replace: its id (d2 or 2) or its path.
+        old: String,
+        /// The new directory (made if missing; must not hold an ArgosFS label).
+        new: PathBuf,
+        /// Only replace; do not heal (run heal later).
+        #[arg(long)]
+        no_heal: bool,
+    },
+    /// Rebuild every missing shard.
+    ///
+    /// Missing: never written (stripes written while disks were missing), on a disk that
+    /// is lost, failed or removed, or absent from its disk. A shard goes back to its own
+    /// disk when that is writable, else to a disk chosen by placement.
+    Heal {
+        /// Stop after writing about this many shard bytes (e.g. 64M, 1G); run again to
+        /// go on.
+        #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+        max_bytes: Option<u64>,
+    },
+    /// Move every shard off a disk onto the others.
+    ///
+    /// The disk takes no new shards from the start (state draining) and is marked
+    /// removed once empty; it stays listed until remove forgets it.
+    Drain {
+        /// The disk: its id (d3 or 3) or its path.
+        disk: String,
+        /// Stop after writing about this many shard bytes; run again to go on.
+        #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+        max_bytes: Option<u64>,
+    },
+    /// Drain a disk and take it out of the volume.
+    ///
+    /// As drain; once nothing is left on the disk, it is forgotten (no longer listed).
+    Remove {
+        /// The disk: its id (d3 or 3) or its path.
+        disk: String,
+        /// Stop after writing about this many shard bytes; run again to go on.
+        #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+        max_bytes: Option<u64>,
+    },
+}
+
+impl Action {
+    fn name(&self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::Add { .. } => "add",
+            Action::Replace { .. } => "replace",
+            Action::Heal { .. } => "heal",
+            Action::Drain { .. } => "drain",
+            Action::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// What one subcommand did: its JSON object, its text, whether everything is whole.
+struct Outcome {
+    json: Value,
+    lines: Vec<String>,
+    failures: Vec<String>,
+    is_whole: bool,
+}
+
+/// Entry point of argosfs-disk.
+pub fn main() -> ExitCode {
+    run(DiskArgs::parse())
+}
+
+/// Runs argosfs-disk with parsed arguments.
+pub fn run(args: DiskArgs) -> ExitCode {
+    // list shows unavailable disks itself; the others warn about what they meet.
+    let level = match args.action {
+        Action::List => "error",
+        _ => "warn",
+    };
+    init_logging(&args.common, level);
+    let root = super::display_path(&args.root);
+    let header = json!({
+        "schema": 1,
+        "command": args.action.name(),
+        "root": super::json_path(&root),
+    });
+    match execute(&args).map_err(offline_only) {
+        Ok(outcome) => {
+            if args.common.json {
+                let mut object = header;
+                if let (Some(object), Value::Object(fields)) =
+                    (object.as_object_mut(), outcome.json)
+                {
+                    object.extend(fields);
+                }
+                super::print_json(&object);
+            } else {
+                if !args.common.quiet {
+                    for line in &outcome.lines {
+                        println!("{line}");
+                    }
+                }
+                print_failures(&outcome.failures);
+            }
+            ExitCode::from(if outcome.is_whole {
+                exit::OK
+            } else {
+                exit::FAIL
+            })
+        }
+        Err(e) => {
+            report_error(PROGRAM, &e);
+            if args.common.json {
+                let mut object = header;
+                object["error"] = json!(super::error_text(&e));
+                super::print_json(&object);
+            }
+            let is_usage = e.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
+        }
+    }
+}
+
+/// A volume in use gets the reason this program cannot work next to the mount.
+fn offline_only(e: anyhow::Error) -> anyhow::Error {
+    if e.chain().any(|cause| cause.is::<InUse>()) {
+        e.context("argosfs-disk works on an unmounted volume only for now (changing disks through the mount is not available yet)")
+    } else {
+        e
+    }
+}
+
+fn print_failures(failures: &[String]) {
+    for failure in failures.iter().take(SHOWN_FAILURES) {
+        eprintln!("{PROGRAM}: {failure}");
+    }
+    if failures.len() > SHOWN_FAILURES {
+        eprintln!(
+            "{PROGRAM}: ... and {} more (all of them in --json)",
+            failures.len() - SHOWN_FAILURES
+        );
+    }
+}
+
+fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
+    let root = args.root.as_path();
+    let passphrase_file = args.passphrase_file.as_deref();
+    match &args.action {
+        Action::List => list(root, passphrase_file),
+        Action::Add { disk } => add(root, disk),
+        Action::Replace { old, new, no_heal } => replace(root, passphrase_file, old, new, *no_heal),
+        Action::Heal { max_bytes } => {
+            let vol = open_volume(root, passphrase_file, false)?;
+            let report = maint::heal(
+                &vol,
+                Bounds {
+                    max_bytes: *max_bytes,
+                },
+            )
+            .context("healing")?;
+            vol.close().context("closing the volume")?;
+            Ok(heal_outcome(root, &report))
+        }
+        Action::Drain { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, false),
+        Action::Remove { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, true),
+    }
+}
+
+/// A library error from a maintenance call, in the words of this program (a refused
+/// request is said as it is, without "invalid volume configuration").
+fn disk_error(root: &Path, e: crate::Error) -> anyhow::Error {
+    match e {
+        crate::Error::Config(why) => anyhow::anyhow!(why),
+        crate::Error::Locked { .. } => super::in_use(root),
+        crate::Error::AlreadyFormatted { path } => anyhow::anyhow!(
+            "{} already holds an ArgosFS label (of another volume or disk, or left from one): give an empty directory, or clear that one if it is no longer used",
+            path.display()
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn load_superblock(root: &Path) -> anyhow::Result<Superblock> {
+    Superblock::load(root).with_context(|| format!("reading the volume at {}", root.display()))
+}
+
+/// The disk a person named (`d3`, `3` or its path).
+fn find_disk(root: &Path, text: &str) -> anyhow::Result<DiskId> {
+    let sb = load_superblock(root)?;
+    disks::find_disk(root, &sb, text).map_err(|e| disk_error(root, e))
+}
+
+fn list(root: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Outcome> {
+    let vol = open_volume(root, passphrase_file, true)?;
+    let survey = maint::survey(&vol).context("surveying the disks")?;
+    let sb = vol.superblock().clone();
+    drop(vol);
+    let is_whole = survey.is_whole() && !survey.disks.iter().any(|d| d.is_missing());
+    let abs_root = super::display_path(root);
+    let disks: Vec<Value> = survey
+        .disks
+        .iter()
+        .map(|d| {
+            let c = &d.info.config;
+            json!({
+                "id": c.id.0,
+                "name": c.id.to_string(),
+                "path": super::json_path(&c.resolve(&abs_root)),
+                "state": c.state,
+                "state_since_unix": c.state_since_unix,
+                "state_reason": c.state_reason,
+                "is_available": d.info.unavailable.is_none(),
+                "unavailable": d.info.unavailable,
+                "is_missing": d.is_missing(),
+                "has_failed_write": d.info.has_failed_write,
+                "domain": c.domain,
+                "class": c.class,
+                "weight": c.weight,
+                "numa": c.numa,
+                "total_bytes": d.info.total_bytes,
+                "free_bytes": d.info.free_bytes,
+                "shards": d.shards,
+                "shard_bytes": d.shard_bytes,
+                "degraded_stripes": d.degraded_stripes,
+            })
+        })
+        .collect();
+    let json = json!({
+        "volume": sb.volume.to_string(),
+        "layout": format!("{}+{}", sb.layout.k, sb.layout.m),
+        "stripes": survey.stripes,
+        "degraded_stripes": survey.degraded_stripes,
+        "unwritten_stripes": survey.unwritten_stripes,
+        "unwritten_shards": survey.unwritten_shards,
+        "is_whole": is_whole,
+        "disks": disks,
+    });
+    Ok(Outcome {
+        json,
+        lines: list_lines(&abs_root, &sb, &survey),
+        failures: Vec::new(),
+        is_whole,
+    })
+}
+
+fn list_lines(root: &Path, sb: &Superblock, survey: &Survey) -> Vec<String> {
+    let mut lines = vec![format!(
+        "volume {} at {}: {}+{}, {} disks, {} stripes",
+        sb.volume,
+        root.display(),
+        sb.layout.k,
+        sb.layout.m,
+        survey.disks.len(),
+        survey.stripes
+    )];
+    for d in &survey.disks {
+        let c = &d.info.config;
+        let mut state = state_name(c.state).to_string();
+        if c.state_since_unix > 0 {
+            state.push_str(&format!(" since {}", utc_text(c.state_since_unix)));
+        }
+        if !c.state_reason.is_empty() {
+            state.push_str(&format!(" ({})", c.state_reason));
+        }
+        if d.is_missing() {
+            let why = d.info.unavailable.as_deref().unwrap_or("not open");
+            state.push_str(&format!(", UNAVAILABLE: {why}"));
+        }
+        if d.info.has_failed_write {
+            state.push_str(", a write failed");
+        }
+        let space = if d.info.unavailable.is_none() {
+            format!(
+                "{} of {} free",
+                human_bytes(d.info.free_bytes),
+                human_bytes(d.info.total_bytes)
+            )
+        } else {
+            "space unknown".to_string()
+        };
+        lines.push(format!(
+            "{}  {state}  {}  domain {}  class {}  weight {}  {space}  {} shards ({})  {} degraded stripes",
+            c.id,
+            c.resolve(root).display(),
+            c.domain,
+            c.class,
+            c.weight,
+            d.shards,
+            human_bytes(d.shard_bytes),
+            d.degraded_stripes
+        ));
+    }
+    if survey.unwritten_shards > 0 {
+        lines.push(format!(
+            "unwritten shards: {} in {} stripes written while disks were missing",
+            survey.unwritten_shards, survey.unwritten_stripes
+        ));
+    }
+    let root = root.display();
+    let missing: Vec<String> = survey
+        .disks
+        .iter()
+        .filter(|d| d.is_missing())
+        .map(|d| d.info.config.id.to_string())
+        .collect();
+    if survey.is_whole() && missing.is_empty() {
+        lines.push(format!("all {} stripes whole", survey.stripes));
+    } else if survey.is_whole() {
+        lines.push(format!(
+            "all {} stripes whole, but disk(s) {} missing: put them back, or `argosfs-disk {root} replace DISK NEWDIR`, or remove them",
+            survey.stripes,
+            missing.join(", ")
+        ));
+    } else if missing.is_empty() {
+        lines.push(format!(
+            "{} of {} stripes degraded: run `argosfs-disk {root} heal`",
+            survey.degraded_stripes, survey.stripes
+        ));
+    } else {
+        lines.push(format!(
+            "{} of {} stripes degraded, disk(s) {} missing: put them back or `argosfs-disk {root} replace DISK NEWDIR` (which heals)",
+            survey.degraded_stripes,
+            survey.stripes,
+            missing.join(", ")
+        ));
+    }
+    lines
+}
+
+fn state_name(state: DiskState) -> &'static str {
+    match state {
+        DiskState::Active => "active",
+        DiskState::Draining => "draining",
+        DiskState::Failed => "failed",
+        DiskState::Removed => "removed",
+    }
+}
+
+fn add(root: &Path, text: &str) -> anyhow::Result<Outcome> {
+    // The options parse here first, so a bad one is a usage error like mkfs's.
+    DiskConfig::parse(DiskId(0), text).map_err(|e| anyhow::Error::new(UsageError(e)))?;
+    let config = disks::add(root, text).map_err(|e| disk_error(root, e))?;
+    let abs_root = super::display_path(root);
+    let path = config.resolve(&abs_root);
+    Ok(Outcome {
+        json: json!({
+            "disk": config.id.0,
+            "name": config.id.to_string(),
+            "path": super::json_path(&path),
+            "domain": config.domain,
+            "class": config.class,
+            "weight": config.weight,
+            "numa": config.numa,
+        }),
+        lines: vec![format!(
+            "added {} at {} (domain {}, class {}, weight {}); new stripes use it, existing shards stay where they are",
+            config.id,
+            path.display(),
+            config.domain,
+            config.class,
+            config.weight
+        )],
+        failures: Vec::new(),
+        is_whole: true,
+    })
+}
+
+fn replace(
+    root: &Path,
+    passphrase_file: Option<&Path>,
+    old: &str,
+    new: &Path,
+    no_heal: bool,
+) -> anyhow::Result<Outcome> {
+    let disk = find_disk(root, old)?;
+    // The passphrase is asked for and checked before anything changes, so a wrong one
+    // cannot stop the heal half way.
+    let passphrase = volume_passphrase(root, passphrase_file)?;
+    load_superblock(root)?
+        .keys(passphrase.as_deref())
+        .with_context(|| format!("unlocking the volume at {}", root.display()))?;
+    let replaced = disks::replace(root, disk, new).map_err(|e| disk_error(root, e))?;
+    let mut lines = vec![match &replaced.old_unreadable {
+        None => format!(
+            "replaced {disk}: {} -> {}; copied {} shards from the old directory",
+            replaced.old_path.display(),
+            replaced.new_path.display(),
+            replaced.shards_copied
+        ),
+        Some(why) => format!(
+            "replaced {disk}: {} -> {}; nothing copied ({why})",
+            replaced.old_path.display(),
+            replaced.new_path.display()
+        ),
+    }];
+    let done = || {
+        format!(
+            "{disk} was replaced; run `argosfs-disk {} heal`",
+            root.display()
+        )
+    };
+    let vol = open_volume_with(root, passphrase, no_heal).with_context(done)?;
+    let (heal, is_whole, failures) = if no_heal {
+        let survey = maint::survey(&vol).with_context(done)?;
+        drop(vol);
+        lines.push(if survey.is_whole() {
+            "heal skipped (--no-heal): every stripe is whole".to_string()
+        } else {
+            format!(
+                "heal skipped (--no-heal): {} of {} stripes degraded; run `argosfs-disk {} heal`",
+                survey.degraded_stripes,
+                survey.stripes,
+                root.display()
+            )
+        });
+        (Value::Null, survey.is_whole(), Vec::new())
+    } else {
+        let report = maint::heal(&vol, Bounds::default()).with_context(done)?;
+        vol.close().context("closing the volume")?;
+        lines.push(format!("heal: {}", report_text(&report, "rebuilt")));
+        let heal = serde_json::to_value(&report).context("the heal report")?;
+        (heal, report.is_complete(), report.failures.clone())
+    };
+    let json = json!({
+        "disk": disk.0,
+        "name": disk.to_string(),
+        "old_path": super::json_path(&replaced.old_path),
+        "new_path": super::json_path(&replaced.new_path),
+        "shards_copied": replaced.shards_copied,
+        "old_unreadable": replaced.old_unreadable,
+        "heal": heal,
+        "is_whole": is_whole,
+    });
+    Ok(Outcome {
+        json,
+        lines,
+        failures,
+        is_whole,
+    })
+}
+
+fn drain(
+    root: &Path,
+    passphrase_file: Option<&Path>,
+    text: &str,
+    max_bytes: Option<u64>,
+    forget: bool,
+) -> anyhow::Result<Outcome> {
+    let disk = find_disk(root, text)?;
+    let vol = open_volume(root, passphrase_file, false)?;
+    let report = maint::drain(&vol, disk, Bounds { max_bytes }).map_err(|e| disk_error(root, e))?;
+    let state = vol
+        .disk_infos()
+        .into_iter()
+        .find(|i| i.config.id == disk)
+        .map(|i| i.config.state);
+    vol.close().context("closing the volume")?;
+    let is_removed = report.is_complete() && state == Some(DiskState::Removed);
+    let mut lines = vec![format!("drain {disk}: {}", report_text(&report, "moved"))];
+    let is_forgotten = forget && is_removed;
+    if is_forgotten {
+        disks::forget(root, disk).map_err(|e| disk_error(root, e))?;
+        lines.push(format!(
+            "{disk} holds no shard and is no longer part of the volume"
+        ));
+    } else if is_removed {
+        lines.push(format!(
+            "{disk} holds no shard and is marked removed (`argosfs-disk {} remove {disk}` forgets it)",
+            root.display()
+        ));
+    }
+    let mut json = serde_json::to_value(&report).context("the drain report")?;
+    json["disk"] = json!(disk.0);
+    json["name"] = json!(disk.to_string());
+    json["state"] = json!(state);
+    json["is_complete"] = json!(report.is_complete());
+    if forget {
+        json["is_forgotten"] = json!(is_forgotten);
+    }
+    let is_whole = if forget { is_forgotten } else { is_removed };
+    Ok(Outcome {
+        json,
+        lines,
+        failures: report.failures,
+        is_whole,
+    })
+}
+
+fn heal_outcome(root: &Path, report: &Report) -> Outcome {
+    let mut json = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+    json["is_complete"] = json!(report.is_complete());
+    let mut lines = vec![format!("heal: {}", report_text(report, "rebuilt"))];
+    if report.is_bounded {
+        lines.push(format!(
+            "stopped at --max-bytes: run `argosfs-disk {} heal` again to go on",
+            root.display()
+        ));
+    }
+    Outcome {
+        json,
+        lines,
+        failures: report.failures.clone(),
+        is_whole: report.is_complete(),
+    }
+}
+
+/// One line for a heal or drain report.
+fn report_text(report: &Report, verb: &str) -> String {
+    let mut text = format!(
+        "{} stripes checked, {verb} {} shards ({}) in {} stripes",
+        report.stripes_checked,
+        report.shards_written,
+        human_bytes(report.bytes_written),
+        report.stripes_done
+    );
+    if report.is_complete() {
+        text.push_str("; nothing left");
+    } else {
+        text.push_str(&format!("; {} stripes left", report.stripes_left));
+        if report.is_bounded {
+            text.push_str(" (stopped at --max-bytes)");
+        }
+        if !report.failures.is_empty() {
+            text.push_str(&format!(", {} failed (below)", report.failures.len()));
+        }
+    }
+    text
+}
+
+/// Unix seconds as `2026-11-27 10:04 UTC` (the proleptic Gregorian calendar).
+fn utc_text(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2);
+    let seconds = unix % 86_400;
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_gives_the_calendar_date() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_text(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_text(1_700_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(utc_text(4_102_444_799), "2099-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn subcommands_take_root_first_and_sizes() {
+        let args = DiskArgs::try_parse_from([
+            "argosfs-disk",
+            "/r",
+            "heal",
+            "--max-bytes",
+            "64M",
+            "--json",
+        ])
+        .unwrap();
+        assert!(args.common.json);
+        assert!(matches!(args.action, Action::Heal { max_bytes: Some(n) } if n == 64 << 20));
+        let args = DiskArgs::try_parse_from(["argosfs-disk", "/r", "replace", "d2", "/n"]).unwrap();
+        assert!(matches!(
+            args.action,
+            Action::Replace { no_heal: false, .. }
+        ));
+        for bad in [
+            &["argosfs-disk", "/r"][..],
+            &["argosfs-disk", "/r", "heal", "--max-bytes", "lots"],
+            &["argosfs-disk", "/r", "drain"],
+        ] {
+            assert!(DiskArgs::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+}
