@@ -1,0 +1,264 @@
+//! kill -9 of `argosfs-disk drain` and `argosfs-disk heal` at many points (issue 10): no
+//! shard the metadata references is ever lost, no stripe ever has less redundancy than
+//! before, the work resumes on the next run, and fsck ends clean. (contrib/soak-maint.sh
+//! runs many more rounds.)
+
+use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all};
+use argosfs::types::{DiskId, InodeId, ShardIndex, ShardKey};
+use argosfs::volume::{OpenOptions, Volume};
+use std::process::Command;
+use std::time::Duration;
+
+const DISK: &str = env!("CARGO_BIN_EXE_argosfs-disk");
+const FSCK: &str = env!("CARGO_BIN_EXE_argosfs-fsck");
+
+fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
+    (0..count)
+        .map(|i| {
+            let data = pattern(48_000 + (i as usize % 5) * 5_000, 700 + i);
+            (put_file(vol, format!("f{i}").as_bytes(), &data), data)
+        })
+        .collect()
+}
+
+/// A small deterministic sequence of delays (milliseconds), so a failure replays.
+fn delays(count: usize, seed: u64, max_ms: u64) -> Vec<u64> {
+    let mut x = seed | 1;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % max_ms
+        })
+        .collect()
+}
+
+/// Starts `argosfs-disk ROOT args`, kills it with SIGKILL after `delay_ms` (if it is
+/// still running), and waits for it.
+fn run_and_kill(tv: &TestVolume, args: &[&str], delay_ms: u64) {
+    let mut child = Command::new(DISK)
+        .arg(&tv.root)
+        .args(args)
+        .arg("-q")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    child.wait().unwrap();
+}
+
+/// Every shard the metadata places is present on its disk (except on `disk` when
+/// `is_disk_filling`: a replaced disk heal is still filling); every file reads back;
+/// each stripe has at least `min_shards_placed` shards placed. Returns how many stripes
+/// have a shard on `disk`.
+fn check_invariants(
+    tv: &TestVolume,
+    written: &[(InodeId, Vec<u8>)],
+    min_shards_placed: usize,
+    disk: DiskId,
+    is_disk_filling: bool,
+) -> usize {
+    let vol = tv
+        .open_with(OpenOptions {
+            read_only: true,
+            ..tv.options()
+        })
+        .unwrap();
+    let present = vol.shards_present().unwrap();
+    let mut on_disk = 0;
+    for at in vol.stripes() {
+        let placed: Vec<(usize, DiskId)> = at.stripe.placed().collect();
+        assert!(
+            placed.len() >= min_shards_placed,
+            "stripe {} below its redundancy: {:?}",
+            at.stripe.id,
+            at.stripe
+        );
+        for (i, d) in placed {
+            let key = ShardKey {
+                stripe: at.stripe.id,
+                index: ShardIndex(i as u8),
+            };
+            let readable = vol
+                .disk_infos()
+                .iter()
+                .any(|info| info.config.id == d && info.is_readable());
+            if readable && !(is_disk_filling && d == disk) {
+                assert!(
+                    present.contains(&(d, key)),
+                    "shard {key} on {d} is referenced but gone"
+                );
+            }
+        }
+        if at.stripe.uses(disk) {
+            on_disk += 1;
+        }
+    }
+    for (ino, data) in written {
+        assert_eq!(&read_all(&vol, *ino).unwrap(), data);
+    }
+    on_disk
+}
+
+fn fsck_ends_clean(tv: &TestVolume) {
+    let run = |args: &[&str]| {
+        Command::new(FSCK)
+            .arg(&tv.root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let repair = run(&["--repair", "--remove-orphans", "--orphan-grace", "0"]);
+    let code = repair.status.code().unwrap();
+    assert!(
+        code == 0 || code == 1,
+        "fsck --repair exited {code}: {}",
+        String::from_utf8_lossy(&repair.stdout)
+    );
+    let check = run(&["-n"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn issue_10_kill_9_during_drain_never_lowers_redundancy_and_the_drain_resumes() {
+    let tv = common::make(&Spec {
+        disks: 8,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 60);
+    vol.close().unwrap();
+    let drained = DiskId(3);
+    let mut left = check_invariants(&tv, &written, 6, drained, false);
+    assert!(
+        left > 20,
+        "too few stripes on the disk to interrupt: {left}"
+    );
+    let mut interrupted = 0;
+    let mut trace = Vec::new();
+    for delay in delays(25, 0x5eed, 120) {
+        run_and_kill(&tv, &["drain", "d3"], 10 + delay);
+        let now = check_invariants(&tv, &written, 6, drained, false);
+        assert!(now <= left, "a drain moved shards back");
+        if now > 0 && now < left {
+            interrupted += 1;
+        }
+        trace.push((10 + delay, now));
+        left = now;
+    }
+    eprintln!("drain kills (delay ms, stripes left on the disk): {trace:?}");
+    assert!(
+        interrupted >= 3,
+        "the kills never caught a drain in the middle: {trace:?}"
+    );
+    let out = Command::new(DISK)
+        .arg(&tv.root)
+        .args(["drain", "d3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(check_invariants(&tv, &written, 6, drained, false), 0);
+    fsck_ends_clean(&tv);
+}
+
+#[test]
+fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 60);
+    vol.close().unwrap();
+    std::fs::remove_dir_all(&tv.disks[2]).unwrap();
+    let new = tv.dir.path().join("disk2-new");
+    let out = Command::new(DISK)
+        .arg(&tv.root)
+        .args(["replace", "d2", new.to_str().unwrap(), "--no-heal"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing_on_new = |tv: &TestVolume| {
+        let vol = tv
+            .open_with(OpenOptions {
+                read_only: true,
+                ..tv.options()
+            })
+            .unwrap();
+        let present = vol.shards_present().unwrap();
+        vol.stripes()
+            .iter()
+            .filter(|at| {
+                at.stripe.placed().any(|(i, d)| {
+                    d == DiskId(2)
+                        && !present.contains(&(
+                            d,
+                            ShardKey {
+                                stripe: at.stripe.id,
+                                index: ShardIndex(i as u8),
+                            },
+                        ))
+                })
+            })
+            .count()
+    };
+    let mut left = missing_on_new(&tv);
+    assert!(left > 20, "{left}");
+    let mut interrupted = 0;
+    let mut trace = Vec::new();
+    for delay in delays(25, 0xbeef, 120) {
+        run_and_kill(&tv, &["heal"], 10 + delay);
+        // Every stripe keeps all six shards placed; the replaced disk's only grow.
+        check_invariants(&tv, &written, 6, DiskId(2), true);
+        let now = missing_on_new(&tv);
+        assert!(now <= left, "heal lost shards it had written");
+        if now > 0 && now < left {
+            interrupted += 1;
+        }
+        trace.push((10 + delay, now));
+        left = now;
+    }
+    assert!(
+        interrupted >= 3,
+        "the kills never caught a heal in the middle: {trace:?}"
+    );
+    let out = Command::new(DISK)
+        .arg(&tv.root)
+        .arg("heal")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(missing_on_new(&tv), 0);
+    fsck_ends_clean(&tv);
+    // And the volume survives any two more lost disks.
+    std::fs::remove_dir_all(&tv.disks[0]).unwrap();
+    std::fs::remove_dir_all(&tv.disks[5]).unwrap();
+    let vol = tv.open();
+    for (ino, data) in &written {
+        assert_eq!(&read_all(&vol, *ino).unwrap(), data);
+    }
+}
