@@ -397,6 +397,14 @@ fn fsck_and_verify_journal_without_the_passphrase_check_the_structure_and_say_so
     let (code, text) = fsck_cli(&tv, &["-n"], true);
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("structure only"), "{text}");
+    // With the key every encrypted stripe is decrypted and its tag checked too.
+    let report = common::fsck_check(&tv);
+    assert!(
+        report.stats.stripes_authenticated >= 4,
+        "{:?}",
+        report.stats
+    );
+    assert!(text.contains("decrypted and authenticated"), "{text}");
 
     // Repairs need the key; a wrong one is an operational error.
     let (code, text) = fsck_cli(&tv, &["--repair"], false);

@@ -332,10 +332,11 @@ fn print_human(report: &Report, code: u8, quiet: bool) {
         }
         let s = &report.stats;
         println!(
-            "checked txid {}, {} inodes, {} stripes, {} shards; rebuilt {}, removed {} orphans, quarantined {}",
+            "checked txid {}, {} inodes, {} stripes ({} decrypted and authenticated), {} shards; rebuilt {}, removed {} orphans, quarantined {}",
             s.txid,
             s.inodes,
             s.stripes_checked,
+            s.stripes_authenticated,
             s.shards_checked,
             s.shards_rebuilt,
             s.orphans_removed,

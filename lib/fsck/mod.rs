@@ -279,7 +279,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
     progress.advance(1);
 
     // Shards.
-    let mut check = shards::ShardCheck::new(
+    let check = shards::ShardCheck::new(
         &sb,
         erasure.as_ref(),
         &disks,
@@ -287,6 +287,15 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
         progress,
         &mut report,
     );
+    let mut check = check.with_decoder(keys.stripe.clone().map(|cipher| {
+        crate::data::StripeCodec::new(
+            sb.layout.k,
+            sb.layout.m,
+            sb.compression,
+            Some(cipher),
+            erasure.clone(),
+        )
+    }));
     check.check_stripes(&plan.table, &mut report);
     for failure in check.delete_stripes(&frees) {
         report.push(Finding::warning(

@@ -190,6 +190,8 @@ pub struct Stats {
     pub orphans_removed: u64,
     /// Objects moved to a disk's quarantine directory.
     pub objects_quarantined: u64,
+    /// Encrypted stripes whose AEAD tag was checked (with the passphrase).
+    pub stripes_authenticated: u64,
 }
 
 /// The result of one run.

@@ -21,7 +21,7 @@ mod structure;
 use super::Progress;
 use super::paths;
 use super::report::{DiskAccount, Finding, Kind, Report};
-use crate::data::ErasureCodec;
+use crate::data::{ErasureCodec, StripeCodec, StripeContext};
 use crate::meta::{StripeRef, Table};
 use crate::store::shard::{self, OVERHEAD_BYTES, ShardHeader, ShardObject};
 use crate::store::{DirDisk, Disk, DiskLabel};
@@ -125,6 +125,8 @@ pub struct ShardCheck<'a> {
     /// Progress display.
     pub progress: &'a dyn Progress,
     stripe_bytes: u64,
+    /// Opens sealed stripes, when the key is known: the deep check of the AEAD tag.
+    decoder: Option<StripeCodec>,
     index: HashMap<DiskId, usize>,
     present: Vec<BTreeSet<ShardKey>>,
     by_key: HashMap<ShardKey, Vec<usize>>,
@@ -220,11 +222,19 @@ impl<'a> ShardCheck<'a> {
             grace: options.orphan_grace,
             progress,
             stripe_bytes: u64::from(sb.layout.stripe_bytes),
+            decoder: None,
             index,
             present,
             by_key,
             dirty: vec![false; disks.len()],
         }
+    }
+
+    /// Checks the AEAD tag of every encrypted stripe with `decoder` (a deep check the
+    /// passphrase makes possible; without it shards are checked by checksums only).
+    pub fn with_decoder(mut self, decoder: Option<StripeCodec>) -> Self {
+        self.decoder = decoder;
+        self
     }
 
     fn header(&self, sref: &StripeRef, ino: InodeId, chunk: u64, i: usize) -> ShardHeader {
@@ -475,6 +485,34 @@ impl<'a> ShardCheck<'a> {
                     why,
                     is_foreign,
                 } => bad.push((i, *kind, why.clone(), *is_foreign)),
+            }
+        }
+        if let (Some(expected), Some(decoder)) = (&solved, &self.decoder)
+            && sref.info.is_encrypted()
+        {
+            let ctx = StripeContext {
+                volume: self.volume,
+                inode: ino,
+                chunk,
+            };
+            let all: Vec<Option<&[u8]>> = expected.iter().map(|s| Some(s.as_slice())).collect();
+            report.stats.stripes_authenticated += 1;
+            if let Err(e) = decoder.decode(&ctx, &sref.info, &all) {
+                let mut finding = Finding::unrepairable(
+                    Kind::DataLoss,
+                    where_.clone(),
+                    format!(
+                        "the shards agree and match the recorded checksum, but the stripe does not decrypt ({e}): bytes {}..{} of the file are lost",
+                        chunk * self.stripe_bytes,
+                        chunk * self.stripe_bytes + u64::from(sref.valid_len)
+                    ),
+                );
+                finding.paths = paths
+                    .get()
+                    .get(&ino)
+                    .map(|p| p.iter().map(|p| paths::show(p)).collect())
+                    .unwrap_or_else(|| vec![format!("<inode {ino}, not reachable>")]);
+                report.push(finding);
             }
         }
         let Some(expected) = solved else {
