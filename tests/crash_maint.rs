@@ -50,6 +50,14 @@ fn run_and_kill(tv: &TestVolume, args: &[&str], delay_ms: u64) {
     child.wait().unwrap();
 }
 
+fn open_read_only(tv: &TestVolume) -> Volume {
+    tv.open_with(OpenOptions {
+        read_only: true,
+        ..tv.options()
+    })
+    .unwrap()
+}
+
 /// Every shard the metadata places is present on its disk (except on `disk` when
 /// `is_disk_filling`: a replaced disk heal is still filling); every file reads back;
 /// each stripe has at least `min_shards_placed` shards placed. Returns how many stripes
@@ -61,12 +69,7 @@ fn check_invariants(
     disk: DiskId,
     is_disk_filling: bool,
 ) -> usize {
-    let vol = tv
-        .open_with(OpenOptions {
-            read_only: true,
-            ..tv.options()
-        })
-        .unwrap();
+    let vol = open_read_only(tv);
     let present = vol.shards_present().unwrap();
     let mut on_disk = 0;
     for at in vol.stripes() {
@@ -198,12 +201,7 @@ fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let missing_on_new = |tv: &TestVolume| {
-        let vol = tv
-            .open_with(OpenOptions {
-                read_only: true,
-                ..tv.options()
-            })
-            .unwrap();
+        let vol = open_read_only(tv);
         let present = vol.shards_present().unwrap();
         vol.stripes()
             .iter()

@@ -507,11 +507,7 @@ impl<'a> ShardCheck<'a> {
                         chunk * self.stripe_bytes + u64::from(sref.valid_len)
                     ),
                 );
-                finding.paths = paths
-                    .get()
-                    .get(&ino)
-                    .map(|p| p.iter().map(|p| paths::show(p)).collect())
-                    .unwrap_or_else(|| vec![format!("<inode {ino}, not reachable>")]);
+                finding.paths = paths.of(ino);
                 report.push(finding);
             }
         }
@@ -530,11 +526,7 @@ impl<'a> ShardCheck<'a> {
                 )
             };
             let mut finding = Finding::unrepairable(Kind::DataLoss, where_.clone(), detail);
-            finding.paths = paths
-                .get()
-                .get(&ino)
-                .map(|p| p.iter().map(|p| paths::show(p)).collect())
-                .unwrap_or_else(|| vec![format!("<inode {ino}, not reachable>")]);
+            finding.paths = paths.of(ino);
             report.push(finding);
             for (i, kind, why, _) in bad {
                 let key = ShardKey {
@@ -855,6 +847,14 @@ struct Paths<'t> {
 impl Paths<'_> {
     fn get(&self) -> &HashMap<InodeId, Vec<Vec<u8>>> {
         self.cell.get_or_init(|| paths::all_paths(self.table))
+    }
+
+    /// The paths of a file as shown in findings (what data loss affects).
+    fn of(&self, ino: InodeId) -> Vec<String> {
+        self.get()
+            .get(&ino)
+            .map(|p| p.iter().map(|p| paths::show(p)).collect())
+            .unwrap_or_else(|| vec![format!("<inode {ino}, not reachable>")])
     }
 }
 
