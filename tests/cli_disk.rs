@@ -428,3 +428,41 @@ fn issue_10_an_encrypted_volume_lists_and_heals() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("wrong passphrase"), "{}", run.stderr);
 }
+
+#[test]
+fn issue_10_rebalance_spreads_onto_added_disks_and_waits_for_heal() {
+    let tv = small_stripes(6, false);
+    let vol = tv.open();
+    let written = files(&vol, 0, 8);
+    vol.close().unwrap();
+    for name in ["d6", "d7"] {
+        let path = tv.dir.path().join(name);
+        let run = disk(&tv, &["add", path.to_str().unwrap()]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let before = list(&tv, 0);
+    assert_eq!(disk_entry(&before, "d6").unwrap()["shards"], 0);
+    let run = disk(&tv, &["rebalance", "--json"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json["command"], "rebalance");
+    assert!(
+        run.json["shards_written"].as_u64().unwrap() > 0,
+        "{}",
+        run.stdout
+    );
+    let after = list(&tv, 0);
+    for name in ["d6", "d7"] {
+        assert!(
+            disk_entry(&after, name).unwrap()["shards"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    assert_files(&tv, &written, "after rebalance");
+    // With a disk gone, stripes are degraded: rebalance refuses and says to heal.
+    std::fs::remove_dir_all(&tv.disks[1]).unwrap();
+    let run = disk(&tv, &["rebalance"]);
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("heal first"), "{}", run.stderr);
+}

@@ -281,3 +281,61 @@ fn issue_10_drain_is_refused_when_too_few_other_disks_could_take_the_shards() {
     assert_whole(&tv);
     assert_files(&tv, &written, "after a refused drain");
 }
+
+#[test]
+fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
+    let tv = common::make(&Spec {
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 0, 8);
+    vol.close().unwrap();
+    for i in 6..8 {
+        disks::add(
+            &tv.root,
+            tv.dir.path().join(format!("d{i}")).to_str().unwrap(),
+        )
+        .unwrap();
+    }
+    // A bounded run moves about its bound and says so.
+    let vol = tv.open();
+    let first = maint::rebalance(
+        &vol,
+        Bounds {
+            max_bytes: Some(8192),
+        },
+    )
+    .unwrap();
+    assert!(first.is_bounded, "{first:?}");
+    assert!(first.bytes_written < 8192 + (16 << 10), "{first:?}");
+    let report = maint::rebalance(&vol, Bounds::default()).unwrap();
+    assert!(report.shards_written > 10, "{report:?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+    let survey = maint::survey(&vol).unwrap();
+    let total: u64 = survey.disks.iter().map(|d| d.shard_bytes).sum();
+    let share = total as f64 / survey.disks.len() as f64;
+    let shard: f64 = 4096.0 * 2.0; // a 16 KiB stripe's shards are about 4 KiB; two of slack
+    for d in &survey.disks {
+        let off = (d.shard_bytes as f64 - share).abs();
+        assert!(
+            off <= shard.max(share * 0.1),
+            "disk {} holds {} bytes, share {share}",
+            d.info.config.id,
+            d.shard_bytes
+        );
+    }
+    // A second run has nothing to do.
+    let again = maint::rebalance(&vol, Bounds::default()).unwrap();
+    assert_eq!(again.shards_written, 0, "{again:?}");
+    vol.close().unwrap();
+    assert_whole(&tv);
+    fsck_clean(&tv);
+    assert_files(&tv, &written, "after rebalance");
+
+    // Repair comes first: with a stripe degraded, rebalance refuses and moves nothing.
+    std::fs::remove_dir_all(&tv.disks[0]).unwrap();
+    let vol = tv.open();
+    let err = maint::rebalance(&vol, Bounds::default()).unwrap_err();
+    assert!(err.to_string().contains("heal first"), "{err}");
+}

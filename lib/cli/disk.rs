@@ -129,6 +129,17 @@ pub enum Action {
         #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
         max_bytes: Option<u64>,
     },
+    /// Even out the disks: move shards from disks over their share of the stored bytes
+    /// (by weight) to disks under it, as after adding disks.
+    ///
+    /// Each move follows the same order as heal (write, sync, verify, commit, delete the
+    /// old copy) and the failure-domain rules. Refused while any stripe is degraded: heal
+    /// first.
+    Rebalance {
+        /// Stop after writing about this many shard bytes; run again to go on.
+        #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+        max_bytes: Option<u64>,
+    },
     /// Move every shard off a disk onto the others.
     ///
     /// The disk takes no new shards from the start (state draining) and is marked
@@ -159,6 +170,7 @@ impl Action {
             Action::Add { .. } => "add",
             Action::Replace { .. } => "replace",
             Action::Heal { .. } => "heal",
+            Action::Rebalance { .. } => "rebalance",
             Action::Drain { .. } => "drain",
             Action::Remove { .. } => "remove",
         }
@@ -267,7 +279,20 @@ fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
             )
             .context("healing")?;
             vol.close().context("closing the volume")?;
-            Ok(heal_outcome(root, &report))
+            Ok(run_outcome(root, "heal", "rebuilt", &report))
+        }
+        Action::Rebalance { max_bytes } => {
+            let vol = open_volume(root, passphrase_file, false)?;
+            let report = maint::rebalance(
+                &vol,
+                Bounds {
+                    max_bytes: *max_bytes,
+                },
+            )
+            .map_err(|e| disk_error(root, e))
+            .context("rebalancing")?;
+            vol.close().context("closing the volume")?;
+            Ok(run_outcome(root, "rebalance", "moved", &report))
         }
         Action::Drain { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, false),
         Action::Remove { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, true),
@@ -594,13 +619,15 @@ fn drain(
     })
 }
 
-fn heal_outcome(root: &Path, report: &Report) -> Outcome {
+/// The outcome of a heal or rebalance run (`name`), whose moves are `verb` (rebuilt,
+/// moved).
+fn run_outcome(root: &Path, name: &str, verb: &str, report: &Report) -> Outcome {
     let mut json = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
     json["is_complete"] = json!(report.is_complete());
-    let mut lines = vec![format!("heal: {}", report_text(report, "rebuilt"))];
+    let mut lines = vec![format!("{name}: {}", report_text(report, verb))];
     if report.is_bounded {
         lines.push(format!(
-            "stopped at --max-bytes: run `argosfs-disk {} heal` again to go on",
+            "stopped at --max-bytes: run `argosfs-disk {} {name}` again to go on",
             root.display()
         ));
     }

@@ -342,3 +342,107 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
     }
     Ok(report)
 }
+
+/// Evens out the shard bytes on the writable disks, relative to their weights, moving
+/// one shard at a time (each in the safe order) from the disk furthest over its share to
+/// one under its share that the stripe does not use yet, within the failure-domain rules.
+/// Refused while any stripe is degraded: repair comes first (a move would read from a
+/// stripe short of redundancy). Stops once no disk is over its share by more than one
+/// shard, or at the byte bound; `stripes_left` then counts the moves still wanted.
+pub fn rebalance(vol: &Volume, bounds: Bounds) -> Result<Report> {
+    let survey = survey(vol)?;
+    if !survey.is_whole() {
+        return Err(crate::Error::Config(format!(
+            "{} of {} stripes are degraded: heal first (rebalancing waits until every stripe is whole)",
+            survey.degraded_stripes, survey.stripes
+        )));
+    }
+    let writable: Vec<&DiskSurvey> = survey
+        .disks
+        .iter()
+        .filter(|d| d.info.is_writable())
+        .collect();
+    let total_bytes: u64 = writable.iter().map(|d| d.shard_bytes).sum();
+    let total_weight: f64 = writable.iter().map(|d| d.info.config.weight).sum();
+    let mut used: HashMap<DiskId, u64> = writable
+        .iter()
+        .map(|d| (d.info.config.id, d.shard_bytes))
+        .collect();
+    let share: HashMap<DiskId, f64> = writable
+        .iter()
+        .map(|d| {
+            let share = total_bytes as f64 * d.info.config.weight / total_weight;
+            (d.info.config.id, share)
+        })
+        .collect();
+    let mut report = Report::default();
+    // Passes over the stripes until one moves nothing (each pass moves at most one
+    // shard per stripe, from its disk furthest over its share).
+    loop {
+        let moved_before = report.shards_written;
+        let checked_before = report.stripes_checked;
+        rebalance_pass(vol, bounds, &share, &mut used, &mut report);
+        if report.is_bounded
+            || report.shards_written == moved_before
+            || report.stripes_checked == checked_before
+        {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// One pass of [`rebalance`] over every stripe, in stripe order (the same volume gives
+/// the same moves).
+fn rebalance_pass(
+    vol: &Volume,
+    bounds: Bounds,
+    share: &HashMap<DiskId, f64>,
+    used: &mut HashMap<DiskId, u64>,
+    report: &mut Report,
+) {
+    let over =
+        |used: &HashMap<DiskId, u64>, d: DiskId, len: u64| used[&d] as f64 - share[&d] > len as f64;
+    let mut stripes = vol.stripes();
+    stripes.sort_by_key(|at| at.stripe.id);
+    for at in stripes {
+        let len = u64::from(at.stripe.info.shard_len);
+        // The shard of this stripe on the disk most over its share, if any is over.
+        let Some((index, source)) = at
+            .stripe
+            .placed()
+            .filter(|(_, d)| used.contains_key(d) && over(&used, *d, len))
+            .max_by(|a, b| {
+                let excess = |d: DiskId| used[&d] as f64 - share[&d];
+                excess(a.1).total_cmp(&excess(b.1))
+            })
+        else {
+            continue;
+        };
+        report.stripes_checked += 1;
+        if report.is_bounded {
+            report.stripes_left += 1;
+            continue;
+        }
+        // Only disks with room below their share may take it.
+        let full: Vec<DiskId> = used
+            .keys()
+            .copied()
+            .filter(|d| used[d] as f64 + len as f64 > share[d])
+            .collect();
+        let Some(target) = vol
+            .choose_disks(&at.stripe, &[index], &full)
+            .first()
+            .copied()
+        else {
+            continue;
+        };
+        let result = vol.relocate_shards(&at, &[(index, target)]);
+        if matches!(result, Ok(Relocated::Done { .. })) {
+            *used.get_mut(&source).expect("a writable disk") -= len;
+            *used.entry(target).or_default() += len;
+        }
+        report.relocated(&at, 1, result);
+        report.is_bounded = bounds.is_reached(report.bytes_written);
+    }
+}
