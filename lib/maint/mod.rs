@@ -411,7 +411,7 @@ fn rebalance_pass(
         let Some((index, source)) = at
             .stripe
             .placed()
-            .filter(|(_, d)| used.contains_key(d) && over(&used, *d, len))
+            .filter(|(_, d)| used.contains_key(d) && over(used, *d, len))
             .max_by(|a, b| {
                 let excess = |d: DiskId| used[&d] as f64 - share[&d];
                 excess(a.1).total_cmp(&excess(b.1))
