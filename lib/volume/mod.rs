@@ -200,6 +200,31 @@ impl DiskSlot {
         *lock_poisoned(&self.state)
     }
 
+    /// Open, active, and no shard write failed on it since open: it may take new shards.
+    fn takes_new_shards(&self) -> bool {
+        self.disk.is_some()
+            && self.state() == DiskState::Active
+            && !self.write_failed.load(Ordering::Acquire)
+    }
+
+    /// What placement knows of this disk. It is writable when it takes new shards and
+    /// `is_allowed` (the caller's own exclusions); space as [`DiskSlot::space`] gives
+    /// it, less what stripe writes in flight reserved.
+    fn candidate(&self, is_fresh: bool, is_allowed: bool) -> crate::placement::Candidate {
+        let space = self.space(is_fresh);
+        crate::placement::Candidate {
+            id: self.config.id,
+            weight: self.config.weight,
+            class: self.config.class.clone(),
+            domain: self.config.domain.clone(),
+            is_writable: is_allowed && self.takes_new_shards(),
+            free_bytes: space
+                .free_bytes
+                .saturating_sub(self.reserved.load(Ordering::Relaxed)),
+            total_bytes: space.total_bytes,
+        }
+    }
+
     /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] unless
     /// `is_fresh` (placement asks for every stripe; a disk that fills up in between
     /// answers ENOSPC, which the write path handles; a shortage is checked afresh).
@@ -514,6 +539,14 @@ impl Volume {
     /// Disks that could not be opened, with the reason.
     pub fn unavailable_disks(&self) -> &[(DiskId, String)] {
         &self.unavailable_disks
+    }
+
+    /// Why disk `id` could not be opened, when it could not.
+    fn unavailable_reason(&self, id: DiskId) -> Option<&str> {
+        self.unavailable_disks
+            .iter()
+            .find(|(d, _)| *d == id)
+            .map(|(_, why)| why.as_str())
     }
 
     /// Objects of the backing store that group or other could access when the volume

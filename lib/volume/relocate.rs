@@ -28,6 +28,17 @@ pub struct StripeAt {
     pub stripe: StripeRef,
 }
 
+impl std::fmt::Display for StripeAt {
+    /// "stripe s… (inode N chunk C)", for reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stripe {} (inode {} chunk {})",
+            self.stripe.id, self.ino, self.chunk
+        )
+    }
+}
+
 /// One disk of the open volume, for `argosfs-disk list` and the maintenance planners.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DiskInfo {
@@ -115,13 +126,10 @@ impl Volume {
                 let space = slot.space(true);
                 DiskInfo {
                     unavailable: slot.disk.is_none().then(|| {
-                        self.unavailable_disks
-                            .iter()
-                            .find(|(id, _)| *id == slot.config.id)
-                            .map_or_else(
-                                || format!("{:?}", config.state).to_lowercase(),
-                                |(_, why)| why.clone(),
-                            )
+                        self.unavailable_reason(slot.config.id).map_or_else(
+                            || format!("{:?}", config.state).to_lowercase(),
+                            str::to_string,
+                        )
                     }),
                     config,
                     has_failed_write: slot.write_failed.load(Ordering::Acquire),
@@ -191,38 +199,10 @@ impl Volume {
         if indices.is_empty() {
             return Vec::new();
         }
-        let staying: Vec<DiskId> = stripe
+        let held_domains = stripe
             .placed()
             .filter(|(i, _)| !indices.contains(i))
-            .map(|(_, d)| d)
-            .collect();
-        let candidates: Vec<Candidate> = self
-            .disks
-            .iter()
-            .map(|slot| {
-                let space = slot.space(true);
-                let id = slot.config.id;
-                Candidate {
-                    id,
-                    weight: slot.config.weight,
-                    class: slot.config.class.clone(),
-                    domain: slot.config.domain.clone(),
-                    is_writable: slot.disk.is_some()
-                        && slot.state() == DiskState::Active
-                        && !slot.write_failed.load(Ordering::Acquire)
-                        && !staying.contains(&id)
-                        && !avoid.contains(&id)
-                        && !stripe.uses(id),
-                    free_bytes: space
-                        .free_bytes
-                        .saturating_sub(slot.reserved.load(Ordering::Relaxed)),
-                    total_bytes: space.total_bytes,
-                }
-            })
-            .collect();
-        let held_domains = staying
-            .iter()
-            .filter_map(|d| self.disk_index.get(d))
+            .filter_map(|(_, d)| self.disk_index.get(&d))
             .map(|i| self.disks[*i].config.domain.clone())
             .collect();
         let request = Request {
@@ -233,7 +213,25 @@ impl Volume {
             shard_bytes: u64::from(stripe.info.shard_len) + 64,
             held_domains,
         };
-        placement::place(&request, &candidates).unwrap_or_default()
+        // Never a disk that already holds a shard of the stripe (staying or moving).
+        let place = |is_fresh: bool| {
+            let candidates: Vec<Candidate> = self
+                .disks
+                .iter()
+                .map(|slot| {
+                    let id = slot.config.id;
+                    slot.candidate(is_fresh, !avoid.contains(&id) && !stripe.uses(id))
+                })
+                .collect();
+            placement::place(&request, &candidates).unwrap_or_default()
+        };
+        // Free space as new stripes see it (read at most every half second: a run moves
+        // many stripes), checked afresh when it falls short, as new stripes do.
+        let chosen = place(false);
+        if chosen.len() < indices.len() {
+            return place(true);
+        }
+        chosen
     }
 
     /// Puts shards of a stripe on new disks: `moves` lists (shard index, target disk). A

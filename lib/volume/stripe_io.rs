@@ -178,10 +178,8 @@ impl Volume {
                     match slot.state() {
                         super::DiskState::Active | super::DiskState::Draining => {
                             let reason = self
-                                .unavailable_disks
-                                .iter()
-                                .find(|(id, _)| *id == slot.config.id)
-                                .map_or("not opened", |(_, why)| why.as_str());
+                                .unavailable_reason(slot.config.id)
+                                .unwrap_or("not opened");
                             format!("unavailable: {reason}")
                         }
                         state => format!("{state:?}").to_lowercase(),
@@ -224,23 +222,7 @@ impl Volume {
         let candidates: Vec<Candidate> = self
             .disks
             .iter()
-            .map(|slot| {
-                let space = slot.space(is_fresh);
-                Candidate {
-                    id: slot.config.id,
-                    weight: slot.config.weight,
-                    class: slot.config.class.clone(),
-                    domain: slot.config.domain.clone(),
-                    is_writable: slot.disk.is_some()
-                        && slot.state() == super::DiskState::Active
-                        && !slot.write_failed.load(Ordering::Acquire)
-                        && !excluded.contains(&slot.config.id),
-                    free_bytes: space
-                        .free_bytes
-                        .saturating_sub(slot.reserved.load(Ordering::Relaxed)),
-                    total_bytes: space.total_bytes,
-                }
-            })
+            .map(|slot| slot.candidate(is_fresh, !excluded.contains(&slot.config.id)))
             .collect();
         let request = Request {
             stripe,
