@@ -67,10 +67,7 @@ impl Report {
             Ok(Relocated::Stale) => {}
             Err(e) => {
                 self.stripes_left += 1;
-                self.failures.push(format!(
-                    "stripe {} (inode {} chunk {}): {e}",
-                    at.stripe.id, at.ino, at.chunk
-                ));
+                self.failures.push(format!("{at}: {e}"));
             }
         }
     }
@@ -255,10 +252,7 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
         if moves.is_empty() {
             report.stripes_left += 1;
             report.failures.push(format!(
-                "stripe {} (inode {} chunk {}): no disk can take its {} missing shard(s)",
-                at.stripe.id,
-                at.ino,
-                at.chunk,
+                "{at}: no disk can take its {} missing shard(s)",
                 lost.len()
             ));
             continue;
@@ -270,10 +264,7 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
         if is_partial && !failed {
             report.stripes_left += 1;
             report.failures.push(format!(
-                "stripe {} (inode {} chunk {}): {} of {} missing shards rebuilt; no disk could take the rest",
-                at.stripe.id,
-                at.ino,
-                at.chunk,
+                "{at}: {} of {} missing shards rebuilt; no disk could take the rest",
                 moves.len(),
                 lost.len()
             ));
@@ -289,21 +280,21 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
 /// by rebuilding its shards from the others. Refused, changing nothing, when the disk
 /// holds shards and fewer than k+m other disks can take them.
 pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
-    let state = vol
-        .disk_infos()
-        .into_iter()
+    let infos = vol.disk_infos();
+    let state = infos
+        .iter()
         .find(|i| i.config.id == disk)
         .map(|i| i.config.state)
         .ok_or_else(|| crate::Error::Config(format!("no disk {disk} in this volume")))?;
     // Refused before the disk is marked draining: a drain that cannot finish would leave
     // it taking no new shards, every new stripe degraded.
     let width = stripe_width(vol);
-    let others = vol
-        .disk_infos()
+    let others = infos
         .iter()
         .filter(|i| i.config.id != disk && i.is_writable())
         .count();
-    if others < width && vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
+    let stripes = vol.stripes();
+    if others < width && stripes.iter().any(|at| at.stripe.uses(disk)) {
         return Err(crate::Error::Config(format!(
             "cannot drain {disk}: a stripe needs {width} disks and only {others} others can take shards; add a disk first (or replace {disk} with a new directory)"
         )));
@@ -312,7 +303,7 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }
     let mut report = Report::default();
-    for at in vol.stripes() {
+    for at in stripes {
         let Some(index) = at.stripe.placed().find(|(_, d)| *d == disk).map(|(i, _)| i) else {
             continue;
         };
@@ -327,10 +318,9 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
             .copied()
         else {
             report.stripes_left += 1;
-            report.failures.push(format!(
-                "stripe {} (inode {} chunk {}): no other disk can take shard {index}",
-                at.stripe.id, at.ino, at.chunk
-            ));
+            report
+                .failures
+                .push(format!("{at}: no other disk can take shard {index}"));
             continue;
         };
         let result = vol.relocate_shards(&at, &[(index, target)]);
@@ -380,12 +370,8 @@ pub fn rebalance(vol: &Volume, bounds: Bounds) -> Result<Report> {
     // shard per stripe, from its disk furthest over its share).
     loop {
         let moved_before = report.shards_written;
-        let checked_before = report.stripes_checked;
         rebalance_pass(vol, bounds, &share, &mut used, &mut report);
-        if report.is_bounded
-            || report.shards_written == moved_before
-            || report.stripes_checked == checked_before
-        {
+        if report.is_bounded || report.shards_written == moved_before {
             break;
         }
     }
