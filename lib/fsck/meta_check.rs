@@ -460,15 +460,7 @@ pub fn verify(meta_dir: &Path, codec: &MetaCodec) -> MetaVerification {
         );
     } else if let Some(live) = &mut live {
         for record in scan.records.iter().filter(|r| r.txid > primary_txid) {
-            if let Err(e) = replay_record(
-                live,
-                codec,
-                scan.is_sealed,
-                &object,
-                record.offset,
-                record.txid,
-                &record.payload,
-            ) {
+            if let Err(e) = replay_record(live, codec, scan.is_sealed, &object, record) {
                 v.problem(
                     Kind::JournalDamaged,
                     &journal_path,
@@ -535,15 +527,7 @@ pub fn verify(meta_dir: &Path, codec: &MetaCodec) -> MetaVerification {
             .iter()
             .filter(|r| r.txid > sec_txid && r.txid <= primary_txid)
         {
-            if let Err(e) = replay_record(
-                &mut table,
-                codec,
-                scan.is_sealed,
-                &object,
-                record.offset,
-                record.txid,
-                &record.payload,
-            ) {
+            if let Err(e) = replay_record(&mut table, codec, scan.is_sealed, &object, record) {
                 outcome = Err(format!(
                     "record txid {} does not apply to {}: {e}",
                     record.txid, SLOTS[secondary]

@@ -90,18 +90,17 @@ pub fn decode_ops(object: &str, offset: u64, mut payload: &[u8]) -> Result<Vec<O
     Ok(ops)
 }
 
-/// Opens a journal record's payload with `codec` (the journal's header said
+/// Opens a record of the journal `object` with `codec` (the journal's header said
 /// `is_sealed`) and applies its ops to a table (used by replay and verification).
 pub fn replay_record(
     table: &mut Table,
     codec: &MetaCodec,
     is_sealed: bool,
     object: &str,
-    record_offset: u64,
-    txid: u64,
-    payload: &[u8],
+    record: &journal::JournalRecord,
 ) -> Result<()> {
-    let ops = codec.decode_record(object, record_offset, txid, is_sealed, payload)?;
+    let (record_offset, txid) = (record.offset, record.txid);
+    let ops = codec.decode_record(object, record_offset, txid, is_sealed, &record.payload)?;
     for op in decode_ops(object, record_offset, &ops)? {
         table.apply(&op).map_err(|e| {
             FormatError::new(
@@ -237,15 +236,7 @@ impl MetaStore {
         }
         let mut replayed = 0;
         for record in scan.records.iter().filter(|r| r.txid > from_txid) {
-            replay_record(
-                table,
-                codec,
-                scan.is_sealed,
-                &object,
-                record.offset,
-                record.txid,
-                &record.payload,
-            )?;
+            replay_record(table, codec, scan.is_sealed, &object, record)?;
             replayed += 1;
         }
         Ok(replayed)
