@@ -149,17 +149,12 @@ fn a_refused_mkfs_leaves_nothing_behind() {
 #[test]
 fn issue_10_relative_disk_paths_are_relative_to_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_argosfs-mkfs"))
-        .current_dir(dir.path())
-        .args(["v1", "--disk", "v1.d/d0", "--disk", "./v1.d/d1:weight=2"])
-        .args(["--disk", "v1.d/d2", "--disk", "v1/inside", "--json"])
-        .env_remove("ARGOSFS_PASSPHRASE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::common::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_argosfs-mkfs"))
+            .current_dir(dir.path())
+            .args(["v1", "--disk", "v1.d/d0", "--disk", "./v1.d/d1:weight=2"])
+            .args(["--disk", "v1.d/d2", "--disk", "v1/inside", "--json"])
+            .env_remove("ARGOSFS_PASSPHRASE"),
     );
     // The child's current directory, as getcwd(3) gives it (the temporary directory's
     // path may go through a symbolic link).

@@ -163,17 +163,7 @@ fn issue_10_kill_9_during_drain_never_lowers_redundancy_and_the_drain_resumes() 
         interrupted >= 3,
         "the kills never caught a drain in the middle: {trace:?}"
     );
-    let out = Command::new(DISK)
-        .arg(&tv.root)
-        .args(["drain", "d3"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(Command::new(DISK).arg(&tv.root).args(["drain", "d3"]));
     assert_eq!(check_invariants(&tv, &written, 6, drained, false), 0);
     fsck_ends_clean(&tv);
 }
@@ -239,17 +229,7 @@ fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
         interrupted >= 3,
         "the kills never caught a heal in the middle: {trace:?}"
     );
-    let out = Command::new(DISK)
-        .arg(&tv.root)
-        .arg("heal")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(Command::new(DISK).arg(&tv.root).arg("heal"));
     assert_eq!(missing_on_new(&tv), 0);
     fsck_ends_clean(&tv);
     // And the volume survives any two more lost disks.

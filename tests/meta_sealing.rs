@@ -547,17 +547,12 @@ fn mount_an_encrypted_tree_reads_back_through_the_mount_and_export_and_stays_sea
 
     let out_dir = tempfile::tempdir().unwrap();
     let dest = out_dir.path().join("export");
-    let out = Command::new(EXPORT)
-        .arg(&m.tv.root)
-        .arg(&dest)
-        .arg("--preserve-metadata")
-        .env("ARGOSFS_PASSPHRASE", PASSPHRASE)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        Command::new(EXPORT)
+            .arg(&m.tv.root)
+            .arg(&dest)
+            .arg("--preserve-metadata")
+            .env("ARGOSFS_PASSPHRASE", PASSPHRASE),
     );
     check(&dest);
 }

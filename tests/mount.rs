@@ -815,15 +815,10 @@ fn mount_backing_store_keeps_file_contents_from_other_users() {
             fs::Permissions::from_mode(0o644),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_argosfs-import"))
-            .arg(&tv.root)
-            .arg(source.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::common::run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_argosfs-import"))
+                .arg(&tv.root)
+                .arg(source.path()),
         );
         let m = Mounted::with_options(tv, &["allow_other"]);
         // Only the store's own modes may stand between nobody and its files: the test's

@@ -102,17 +102,7 @@ fn set_acl(path: &Path, is_default: bool, entries: &[(u16, u16, u32)]) {
         if is_default {
             cmd.arg("-d");
         }
-        let out = cmd
-            .arg("--set")
-            .arg(spec.join(","))
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::run_ok(cmd.arg("--set").arg(spec.join(",")).arg(path));
     } else {
         let bytes = crate::common::acl_xattr(entries);
         let name = if is_default {

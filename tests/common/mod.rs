@@ -275,3 +275,16 @@ pub fn fsck_check(tv: &TestVolume) -> argosfs::fsck::Report {
     )
     .unwrap()
 }
+
+/// Runs a command and requires it to succeed, showing its stderr when it does not.
+pub fn run_ok(command: &mut std::process::Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}): {}",
+        command.get_program(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
