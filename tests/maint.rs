@@ -77,10 +77,10 @@ fn issue_10_lose_replace_heal_then_lose_two_more_and_read_everything() {
         assert_eq!(replaced.shards_copied, 0);
         assert!(replaced.old_unreadable.is_some());
         let vol = tv.open();
-        let report = maint::heal(&vol, Bounds::default()).unwrap();
+        let report = maint::heal(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap();
         assert!(report.is_complete(), "{report:?}");
         assert!(report.shards_written > 0, "{report:?}");
-        let again = maint::heal(&vol, Bounds::default()).unwrap();
+        let again = maint::heal(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap();
         assert_eq!(again.shards_written, 0, "{again:?}");
         vol.close().unwrap();
         assert_whole(&tv);
@@ -112,6 +112,7 @@ fn issue_10_heal_is_bounded_and_the_next_run_continues() {
             Bounds {
                 max_bytes: Some(20_000),
             },
+            &argosfs::maint::Job::new(),
         )
         .unwrap();
         vol.close().unwrap();
@@ -139,7 +140,13 @@ fn issue_10_drain_moves_every_shard_off_then_remove_forgets_the_disk() {
     });
     let vol = tv.open();
     let written = files(&vol, 0, 5);
-    let report = maint::drain(&vol, DiskId(3), Bounds::default()).unwrap();
+    let report = maint::drain(
+        &vol,
+        DiskId(3),
+        Bounds::default(),
+        &argosfs::maint::Job::new(),
+    )
+    .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(report.shards_written > 0);
     assert!(vol.stripes().iter().all(|at| !at.stripe.uses(DiskId(3))));
@@ -191,7 +198,7 @@ fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() 
         "{:?}",
         vol.unavailable_disks()
     );
-    let report = maint::heal(&vol, Bounds::default()).unwrap();
+    let report = maint::heal(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap();
     assert_eq!(report.shards_written, 0, "{report:?}");
     vol.close().unwrap();
     assert_files(&tv, &written, "after replace");
@@ -272,7 +279,13 @@ fn issue_10_drain_is_refused_when_too_few_other_disks_could_take_the_shards() {
     let written = files(&vol, 0, 2);
     vol.commit().unwrap();
     // 4+2 on six disks: every other disk already holds a shard of each stripe.
-    let err = maint::drain(&vol, DiskId(0), Bounds::default()).unwrap_err();
+    let err = maint::drain(
+        &vol,
+        DiskId(0),
+        Bounds::default(),
+        &argosfs::maint::Job::new(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("add a disk first"), "{err}");
     vol.close().unwrap();
     // Nothing changed: the disk still takes new shards.
@@ -305,11 +318,12 @@ fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
         Bounds {
             max_bytes: Some(8192),
         },
+        &argosfs::maint::Job::new(),
     )
     .unwrap();
     assert!(first.is_bounded, "{first:?}");
     assert!(first.bytes_written < 8192 + (16 << 10), "{first:?}");
-    let report = maint::rebalance(&vol, Bounds::default()).unwrap();
+    let report = maint::rebalance(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap();
     assert!(report.shards_written > 10, "{report:?}");
     assert!(report.failures.is_empty(), "{report:?}");
     let survey = maint::survey(&vol).unwrap();
@@ -326,7 +340,7 @@ fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
         );
     }
     // A second run has nothing to do.
-    let again = maint::rebalance(&vol, Bounds::default()).unwrap();
+    let again = maint::rebalance(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap();
     assert_eq!(again.shards_written, 0, "{again:?}");
     vol.close().unwrap();
     assert_whole(&tv);
@@ -336,6 +350,6 @@ fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
     // Repair comes first: with a stripe degraded, rebalance refuses and moves nothing.
     std::fs::remove_dir_all(&tv.disks[0]).unwrap();
     let vol = tv.open();
-    let err = maint::rebalance(&vol, Bounds::default()).unwrap_err();
+    let err = maint::rebalance(&vol, Bounds::default(), &argosfs::maint::Job::new()).unwrap_err();
     assert!(err.to_string().contains("heal first"), "{err}");
 }

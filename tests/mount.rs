@@ -894,7 +894,12 @@ fn issue_10_mount_writes_go_on_when_a_disk_is_lost_and_heal_restores_redundancy(
     let new = m.tv.dir.path().join("disk3-new");
     argosfs::maint::disks::replace(&m.tv.root, argosfs::types::DiskId(3), &new).unwrap();
     let vol = m.tv.open();
-    let report = argosfs::maint::heal(&vol, argosfs::maint::Bounds::default()).unwrap();
+    let report = argosfs::maint::heal(
+        &vol,
+        argosfs::maint::Bounds::default(),
+        &argosfs::maint::Job::new(),
+    )
+    .unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(vol.degraded_stripes().is_empty());
     vol.close().unwrap();

@@ -276,6 +276,7 @@ fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
                 Bounds {
                     max_bytes: *max_bytes,
                 },
+                &maint::Job::new(),
             )
             .context("healing")?;
             vol.close().context("closing the volume")?;
@@ -288,6 +289,7 @@ fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
                 Bounds {
                     max_bytes: *max_bytes,
                 },
+                &maint::Job::new(),
             )
             .map_err(|e| disk_error(root, e))
             .context("rebalancing")?;
@@ -548,7 +550,7 @@ fn replace(
         });
         (Value::Null, survey.is_whole(), Vec::new())
     } else {
-        let report = maint::heal(&vol, Bounds::default()).with_context(done)?;
+        let report = maint::heal(&vol, Bounds::default(), &maint::Job::new()).with_context(done)?;
         vol.close().context("closing the volume")?;
         lines.push(format!("heal: {}", report_text(&report, "rebuilt")));
         let heal = serde_json::to_value(&report).context("the heal report")?;
@@ -581,7 +583,8 @@ fn drain(
 ) -> anyhow::Result<Outcome> {
     let disk = find_disk(root, text)?;
     let vol = open_volume(root, passphrase_file, false)?;
-    let report = maint::drain(&vol, disk, Bounds { max_bytes }).map_err(|e| disk_error(root, e))?;
+    let report = maint::drain(&vol, disk, Bounds { max_bytes }, &maint::Job::new())
+        .map_err(|e| disk_error(root, e))?;
     let state = vol
         .disk_infos()
         .into_iter()

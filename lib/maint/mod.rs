@@ -10,6 +10,9 @@
 //! and the disks, not from a saved position.
 
 pub mod disks;
+pub mod job;
+
+pub use job::{Job, Progress, Stop};
 
 use crate::error::Result;
 use crate::types::{DiskId, ShardIndex, ShardKey};
@@ -46,6 +49,8 @@ pub struct Report {
     pub stripes_left: u64,
     /// The run stopped at its byte bound.
     pub is_bounded: bool,
+    /// The run was asked to stop (paused or cancelled) before it finished.
+    pub stopped: Option<Stop>,
     /// What failed, one line per stripe.
     pub failures: Vec<String>,
 }
@@ -56,9 +61,19 @@ impl Report {
         self.stripes_left == 0
     }
 
-    fn relocated(&mut self, at: &StripeAt, moves: usize, result: Result<Relocated>) {
+    /// Whether the run must stop before the next stripe: its byte bound is reached or
+    /// `job` was asked to stop (the reason is kept).
+    fn must_stop(&mut self, job: &Job) -> bool {
+        if self.stopped.is_none() {
+            self.stopped = job.stop_requested();
+        }
+        self.is_bounded || self.stopped.is_some()
+    }
+
+    fn relocated(&mut self, job: &Job, at: &StripeAt, moves: usize, result: Result<Relocated>) {
         match result {
             Ok(Relocated::Done { bytes }) => {
+                job.advance(0, bytes);
                 self.stripes_done += 1;
                 self.shards_written += moves as u64;
                 self.bytes_written += bytes;
@@ -218,7 +233,7 @@ pub fn survey(vol: &Volume) -> Result<Survey> {
 /// is writable is written back there; the others go to disks chosen by placement,
 /// honouring failure domains. Shards that are present are not read here (scrub verifies
 /// them); a bad one found while rebuilding is rebuilt too.
-pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
+pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
     let infos: HashMap<DiskId, DiskInfo> = vol
         .disk_infos()
         .into_iter()
@@ -227,13 +242,16 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
     let present = vol.shards_present()?;
     let width = stripe_width(vol);
     let mut report = Report::default();
-    for at in vol.stripes() {
+    let stripes = vol.stripes();
+    job.phase("healing", stripes.len() as u64);
+    for at in stripes {
+        job.advance(1, 0);
         report.stripes_checked += 1;
         let lost = lost_shards(&at, width, &infos, &present);
         if lost.is_empty() {
             continue;
         }
-        if report.is_bounded {
+        if report.must_stop(job) {
             report.stripes_left += 1;
             continue;
         }
@@ -260,7 +278,7 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
         let is_partial = moves.len() < lost.len();
         let result = vol.relocate_shards(&at, &moves);
         let failed = result.is_err();
-        report.relocated(&at, moves.len(), result);
+        report.relocated(job, &at, moves.len(), result);
         if is_partial && !failed {
             report.stripes_left += 1;
             report.failures.push(format!(
@@ -279,7 +297,7 @@ pub fn heal(vol: &Volume, bounds: Bounds) -> Result<Report> {
 /// once nothing is left on it, marks it removed. A disk that cannot be read is drained
 /// by rebuilding its shards from the others. Refused, changing nothing, when the disk
 /// holds shards and fewer than k+m other disks can take them.
-pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
+pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds, job: &Job) -> Result<Report> {
     let infos = vol.disk_infos();
     let state = infos
         .iter()
@@ -303,12 +321,14 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }
     let mut report = Report::default();
+    job.phase("draining", stripes.len() as u64);
     for at in stripes {
+        job.advance(1, 0);
         let Some(index) = at.stripe.placed().find(|(_, d)| *d == disk).map(|(i, _)| i) else {
             continue;
         };
         report.stripes_checked += 1;
-        if report.is_bounded {
+        if report.must_stop(job) {
             report.stripes_left += 1;
             continue;
         }
@@ -324,7 +344,7 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
             continue;
         };
         let result = vol.relocate_shards(&at, &[(index, target)]);
-        report.relocated(&at, 1, result);
+        report.relocated(job, &at, 1, result);
         report.is_bounded = bounds.is_reached(report.bytes_written);
     }
     if report.is_complete() && !vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
@@ -339,7 +359,7 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds) -> Result<Report> {
 /// Refused while any stripe is degraded: repair comes first (a move would read from a
 /// stripe short of redundancy). Stops once no disk is over its share by more than one
 /// shard, or at the byte bound; `stripes_left` then counts the moves still wanted.
-pub fn rebalance(vol: &Volume, bounds: Bounds) -> Result<Report> {
+pub fn rebalance(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
     let survey = survey(vol)?;
     if !survey.is_whole() {
         return Err(crate::Error::Config(format!(
@@ -370,8 +390,8 @@ pub fn rebalance(vol: &Volume, bounds: Bounds) -> Result<Report> {
     // shard per stripe, from its disk furthest over its share).
     loop {
         let moved_before = report.shards_written;
-        rebalance_pass(vol, bounds, &share, &mut used, &mut report);
-        if report.is_bounded || report.shards_written == moved_before {
+        rebalance_pass(vol, bounds, job, &share, &mut used, &mut report);
+        if report.must_stop(job) || report.shards_written == moved_before {
             break;
         }
     }
@@ -383,6 +403,7 @@ pub fn rebalance(vol: &Volume, bounds: Bounds) -> Result<Report> {
 fn rebalance_pass(
     vol: &Volume,
     bounds: Bounds,
+    job: &Job,
     share: &HashMap<DiskId, f64>,
     used: &mut HashMap<DiskId, u64>,
     report: &mut Report,
@@ -391,7 +412,9 @@ fn rebalance_pass(
         |used: &HashMap<DiskId, u64>, d: DiskId, len: u64| used[&d] as f64 - share[&d] > len as f64;
     let mut stripes = vol.stripes();
     stripes.sort_by_key(|at| at.stripe.id);
+    job.phase("rebalancing", stripes.len() as u64);
     for at in stripes {
+        job.advance(1, 0);
         let len = u64::from(at.stripe.info.shard_len);
         // The shard of this stripe on the disk most over its share, if any is over.
         let Some((index, source)) = at
@@ -406,7 +429,7 @@ fn rebalance_pass(
             continue;
         };
         report.stripes_checked += 1;
-        if report.is_bounded {
+        if report.must_stop(job) {
             report.stripes_left += 1;
             continue;
         }
@@ -428,7 +451,7 @@ fn rebalance_pass(
             *used.get_mut(&source).expect("a writable disk") -= len;
             *used.entry(target).or_default() += len;
         }
-        report.relocated(&at, 1, result);
+        report.relocated(job, &at, 1, result);
         report.is_bounded = bounds.is_reached(report.bytes_written);
     }
 }
