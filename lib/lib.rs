@@ -32,6 +32,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod control;
 pub mod data;
 pub mod error;
 pub mod format;

@@ -378,7 +378,7 @@ fn issue_10_clear_errors_for_names_paths_and_a_mounted_volume() {
         let run = disk(&tv, args);
         assert_eq!(run.code, Some(1), "{args:?}");
         assert!(
-            run.stderr.contains("mounted or in use") && run.stderr.contains("not available yet"),
+            run.stderr.contains("mounted or in use") && run.stderr.contains("no mount answers"),
             "{args:?}: {}",
             run.stderr
         );

@@ -1,7 +1,8 @@
 //! Heal, drain, replace, add and forget through the library (issue 10), offline.
 
 use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all};
-use argosfs::maint::{self, Bounds, disks};
+use argosfs::maint::disks::{self, Target};
+use argosfs::maint::{self, Bounds};
 use argosfs::types::{DiskId, InodeId};
 use argosfs::volume::{DiskState, Superblock, Volume};
 
@@ -73,7 +74,7 @@ fn issue_10_lose_replace_heal_then_lose_two_more_and_read_everything() {
         // An empty directory takes its place; heal rebuilds what it held and what the
         // degraded stripes lack.
         let new = tv.dir.path().join("new-disk2");
-        let replaced = disks::replace(&tv.root, DiskId(2), &new).unwrap();
+        let replaced = disks::replace(Target::Offline(&tv.root), DiskId(2), &new).unwrap();
         assert_eq!(replaced.shards_copied, 0);
         assert!(replaced.old_unreadable.is_some());
         let vol = tv.open();
@@ -103,7 +104,12 @@ fn issue_10_heal_is_bounded_and_the_next_run_continues() {
     let written = files(&vol, 0, 6);
     vol.close().unwrap();
     std::fs::remove_dir_all(&tv.disks[1]).unwrap();
-    disks::replace(&tv.root, DiskId(1), &tv.dir.path().join("d1-new")).unwrap();
+    disks::replace(
+        Target::Offline(&tv.root),
+        DiskId(1),
+        &tv.dir.path().join("d1-new"),
+    )
+    .unwrap();
     let mut runs = 0;
     loop {
         let vol = tv.open();
@@ -161,7 +167,7 @@ fn issue_10_drain_moves_every_shard_off_then_remove_forgets_the_disk() {
     assert!(d3.state_reason.contains("drained"), "{d3:?}");
     assert_whole(&tv);
     fsck_clean(&tv);
-    disks::forget(&tv.root, DiskId(3)).unwrap();
+    disks::forget(Target::Offline(&tv.root), DiskId(3)).unwrap();
     assert!(
         !Superblock::load(&tv.root)
             .unwrap()
@@ -172,7 +178,7 @@ fn issue_10_drain_moves_every_shard_off_then_remove_forgets_the_disk() {
     assert_files(&tv, &written, "after drain and forget");
     fsck_clean(&tv);
     // Only a drained disk may be forgotten.
-    let err = disks::forget(&tv.root, DiskId(0)).unwrap_err();
+    let err = disks::forget(Target::Offline(&tv.root), DiskId(0)).unwrap_err();
     assert!(err.to_string().contains("drain it first"), "{err}");
 }
 
@@ -187,7 +193,7 @@ fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() 
     vol.close().unwrap();
     let before = tv.shard_files(4).len();
     let new = tv.dir.path().join("d4-new");
-    let replaced = disks::replace(&tv.root, DiskId(4), &new).unwrap();
+    let replaced = disks::replace(Target::Offline(&tv.root), DiskId(4), &new).unwrap();
     assert_eq!(replaced.shards_copied as usize, before);
     assert!(replaced.old_unreadable.is_none());
     // The old directory can go: the new one holds everything.
@@ -205,7 +211,11 @@ fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() 
     fsck_clean(&tv);
 
     // A new disk takes new stripes at once; relative paths are the caller's.
-    let added = disks::add(&tv.root, tv.dir.path().join("d6").to_str().unwrap()).unwrap();
+    let added = disks::add(
+        Target::Offline(&tv.root),
+        tv.dir.path().join("d6").to_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(added.id, DiskId(6));
     let vol = tv.open();
     let more = files(&vol, 3, 3);
@@ -215,7 +225,11 @@ fn issue_10_replace_copies_from_a_readable_old_disk_and_add_takes_new_stripes() 
     assert_files(&tv, &more, "after add");
     fsck_clean(&tv);
     // A directory that already is a disk is refused.
-    let again = disks::add(&tv.root, tv.dir.path().join("d6").to_str().unwrap()).unwrap_err();
+    let again = disks::add(
+        Target::Offline(&tv.root),
+        tv.dir.path().join("d6").to_str().unwrap(),
+    )
+    .unwrap_err();
     assert!(again.to_string().contains("already"), "{again}");
 }
 
@@ -306,7 +320,7 @@ fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
     vol.close().unwrap();
     for i in 6..8 {
         disks::add(
-            &tv.root,
+            Target::Offline(&tv.root),
             tv.dir.path().join(format!("d{i}")).to_str().unwrap(),
         )
         .unwrap();

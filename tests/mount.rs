@@ -892,7 +892,12 @@ fn issue_10_mount_writes_go_on_when_a_disk_is_lost_and_heal_restores_redundancy(
     m.options.pop();
 
     let new = m.tv.dir.path().join("disk3-new");
-    argosfs::maint::disks::replace(&m.tv.root, argosfs::types::DiskId(3), &new).unwrap();
+    argosfs::maint::disks::replace(
+        argosfs::maint::disks::Target::Offline(&m.tv.root),
+        argosfs::types::DiskId(3),
+        &new,
+    )
+    .unwrap();
     let vol = m.tv.open();
     let report = argosfs::maint::heal(
         &vol,

@@ -1,11 +1,15 @@
 //! argosfs-disk (`argosfs disk`): lists a volume's disks and changes them: add, replace,
-//! heal, drain, remove. A shell over `crate::maint`: it resolves names, opens the
-//! volume, calls one action and prints its report. Offline only for now: the volume
-//! must not be mounted (list also works next to a read-only user).
+//! heal, drain, remove. A shell over `crate::maint::action`: it turns the command line
+//! into a request, has it performed, and prints what it did. When a mount serves the
+//! volume, the mount performs it (through the control socket; requests that move shards
+//! run there in the background, and this waits for them unless --background); else this
+//! process opens the volume under its lock and performs it.
 
-use super::import::{UsageError, open_volume, open_volume_with, volume_passphrase};
+use super::import::{UsageError, open_volume};
 use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
-use crate::maint::{self, Bounds, Report, Survey, disks};
+use crate::control::{Answer, Ask, Client, JobStatus};
+use crate::maint::action::{self, Request};
+use crate::maint::{self, Bounds, Report, Stop, Survey, disks};
 use crate::placement::human_bytes;
 use crate::types::DiskId;
 use crate::volume::{DiskConfig, DiskState, Superblock};
@@ -69,15 +73,19 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
 #[command(subcommand_required = true, arg_required_else_help = true)]
 #[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct DiskArgs {
-    /// Volume root directory. The volume must not be mounted.
+    /// Volume root directory (mounted or not).
     pub root: PathBuf,
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
     /// Read the passphrase of an encrypted volume from this file (else
-    /// ARGOSFS_PASSPHRASE, else a prompt). add needs none.
+    /// ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume.
     #[arg(long, value_name = "FILE", global = true)]
     pub passphrase_file: Option<PathBuf>,
+    /// On a mounted volume, start the work in the mount and return at once instead of
+    /// waiting for it (status shows how it goes).
+    #[arg(long, global = true)]
+    pub background: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub common: CommonArgs,
@@ -161,6 +169,13 @@ pub enum Action {
         #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
         max_bytes: Option<u64>,
     },
+    /// Show the mount's background job (the one running, or the last one).
+    Status,
+    /// Stop the mount's background job after the stripe in progress.
+    ///
+    /// Nothing is lost: every move already made is whole; running the same command
+    /// again continues the work.
+    Stop,
 }
 
 impl Action {
@@ -173,6 +188,8 @@ impl Action {
             Action::Rebalance { .. } => "rebalance",
             Action::Drain { .. } => "drain",
             Action::Remove { .. } => "remove",
+            Action::Status => "status",
+            Action::Stop => "stop",
         }
     }
 }
@@ -241,10 +258,11 @@ pub fn run(args: DiskArgs) -> ExitCode {
     }
 }
 
-/// A volume in use gets the reason this program cannot work next to the mount.
+/// A volume in use, but not by a mount answering on its control socket, gets why this
+/// program cannot work next to that process.
 fn offline_only(e: anyhow::Error) -> anyhow::Error {
     if e.chain().any(|cause| cause.is::<InUse>()) {
-        e.context("argosfs-disk works on an unmounted volume only for now (changing disks through the mount is not available yet)")
+        e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
     } else {
         e
     }
@@ -264,40 +282,237 @@ fn print_failures(failures: &[String]) {
 
 fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
     let root = args.root.as_path();
-    let passphrase_file = args.passphrase_file.as_deref();
-    match &args.action {
-        Action::List => list(root, passphrase_file),
-        Action::Add { disk } => add(root, disk),
-        Action::Replace { old, new, no_heal } => replace(root, passphrase_file, old, new, *no_heal),
-        Action::Heal { max_bytes } => {
-            let vol = open_volume(root, passphrase_file, false)?;
-            let report = maint::heal(
-                &vol,
-                Bounds {
-                    max_bytes: *max_bytes,
+    let sb = load_superblock(root)?;
+    let mount = Client::find(root, sb.volume);
+    let request = match &args.action {
+        Action::Status => return status(root, mount.as_ref()),
+        Action::Stop => return stop(root, mount.as_ref()),
+        action => request_of(root, &sb, action)?,
+    };
+    let outcome = match &mount {
+        Some(mount) => online(mount, root, &request, args.background)?,
+        None => Some(offline(root, args.passphrase_file.as_deref(), &request)?),
+    };
+    match outcome {
+        Some(outcome) => present(root, &sb, &request, outcome),
+        None => Ok(started(root, &request)),
+    }
+}
+
+/// The request an action asks for: disks named by id or path found in the superblock,
+/// paths made absolute (the mount that may perform it runs elsewhere).
+fn request_of(root: &Path, sb: &Superblock, action: &Action) -> anyhow::Result<Request> {
+    let find = |text: &str| disks::find_disk(root, sb, text).map_err(|e| disk_error(root, e));
+    let absolute =
+        |path: &Path| std::path::absolute(path).with_context(|| path.display().to_string());
+    Ok(match action {
+        Action::List => Request::List,
+        Action::Add { disk } => {
+            // The options parse here, so a bad one is a usage error like mkfs's.
+            DiskConfig::parse(DiskId(0), disk).map_err(|e| anyhow::Error::new(UsageError(e)))?;
+            let (path, opts) = DiskConfig::split(disk);
+            let path = absolute(Path::new(path))?;
+            let path = path
+                .to_str()
+                .with_context(|| format!("{} is not UTF-8", path.display()))?;
+            Request::Add {
+                disk: match opts {
+                    Some(opts) => format!("{path}:{opts}"),
+                    None => path.to_string(),
                 },
-                &maint::Job::new(),
-            )
-            .context("healing")?;
-            vol.close().context("closing the volume")?;
-            Ok(run_outcome(root, "heal", "rebuilt", &report))
+            }
         }
-        Action::Rebalance { max_bytes } => {
-            let vol = open_volume(root, passphrase_file, false)?;
-            let report = maint::rebalance(
-                &vol,
-                Bounds {
-                    max_bytes: *max_bytes,
-                },
-                &maint::Job::new(),
-            )
-            .map_err(|e| disk_error(root, e))
-            .context("rebalancing")?;
-            vol.close().context("closing the volume")?;
-            Ok(run_outcome(root, "rebalance", "moved", &report))
+        Action::Replace { old, new, no_heal } => Request::Replace {
+            disk: find(old)?,
+            new: absolute(new)?,
+            heal: !no_heal,
+        },
+        Action::Heal { max_bytes } => Request::Heal {
+            bounds: Bounds {
+                max_bytes: *max_bytes,
+            },
+        },
+        Action::Rebalance { max_bytes } => Request::Rebalance {
+            bounds: Bounds {
+                max_bytes: *max_bytes,
+            },
+        },
+        Action::Drain { disk, max_bytes } | Action::Remove { disk, max_bytes } => Request::Drain {
+            disk: find(disk)?,
+            bounds: Bounds {
+                max_bytes: *max_bytes,
+            },
+            forget: matches!(action, Action::Remove { .. }),
+        },
+        Action::Status | Action::Stop => unreachable!("answered without a request"),
+    })
+}
+
+/// Performs `request` on the volume, opened by this process (under its lock).
+fn offline(
+    root: &Path,
+    passphrase_file: Option<&Path>,
+    request: &Request,
+) -> anyhow::Result<action::Outcome> {
+    let vol = open_volume(root, passphrase_file, request.is_read_only())?;
+    let outcome = action::perform(&vol, request, &maint::Job::new())
+        .map_err(|e| disk_error(root, e))
+        .with_context(|| request.name().to_string())?;
+    if request.is_read_only() {
+        drop(vol);
+    } else {
+        vol.close().context("closing the volume")?;
+    }
+    Ok(outcome)
+}
+
+/// How often a waiting command asks the mount how its job is doing.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Has the mount serving the volume perform `request`; waits for a background job to
+/// end unless `background` (then `None`).
+fn online(
+    mount: &Client,
+    root: &Path,
+    request: &Request,
+    background: bool,
+) -> anyhow::Result<Option<action::Outcome>> {
+    let ask = |ask: &Ask| {
+        mount
+            .ask(ask)
+            .with_context(|| format!("asking the mount through {}", mount.path().display()))
+    };
+    let job = match ask(&Ask::Perform(request.clone()))? {
+        Answer::Done(outcome) => return Ok(Some(outcome)),
+        Answer::Started(job) => job,
+        Answer::Busy(job) => anyhow::bail!(
+            "the mount is already running {} (job {}, started {}); `argosfs-disk {} status` shows it, `stop` stops it",
+            job.request.name(),
+            job.id,
+            utc_text(job.started_unix),
+            root.display()
+        ),
+        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
+        Answer::Status(_) => anyhow::bail!("the mount answered a request with a status"),
+    };
+    if background {
+        return Ok(None);
+    }
+    loop {
+        std::thread::sleep(POLL_EVERY);
+        let Answer::Status(Some(now)) = ask(&Ask::Status)? else {
+            anyhow::bail!("the mount lost track of job {}", job.id);
+        };
+        if now.id != job.id {
+            anyhow::bail!(
+                "the mount lost track of job {} (it now reports job {})",
+                job.id,
+                now.id
+            );
         }
-        Action::Drain { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, false),
-        Action::Remove { disk, max_bytes } => drain(root, passphrase_file, disk, *max_bytes, true),
+        match now.result {
+            None => continue,
+            Some(Ok(outcome)) => return Ok(Some(outcome)),
+            Some(Err(why)) => return Err(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+/// What is printed for a job left running in the mount (`--background`).
+fn started(root: &Path, request: &Request) -> Outcome {
+    Outcome {
+        json: json!({ "is_started": true }),
+        lines: vec![format!(
+            "{} started in the mount; `argosfs-disk {} status` shows how it goes",
+            request.name(),
+            root.display()
+        )],
+        failures: Vec::new(),
+        is_whole: true,
+    }
+}
+
+/// `status`: the mount's background job now, or the last one.
+fn status(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
+    let Some(mount) = mount else {
+        return Ok(Outcome {
+            json: json!({ "is_mounted": false, "job": Value::Null }),
+            lines: vec![format!(
+                "{} is not served by a mount: nothing runs in the background (offline actions run in the foreground)",
+                root.display()
+            )],
+            failures: Vec::new(),
+            is_whole: true,
+        });
+    };
+    let job = match mount.ask(&Ask::Status).context("asking the mount")? {
+        Answer::Status(job) => job,
+        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a status question with something else"),
+    };
+    let lines = vec![match &job {
+        None => "no job has run in this mount".to_string(),
+        Some(job) => job_line(job),
+    }];
+    let failed = job
+        .as_ref()
+        .is_some_and(|j| matches!(j.result, Some(Err(_))));
+    Ok(Outcome {
+        json: json!({ "is_mounted": true, "job": job }),
+        lines,
+        failures: Vec::new(),
+        is_whole: !failed,
+    })
+}
+
+/// One line on a background job.
+fn job_line(job: &JobStatus) -> String {
+    let p = &job.progress;
+    let done = if p.total > 0 {
+        format!("{} of {} stripes", p.done, p.total)
+    } else {
+        format!("{} stripes", p.done)
+    };
+    let state = match (&job.result, job.stop_requested) {
+        (None, None) => "running".to_string(),
+        (None, Some(why)) => format!("stopping ({why:?} asked)").to_lowercase(),
+        (Some(Ok(_)), _) => "ended".to_string(),
+        (Some(Err(why)), _) => format!("failed: {why}"),
+    };
+    format!(
+        "job {} {}: {state}, started {}; {} {done}, {} written",
+        job.id,
+        job.request.name(),
+        utc_text(job.started_unix),
+        p.phase,
+        human_bytes(p.bytes)
+    )
+}
+
+/// `stop`: asks the mount's background job to stop after the stripe in progress.
+fn stop(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
+    let Some(mount) = mount else {
+        anyhow::bail!(
+            "{} is not served by a mount: there is no background job to stop",
+            root.display()
+        );
+    };
+    match mount
+        .ask(&Ask::Stop(Stop::Cancel))
+        .context("asking the mount")?
+    {
+        Answer::Status(Some(job)) => Ok(Outcome {
+            lines: vec![format!(
+                "asked job {} ({}) to stop after the stripe in progress; running it again continues it",
+                job.id,
+                job.request.name()
+            )],
+            json: json!({ "job": job }),
+            failures: Vec::new(),
+            is_whole: true,
+        }),
+        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a stop with something else"),
     }
 }
 
@@ -319,17 +534,38 @@ fn load_superblock(root: &Path) -> anyhow::Result<Superblock> {
     Superblock::load(root).with_context(|| format!("reading the volume at {}", root.display()))
 }
 
-/// The disk a person named (`d3`, `3` or its path).
-fn find_disk(root: &Path, text: &str) -> anyhow::Result<DiskId> {
-    let sb = load_superblock(root)?;
-    disks::find_disk(root, &sb, text).map_err(|e| disk_error(root, e))
+/// What a request did, as printed.
+fn present(
+    root: &Path,
+    sb: &Superblock,
+    request: &Request,
+    outcome: action::Outcome,
+) -> anyhow::Result<Outcome> {
+    Ok(match outcome {
+        action::Outcome::Survey(survey) => list(root, sb, &survey),
+        action::Outcome::Added(config) => added(root, &config),
+        action::Outcome::Replaced {
+            replaced,
+            heal,
+            survey,
+        } => replaced_outcome(root, &replaced, heal.as_ref(), survey.as_ref())?,
+        action::Outcome::Ran(report) => {
+            let verb = match request {
+                Request::Rebalance { .. } => "moved",
+                _ => "rebuilt",
+            };
+            run_outcome(root, request.name(), verb, &report)
+        }
+        action::Outcome::Drained {
+            disk,
+            report,
+            state,
+            is_forgotten,
+        } => drained(root, request, disk, &report, state, is_forgotten)?,
+    })
 }
 
-fn list(root: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Outcome> {
-    let vol = open_volume(root, passphrase_file, true)?;
-    let survey = maint::survey(&vol).context("surveying the disks")?;
-    let sb = vol.superblock().clone();
-    drop(vol);
+fn list(root: &Path, sb: &Superblock, survey: &Survey) -> Outcome {
     let is_whole = survey.is_whole() && !survey.disks.iter().any(|d| d.is_missing());
     let abs_root = super::display_path(root);
     let disks: Vec<Value> = survey
@@ -370,12 +606,12 @@ fn list(root: &Path, passphrase_file: Option<&Path>) -> anyhow::Result<Outcome> 
         "is_whole": is_whole,
         "disks": disks,
     });
-    Ok(Outcome {
+    Outcome {
         json,
-        lines: list_lines(&abs_root, &sb, &survey),
+        lines: list_lines(&abs_root, sb, survey),
         failures: Vec::new(),
         is_whole,
-    })
+    }
 }
 
 fn list_lines(root: &Path, sb: &Superblock, survey: &Survey) -> Vec<String> {
@@ -471,13 +707,10 @@ fn state_name(state: DiskState) -> &'static str {
     }
 }
 
-fn add(root: &Path, text: &str) -> anyhow::Result<Outcome> {
-    // The options parse here first, so a bad one is a usage error like mkfs's.
-    DiskConfig::parse(DiskId(0), text).map_err(|e| anyhow::Error::new(UsageError(e)))?;
-    let config = disks::add(root, text).map_err(|e| disk_error(root, e))?;
+fn added(root: &Path, config: &DiskConfig) -> Outcome {
     let abs_root = super::display_path(root);
     let path = config.resolve(&abs_root);
-    Ok(Outcome {
+    Outcome {
         json: json!({
             "disk": config.id.0,
             "name": config.id.to_string(),
@@ -497,24 +730,16 @@ fn add(root: &Path, text: &str) -> anyhow::Result<Outcome> {
         )],
         failures: Vec::new(),
         is_whole: true,
-    })
+    }
 }
 
-fn replace(
+fn replaced_outcome(
     root: &Path,
-    passphrase_file: Option<&Path>,
-    old: &str,
-    new: &Path,
-    no_heal: bool,
+    replaced: &disks::Replaced,
+    heal: Option<&Report>,
+    survey: Option<&Survey>,
 ) -> anyhow::Result<Outcome> {
-    let disk = find_disk(root, old)?;
-    // The passphrase is asked for and checked before anything changes, so a wrong one
-    // cannot stop the heal half way.
-    let passphrase = volume_passphrase(root, passphrase_file)?;
-    load_superblock(root)?
-        .keys(passphrase.as_deref())
-        .with_context(|| format!("unlocking the volume at {}", root.display()))?;
-    let replaced = disks::replace(root, disk, new).map_err(|e| disk_error(root, e))?;
+    let disk = replaced.disk;
     let mut lines = vec![match &replaced.old_unreadable {
         None => format!(
             "replaced {disk}: {} -> {}; copied {} shards from the old directory",
@@ -528,33 +753,25 @@ fn replace(
             replaced.new_path.display()
         ),
     }];
-    let done = || {
-        format!(
-            "{disk} was replaced; run `argosfs-disk {} heal`",
-            root.display()
-        )
-    };
-    let vol = open_volume_with(root, passphrase, no_heal).with_context(done)?;
-    let (heal, is_whole, failures) = if no_heal {
-        let survey = maint::survey(&vol).with_context(done)?;
-        drop(vol);
-        lines.push(if survey.is_whole() {
-            "heal skipped (--no-heal): every stripe is whole".to_string()
-        } else {
-            format!(
-                "heal skipped (--no-heal): {} of {} stripes degraded; run `argosfs-disk {} heal`",
-                survey.degraded_stripes,
-                survey.stripes,
-                root.display()
-            )
-        });
-        (Value::Null, survey.is_whole(), Vec::new())
-    } else {
-        let report = maint::heal(&vol, Bounds::default(), &maint::Job::new()).with_context(done)?;
-        vol.close().context("closing the volume")?;
-        lines.push(format!("heal: {}", report_text(&report, "rebuilt")));
-        let heal = serde_json::to_value(&report).context("the heal report")?;
-        (heal, report.is_complete(), report.failures.clone())
+    let (heal_json, is_whole, failures) = match (heal, survey) {
+        (Some(report), _) => {
+            lines.push(format!("heal: {}", report_text(report, "rebuilt")));
+            let json = serde_json::to_value(report).context("the heal report")?;
+            (json, report.is_complete(), report.failures.clone())
+        }
+        (None, survey) => {
+            let is_whole = survey.is_some_and(Survey::is_whole);
+            lines.push(match survey {
+                Some(s) if !s.is_whole() => format!(
+                    "heal skipped (--no-heal): {} of {} stripes degraded; run `argosfs-disk {} heal`",
+                    s.degraded_stripes,
+                    s.stripes,
+                    root.display()
+                ),
+                _ => "heal skipped (--no-heal): every stripe is whole".to_string(),
+            });
+            (Value::Null, is_whole, Vec::new())
+        }
     };
     let json = json!({
         "disk": disk.0,
@@ -563,7 +780,7 @@ fn replace(
         "new_path": super::json_path(&replaced.new_path),
         "shards_copied": replaced.shards_copied,
         "old_unreadable": replaced.old_unreadable,
-        "heal": heal,
+        "heal": heal_json,
         "is_whole": is_whole,
     });
     Ok(Outcome {
@@ -574,28 +791,18 @@ fn replace(
     })
 }
 
-fn drain(
+fn drained(
     root: &Path,
-    passphrase_file: Option<&Path>,
-    text: &str,
-    max_bytes: Option<u64>,
-    forget: bool,
+    request: &Request,
+    disk: DiskId,
+    report: &Report,
+    state: Option<DiskState>,
+    is_forgotten: bool,
 ) -> anyhow::Result<Outcome> {
-    let disk = find_disk(root, text)?;
-    let vol = open_volume(root, passphrase_file, false)?;
-    let report = maint::drain(&vol, disk, Bounds { max_bytes }, &maint::Job::new())
-        .map_err(|e| disk_error(root, e))?;
-    let state = vol
-        .disk_infos()
-        .into_iter()
-        .find(|i| i.config.id == disk)
-        .map(|i| i.config.state);
-    vol.close().context("closing the volume")?;
-    let is_removed = report.is_complete() && state == Some(DiskState::Removed);
-    let mut lines = vec![format!("drain {disk}: {}", report_text(&report, "moved"))];
-    let is_forgotten = forget && is_removed;
+    let forget = matches!(request, Request::Drain { forget: true, .. });
+    let is_removed = is_forgotten || (report.is_complete() && state == Some(DiskState::Removed));
+    let mut lines = vec![format!("drain {disk}: {}", report_text(report, "moved"))];
     if is_forgotten {
-        disks::forget(root, disk).map_err(|e| disk_error(root, e))?;
         lines.push(format!(
             "{disk} holds no shard and is no longer part of the volume"
         ));
@@ -605,10 +812,14 @@ fn drain(
             root.display()
         ));
     }
-    let mut json = serde_json::to_value(&report).context("the drain report")?;
+    let mut json = serde_json::to_value(report).context("the drain report")?;
     json["disk"] = json!(disk.0);
     json["name"] = json!(disk.to_string());
-    json["state"] = json!(state);
+    json["state"] = json!(if is_forgotten {
+        Some(DiskState::Removed)
+    } else {
+        state
+    });
     json["is_complete"] = json!(report.is_complete());
     if forget {
         json["is_forgotten"] = json!(is_forgotten);
@@ -617,7 +828,7 @@ fn drain(
     Ok(Outcome {
         json,
         lines,
-        failures: report.failures,
+        failures: report.failures.clone(),
         is_whole,
     })
 }

@@ -549,6 +549,14 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
                 }
             })?;
     }
+    // Disk and scrub commands reach this mount through its control socket.
+    let control = match crate::control::Server::start(vol.clone()) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::error!(error = %e, "no control socket: disk and scrub commands cannot reach this mount");
+            None
+        }
+    };
     if args.notify_ready {
         println!("READY");
         std::io::stdout().flush()?;
@@ -556,6 +564,10 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     }
     let served = session.run();
     stopping.store(true, Ordering::Release);
+    // A background job stops after its stripe in progress; running it again continues.
+    if let Some(control) = control {
+        control.stop();
+    }
     let closed = match Arc::try_unwrap(vol) {
         Ok(vol) => vol.close(),
         Err(vol) => vol.commit(),

@@ -1,18 +1,49 @@
-//! Changes to a volume's list of disks, made offline under the volume lock: add a disk,
-//! put a new directory in a disk's place (replace), forget a drained disk. Each labels
-//! what it must and rewrites the superblock atomically as its last step, so an
+//! Changes to a volume's list of disks: add a disk, put a new directory in a disk's
+//! place (replace), forget a drained disk. Each is made offline under the volume lock, or
+//! in the open volume of a mount ([`Volume::change_disks`]), by the same code. Each
+//! labels what it must and rewrites the superblock atomically as its last step, so an
 //! interrupted change leaves the volume as it was.
 
 use crate::error::{Error, Result};
 use crate::store::{DirDisk, Disk, DiskLabel};
 use crate::types::DiskId;
-use crate::volume::{DiskConfig, DiskState, Superblock};
+use crate::volume::{DiskConfig, DiskState, Superblock, Volume};
 use std::path::{Path, PathBuf};
 
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Where a change to the list of disks is made.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// A volume no process has open: ROOT, changed under the volume lock.
+    Offline(&'a Path),
+    /// The open volume (of this mount): it follows the change at once.
+    Open(&'a Volume),
+}
+
+/// Runs `change` on the superblock of `target` (with ROOT made absolute) and stores the
+/// result, validated.
+fn change_superblock<T>(
+    target: Target<'_>,
+    change: impl FnOnce(&Path, &mut Superblock) -> Result<T>,
+) -> Result<T> {
+    let absolute = |root: &Path| absolute_root(root);
+    match target {
+        Target::Offline(root) => {
+            let root = &absolute(root)?;
+            let _lock = crate::volume::take_lock(root, true)?;
+            let mut sb = Superblock::load(root)?;
+            let out = change(root, &mut sb)?;
+            sb.validate().map_err(Error::Config)?;
+            sb.store(root)?;
+            Ok(out)
+        }
+        Target::Open(vol) => vol.change_disks(|root, sb| change(&absolute(root)?, sb)),
+    }
 }
 
 /// The position of disk `disk` in the superblock's list.
@@ -85,13 +116,14 @@ fn label_new_disk(path: &Path, sb: &Superblock, id: DiskId) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
-/// Adds a disk (`PATH[:weight=W,class=C,domain=D,numa=N]`, as mkfs takes it): labels
-/// it and appends it to the superblock. New stripes use it at once; existing data moves
-/// only by rebalance.
-pub fn add(root: &Path, text: &str) -> Result<DiskConfig> {
-    let root = &absolute_root(root)?;
-    let _lock = crate::volume::take_lock(root, true)?;
-    let mut sb = Superblock::load(root)?;
+/// Adds a disk (`PATH[:weight=W,class=C,domain=D,numa=N]`, as mkfs takes it; a
+/// relative path is taken against the current directory): labels it and appends it to
+/// the superblock. New stripes use it at once; existing data moves only by rebalance.
+pub fn add(target: Target<'_>, text: &str) -> Result<DiskConfig> {
+    change_superblock(target, |root, sb| add_to(root, sb, text))
+}
+
+fn add_to(root: &Path, sb: &mut Superblock, text: &str) -> Result<DiskConfig> {
     let id = DiskId(sb.disks.iter().map(|d| d.id.0 + 1).max().unwrap_or(0));
     let mut config = DiskConfig::parse(id, text).map_err(Error::Config)?;
     let (absolute, stored) = stored_path(root, &config.path)?;
@@ -101,18 +133,16 @@ pub fn add(root: &Path, text: &str) -> Result<DiskConfig> {
             absolute.display()
         )));
     }
-    label_new_disk(&absolute, &sb, id)?;
+    label_new_disk(&absolute, sb, id)?;
     config.path = stored;
     config.state_since_unix = now_unix();
     config.state_reason = "added".into();
     sb.disks.push(config.clone());
-    sb.validate().map_err(Error::Config)?;
-    sb.store(root)?;
     Ok(config)
 }
 
 /// What [`replace`] did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Replaced {
     /// The disk whose place was taken.
     pub disk: DiskId,
@@ -131,11 +161,12 @@ pub struct Replaced {
 /// directory still reads, its shards are copied over first (each verified by its own
 /// checksums as it is read back); whatever is missing afterwards, heal rebuilds. The
 /// superblock is switched to the new path last, so until then the old disk stays in use.
-pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
-    let root = &absolute_root(root)?;
-    let _lock = crate::volume::take_lock(root, true)?;
-    let mut sb = Superblock::load(root)?;
-    let entry = entry_of(&sb, disk)?;
+pub fn replace(target: Target<'_>, disk: DiskId, new: &Path) -> Result<Replaced> {
+    change_superblock(target, |root, sb| replace_in(root, sb, disk, new))
+}
+
+fn replace_in(root: &Path, sb: &mut Superblock, disk: DiskId, new: &Path) -> Result<Replaced> {
+    let entry = entry_of(sb, disk)?;
     let old_path = sb.disks[entry].resolve(root);
     let (absolute, stored) = stored_path(root, new)?;
     if sb.disks.iter().any(|d| d.resolve(root) == absolute) {
@@ -144,9 +175,9 @@ pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
             absolute.display()
         )));
     }
-    label_new_disk(&absolute, &sb, disk)?;
+    label_new_disk(&absolute, sb, disk)?;
     let target = DirDisk::open(&absolute).map_err(|e| Error::io(&absolute, e))?;
-    let (shards_copied, old_unreadable) = match copy_shards(&old_path, &sb, disk, &target) {
+    let (shards_copied, old_unreadable) = match copy_shards(&old_path, sb, disk, &target) {
         Ok(n) => (n, None),
         Err(why) => (0, Some(why)),
     };
@@ -156,7 +187,6 @@ pub fn replace(root: &Path, disk: DiskId, new: &Path) -> Result<Replaced> {
     entry.state = DiskState::Active;
     entry.state_since_unix = now_unix();
     entry.state_reason = format!("replaced {}", old_path.display());
-    sb.store(root)?;
     Ok(Replaced {
         disk,
         old_path,
@@ -208,10 +238,12 @@ fn copy_shards(
 }
 
 /// Forgets a disk that was drained (state removed): no stripe references it any more.
-pub fn forget(root: &Path, disk: DiskId) -> Result<()> {
-    let _lock = crate::volume::take_lock(root, true)?;
-    let mut sb = Superblock::load(root)?;
-    let entry = entry_of(&sb, disk)?;
+pub fn forget(target: Target<'_>, disk: DiskId) -> Result<()> {
+    change_superblock(target, |_, sb| forget_in(sb, disk))
+}
+
+fn forget_in(sb: &mut Superblock, disk: DiskId) -> Result<()> {
+    let entry = entry_of(sb, disk)?;
     if sb.disks[entry].state != DiskState::Removed {
         return Err(Error::Config(format!(
             "disk {disk} is {:?}, not drained: drain it first (its shards would be lost)",
@@ -219,6 +251,5 @@ pub fn forget(root: &Path, disk: DiskId) -> Result<()> {
         )));
     }
     sb.disks.remove(entry);
-    sb.validate().map_err(Error::Config)?;
-    sb.store(root)
+    Ok(())
 }

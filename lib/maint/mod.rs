@@ -9,6 +9,7 @@
 //! it again continues where it stopped, because what is left is found from the metadata
 //! and the disks, not from a saved position.
 
+pub mod action;
 pub mod disks;
 pub mod job;
 
@@ -17,11 +18,11 @@ pub use job::{Job, Progress, Stop};
 use crate::error::Result;
 use crate::types::{DiskId, ShardIndex, ShardKey};
 use crate::volume::{DiskInfo, DiskState, Relocated, StripeAt, Volume};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// Bounds of one run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bounds {
     /// Stop once this many shard bytes were written (the stripe in progress finishes).
     pub max_bytes: Option<u64>,
@@ -34,7 +35,7 @@ impl Bounds {
 }
 
 /// What a heal or drain run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// Stripes looked at.
     pub stripes_checked: u64,
@@ -120,7 +121,7 @@ fn lost_shards(
 
 /// One disk as `argosfs-disk list` shows it: its state and space, and what the metadata
 /// keeps on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DiskSurvey {
     /// Configuration, state, availability and space.
     pub info: DiskInfo,
@@ -148,7 +149,7 @@ impl DiskSurvey {
 /// Every disk of a volume and how whole its stripes are, found the way [`heal`] finds
 /// its work (the metadata plus one listing of each open disk; no shard is read, so a
 /// corrupt shard is found by fsck or a read, not here).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Survey {
     /// Every disk, in superblock order.
     pub disks: Vec<DiskSurvey>,

@@ -303,7 +303,7 @@ impl Volume {
         // Disk directories sharing one filesystem (tests, demos) share its space: count
         // each filesystem once.
         let mut counted = super::SeenDomains::default();
-        for slot in &self.disks {
+        for slot in self.disk_set().iter() {
             if let Some(disk) = &slot.disk
                 && let Ok(space) = disk.space()
                 && counted.first(disk.sync_domain())

@@ -18,6 +18,7 @@ pub mod access;
 pub mod acl;
 mod attr;
 mod data;
+mod disk_set;
 mod format;
 mod namespace;
 mod relocate;
@@ -40,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::meta::{FileKind, Inode, MetaStore, OpenReport, StripeRef, Timestamp};
 use crate::store::{DirDisk, DiskLabel, DiskRef, LoosePath};
 use crate::types::{DiskId, InodeId, VolumeId};
+use disk_set::DiskSet;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -182,6 +184,8 @@ struct DiskSlot {
     state: Mutex<DiskState>,
     /// None when the disk could not be opened (missing, wrong label): reads reconstruct.
     disk: Option<DiskRef>,
+    /// Why an active or draining disk could not be opened.
+    why_unavailable: Option<String>,
     /// Bytes promised to stripe writes in flight.
     reserved: AtomicU64,
     /// Set after a write failed with an I/O error: no new shards go there until reopen.
@@ -196,6 +200,24 @@ struct DiskSlot {
 const SPACE_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl DiskSlot {
+    fn new(config: DiskConfig, opened: Option<Result<DiskRef>>) -> DiskSlot {
+        let (disk, why_unavailable) = match opened {
+            None => (None, None),
+            Some(Ok(disk)) => (Some(disk), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+        };
+        DiskSlot {
+            state: Mutex::new(config.state),
+            config,
+            disk,
+            why_unavailable,
+            reserved: AtomicU64::new(0),
+            write_failed: AtomicBool::new(false),
+            is_dirty: AtomicBool::new(false),
+            space_cache: Mutex::new(None),
+        }
+    }
+
     fn state(&self) -> DiskState {
         *lock_poisoned(&self.state)
     }
@@ -279,8 +301,9 @@ pub struct Volume {
     root: PathBuf,
     sb: Superblock,
     codec: StripeCodec,
-    disks: Vec<DiskSlot>,
-    disk_index: HashMap<DiskId, usize>,
+    /// The disks now: replaced whole when a disk is added or replaced while open
+    /// ([`Volume::change_disks`]); every operation works on the set it took at its start.
+    disks: RwLock<Arc<DiskSet>>,
     state: Mutex<State>,
     files: Mutex<HashMap<InodeId, Arc<FileState>>>,
     gate: RwLock<()>,
@@ -412,37 +435,19 @@ impl Volume {
         let mut disks = Vec::new();
         let mut unavailable = Vec::new();
         for config in &sb.disks {
-            let disk = match config.state {
-                DiskState::Active | DiskState::Draining => {
-                    match open_disk(root, &sb, config, !options.read_only) {
-                        Ok(disk) => Some(match &options.disk_wrapper {
-                            Some(wrap) => wrap(config.id, disk),
-                            None => disk,
-                        }),
-                        Err(e) => {
-                            tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
-                            unavailable.push((config.id, e.to_string()));
-                            None
-                        }
-                    }
+            let opened = config.state.is_in_use().then(|| {
+                let opened = open_disk(root, &sb, config, !options.read_only);
+                match (&options.disk_wrapper, opened) {
+                    (Some(wrap), Ok(disk)) => Ok(wrap(config.id, disk)),
+                    (_, opened) => opened,
                 }
-                DiskState::Failed | DiskState::Removed => None,
-            };
-            disks.push(DiskSlot {
-                config: config.clone(),
-                state: Mutex::new(config.state),
-                disk,
-                reserved: AtomicU64::new(0),
-                write_failed: AtomicBool::new(false),
-                is_dirty: AtomicBool::new(false),
-                space_cache: Mutex::new(None),
             });
+            if let Some(Err(e)) = &opened {
+                tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
+                unavailable.push((config.id, e.to_string()));
+            }
+            disks.push(Arc::new(DiskSlot::new(config.clone(), opened)));
         }
-        let disk_index = disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.config.id, i))
-            .collect();
         let (mut meta, report) =
             MetaStore::open(&root.join(META_DIR), keys.meta, !options.read_only)?;
         if let Some(torn) = &report.torn_tail {
@@ -457,8 +462,7 @@ impl Volume {
         let volume = Volume {
             root: root.to_path_buf(),
             codec,
-            disks,
-            disk_index,
+            disks: RwLock::new(Arc::new(DiskSet::new(disks))),
             state: Mutex::new(State {
                 meta,
                 opens: HashMap::new(),
@@ -541,14 +545,6 @@ impl Volume {
         &self.unavailable_disks
     }
 
-    /// Why disk `id` could not be opened, when it could not.
-    fn unavailable_reason(&self, id: DiskId) -> Option<&str> {
-        self.unavailable_disks
-            .iter()
-            .find(|(d, _)| *d == id)
-            .map(|(_, why)| why.as_str())
-    }
-
     /// Objects of the backing store that group or other could access when the volume
     /// was opened (ROOT's, and each open disk's own, not each shard): logged as a
     /// warning then; `argosfs-fsck --repair` makes them private.
@@ -597,11 +593,8 @@ impl Volume {
         // commit in the middle of a long write stalls it briefly, not for a whole
         // writeback. Errors here do not matter: that sync is the one that counts.
         let mut presynced = SeenDomains::default();
-        for slot in self
-            .disks
-            .iter()
-            .filter(|s| s.is_dirty.load(Ordering::Acquire))
-        {
+        let disks = self.disk_set();
+        for slot in disks.iter().filter(|s| s.is_dirty.load(Ordering::Acquire)) {
             if let Some(disk) = &slot.disk
                 && presynced.first(disk.sync_domain())
             {
@@ -614,8 +607,27 @@ impl Volume {
             .into_iter()
             .find(|(ino, _)| only.is_none_or(|o| o == *ino))
             .map(|(_, e)| e);
+        // The set now: a disk change waits for the gate, so none happened since.
+        self.sync_dirty_disks(&self.disk_set())?;
+        let frees = {
+            let mut state = self.lock_state();
+            if !state.meta.has_pending() {
+                return unstored.map_or(Ok(()), Err);
+            }
+            state.meta.commit()?;
+            self.stats.commits.fetch_add(1, Ordering::Relaxed);
+            std::mem::take(&mut state.frees)
+        };
+        self.delete_stripes(&frees);
+        self.prune_file_states();
+        unstored.map_or(Ok(()), Err)
+    }
+
+    /// Syncs every disk of `disks` written since its last sync (one sync per filesystem).
+    /// The caller holds the gate exclusively, so no shard write is in flight.
+    fn sync_dirty_disks(&self, disks: &DiskSet) -> Result<()> {
         let mut synced = SeenDomains::default();
-        for slot in &self.disks {
+        for slot in disks.iter() {
             if !slot.is_dirty.swap(false, Ordering::AcqRel) {
                 continue;
             }
@@ -632,18 +644,7 @@ impl Volume {
                 });
             }
         }
-        let frees = {
-            let mut state = self.lock_state();
-            if !state.meta.has_pending() {
-                return unstored.map_or(Ok(()), Err);
-            }
-            state.meta.commit()?;
-            self.stats.commits.fetch_add(1, Ordering::Relaxed);
-            std::mem::take(&mut state.frees)
-        };
-        self.delete_stripes(&frees);
-        self.prune_file_states();
-        unstored.map_or(Ok(()), Err)
+        Ok(())
     }
 
     /// Deletes the shards of stripes that no committed metadata references any more.
@@ -679,14 +680,13 @@ impl Volume {
 
     /// The open disk holding shard `index` of `stripe`; `None` when the shard was never
     /// written or its disk is not at hand.
-    fn shard_disk(&self, stripe: &StripeRef, index: usize) -> Option<&DiskRef> {
+    fn shard_disk(&self, stripe: &StripeRef, index: usize) -> Option<DiskRef> {
         stripe.disk_of(index).and_then(|d| self.disk(d))
     }
 
-    fn disk(&self, id: DiskId) -> Option<&DiskRef> {
-        self.disk_index
-            .get(&id)
-            .and_then(|i| self.disks[*i].disk.as_ref())
+    /// The store of disk `id` when it is open.
+    fn disk(&self, id: DiskId) -> Option<DiskRef> {
+        self.disk_set().disk(id).cloned()
     }
 
     /// Builds the attributes reported for an inode.

@@ -40,7 +40,7 @@ impl std::fmt::Display for StripeAt {
 }
 
 /// One disk of the open volume, for `argosfs-disk list` and the maintenance planners.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DiskInfo {
     /// As configured (path, domain, class, weight), with the state now.
     pub config: super::DiskConfig,
@@ -118,7 +118,7 @@ impl Volume {
 
     /// Every disk of the volume, with its state and space now.
     pub fn disk_infos(&self) -> Vec<DiskInfo> {
-        self.disks
+        self.disk_set()
             .iter()
             .map(|slot| {
                 let mut config = slot.config.clone();
@@ -126,10 +126,9 @@ impl Volume {
                 let space = slot.space(true);
                 DiskInfo {
                     unavailable: slot.disk.is_none().then(|| {
-                        self.unavailable_reason(slot.config.id).map_or_else(
-                            || format!("{:?}", config.state).to_lowercase(),
-                            str::to_string,
-                        )
+                        slot.why_unavailable
+                            .clone()
+                            .unwrap_or_else(|| format!("{:?}", config.state).to_lowercase())
                     }),
                     config,
                     has_failed_write: slot.write_failed.load(Ordering::Acquire),
@@ -143,7 +142,7 @@ impl Volume {
     /// Every (disk, shard) present on the open disks: one listing of each disk.
     pub fn shards_present(&self) -> Result<HashSet<(DiskId, ShardKey)>> {
         let mut present = HashSet::new();
-        for slot in &self.disks {
+        for slot in self.disk_set().iter() {
             let Some(disk) = &slot.disk else { continue };
             let keys = disk.list_shards().map_err(|source| Error::DiskIo {
                 disk: slot.config.id,
@@ -158,10 +157,9 @@ impl Volume {
     /// volume follows it: placement stops or starts giving it new shards at once).
     pub fn set_disk_state(&self, disk: DiskId, state: DiskState, reason: &str) -> Result<()> {
         self.meta_writable()?;
-        let slot = self
-            .disk_index
-            .get(&disk)
-            .map(|i| &self.disks[*i])
+        let disks = self.disk_set();
+        let slot = disks
+            .slot(disk)
             .ok_or_else(|| Error::Config(format!("no disk {disk} in this volume")))?;
         let _superblock = lock_poisoned(&self.superblock_lock);
         let mut sb = super::Superblock::load(&self.root)?;
@@ -181,7 +179,7 @@ impl Volume {
         Ok(())
     }
 
-    fn meta_writable(&self) -> Result<()> {
+    pub(super) fn meta_writable(&self) -> Result<()> {
         self.lock_state().meta.check_writable()
     }
 
@@ -199,11 +197,12 @@ impl Volume {
         if indices.is_empty() {
             return Vec::new();
         }
+        let disks = self.disk_set();
         let held_domains = stripe
             .placed()
             .filter(|(i, _)| !indices.contains(i))
-            .filter_map(|(_, d)| self.disk_index.get(&d))
-            .map(|i| self.disks[*i].config.domain.clone())
+            .filter_map(|(_, d)| disks.slot(d))
+            .map(|slot| slot.config.domain.clone())
             .collect();
         let request = Request {
             stripe: stripe.id,
@@ -215,8 +214,7 @@ impl Volume {
         };
         // Never a disk that already holds a shard of the stripe (staying or moving).
         let place = |is_fresh: bool| {
-            let candidates: Vec<Candidate> = self
-                .disks
+            let candidates: Vec<Candidate> = disks
                 .iter()
                 .map(|slot| {
                     let id = slot.config.id;

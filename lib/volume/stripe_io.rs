@@ -2,7 +2,7 @@
 //! reads from data shards, degraded reads that rebuild from parity, and decoding a
 //! stored chunk back to its plaintext.
 
-use super::Volume;
+use super::{DiskSet, DiskSlot, Volume};
 use crate::cache::Plain;
 use crate::data::{StripeContext, TransformError};
 use crate::error::{Error, Result};
@@ -46,7 +46,9 @@ impl Volume {
         let shard_bytes = u64::from(encoded.info.shard_len) + 64;
         let mut excluded: Vec<DiskId> = Vec::new();
         loop {
-            let disks = self.place(id, shard_bytes, &excluded)?;
+            // One set for the whole try: a disk replaced meanwhile is used from the next.
+            let set = self.disk_set();
+            let disks = self.place(&set, id, shard_bytes, &excluded)?;
             let width = self.sb.layout.width();
             let header = |i: usize| ShardHeader {
                 stripe: id,
@@ -56,11 +58,12 @@ impl Volume {
                 inode: ino,
                 chunk: index,
             };
-            let reserved: Vec<usize> = disks.iter().map(|d| self.disk_index[d]).collect();
+            let reserved: Vec<&Arc<DiskSlot>> = disks
+                .iter()
+                .map(|d| set.slot(*d).expect("placement picks disks of the set"))
+                .collect();
             for slot in &reserved {
-                self.disks[*slot]
-                    .reserved
-                    .fetch_add(shard_bytes, Ordering::Relaxed);
+                slot.reserved.fetch_add(shard_bytes, Ordering::Relaxed);
             }
             // Every shard at once, each to its own disk, on the shard I/O pool: the stripe
             // costs the slowest disk's write rather than the sum of them.
@@ -69,7 +72,7 @@ impl Volume {
                     .par_iter()
                     .enumerate()
                     .map(|(i, slot)| {
-                        let slot_ref = &self.disks[*slot];
+                        let slot_ref = *slot;
                         let disk = slot_ref
                             .disk
                             .as_ref()
@@ -104,9 +107,7 @@ impl Volume {
                 }
             }
             for slot in &reserved {
-                self.disks[*slot]
-                    .reserved
-                    .fetch_sub(shard_bytes, Ordering::Relaxed);
+                slot.reserved.fetch_sub(shard_bytes, Ordering::Relaxed);
             }
             let Some((bad_disk, error)) = failure else {
                 self.stats.stripes_written.fetch_add(1, Ordering::Relaxed);
@@ -145,7 +146,9 @@ impl Volume {
             self.stats
                 .shard_write_failures
                 .fetch_add(1, Ordering::Relaxed);
-            let slot = &self.disks[self.disk_index[&bad_disk]];
+            let slot = set
+                .slot(bad_disk)
+                .expect("placement picks disks of the set");
             slot.write_failed.store(true, Ordering::Release);
             excluded.push(bad_disk);
             if excluded.len() > usize::from(self.sb.layout.m) + 1 {
@@ -171,15 +174,13 @@ impl Volume {
 
     /// The disks that take no new shards, each with why.
     fn unwritable_disks(&self) -> Vec<String> {
-        self.disks
+        self.disk_set()
             .iter()
             .filter_map(|slot| {
                 let why = if slot.disk.is_none() {
                     match slot.state() {
                         super::DiskState::Active | super::DiskState::Draining => {
-                            let reason = self
-                                .unavailable_reason(slot.config.id)
-                                .unwrap_or("not opened");
+                            let reason = slot.why_unavailable.as_deref().unwrap_or("not opened");
                             format!("unavailable: {reason}")
                         }
                         state => format!("{state:?}").to_lowercase(),
@@ -200,27 +201,28 @@ impl Volume {
     /// but at least `min_shards`.
     fn place(
         &self,
+        set: &DiskSet,
         stripe: StripeId,
         shard_bytes: u64,
         excluded: &[DiskId],
     ) -> Result<Vec<DiskId>> {
-        match self.place_with(stripe, shard_bytes, excluded, false) {
+        match self.place_with(set, stripe, shard_bytes, excluded, false) {
             // Free space is read at most every half second; a shortage may be older
             // than that (a delete just freed space), so it is checked afresh first.
-            Err(Error::NoSpace(_)) => self.place_with(stripe, shard_bytes, excluded, true),
+            Err(Error::NoSpace(_)) => self.place_with(set, stripe, shard_bytes, excluded, true),
             other => other,
         }
     }
 
     fn place_with(
         &self,
+        set: &DiskSet,
         stripe: StripeId,
         shard_bytes: u64,
         excluded: &[DiskId],
         is_fresh: bool,
     ) -> Result<Vec<DiskId>> {
-        let candidates: Vec<Candidate> = self
-            .disks
+        let candidates: Vec<Candidate> = set
             .iter()
             .map(|slot| slot.candidate(is_fresh, !excluded.contains(&slot.config.id)))
             .collect();

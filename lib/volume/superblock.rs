@@ -120,6 +120,13 @@ pub enum DiskState {
     Removed,
 }
 
+impl DiskState {
+    /// Active or draining: the disk holds shards that are read, so it is opened.
+    pub fn is_in_use(self) -> bool {
+        matches!(self, DiskState::Active | DiskState::Draining)
+    }
+}
+
 /// One disk of the volume as configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiskConfig {
@@ -151,10 +158,7 @@ impl DiskConfig {
     /// Parses a `--disk` argument: `PATH[:key=value,...]` with keys weight, class,
     /// domain, numa. The path may not contain ':' followed by a known key.
     pub fn parse(id: DiskId, text: &str) -> std::result::Result<DiskConfig, String> {
-        let (path, opts) = match text.rsplit_once(':') {
-            Some((p, o)) if o.contains('=') => (p, Some(o)),
-            _ => (text, None),
-        };
+        let (path, opts) = Self::split(text);
         if path.is_empty() {
             return Err(format!("--disk {text:?}: empty path"));
         }
@@ -200,6 +204,15 @@ impl DiskConfig {
             }
         }
         Ok(disk)
+    }
+
+    /// `PATH[:OPTS]` split into the path and the options (the last colon followed by
+    /// key=value text starts them; a path may hold colons).
+    pub fn split(text: &str) -> (&str, Option<&str>) {
+        match text.rsplit_once(':') {
+            Some((p, o)) if o.contains('=') => (p, Some(o)),
+            _ => (text, None),
+        }
     }
 
     /// The disk directory of a disk read from the superblock, resolving a relative path

@@ -1,0 +1,157 @@
+//! One maintenance request and what it did, as a value: what `argosfs-disk` asks for,
+//! performed the same way on a volume it opened itself (offline) or, sent through the
+//! control socket, on the volume of a mount (online). Requests that move shards run as
+//! a [`Job`] there, in the background.
+
+use super::{Bounds, Job, Report, Survey, disks};
+use crate::error::Result;
+use crate::types::DiskId;
+use crate::volume::{DiskConfig, DiskState, Volume};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A maintenance request. Paths in it are absolute (the process performing it may run
+/// in another directory than the one that asked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Survey the disks and the stripes their loss degrades.
+    List,
+    /// Add a disk (its id is chosen when added).
+    Add {
+        /// `PATH[:OPTS]` as `argosfs-disk add` takes it, the path absolute.
+        disk: String,
+    },
+    /// Put the directory `new` in the place of `disk`, then heal unless told not to.
+    Replace {
+        /// The disk replaced.
+        disk: DiskId,
+        /// Its new directory.
+        new: PathBuf,
+        /// Heal afterwards.
+        heal: bool,
+    },
+    /// Rebuild every missing shard.
+    Heal {
+        /// Bounds of the run.
+        bounds: Bounds,
+    },
+    /// Even out the disks.
+    Rebalance {
+        /// Bounds of the run.
+        bounds: Bounds,
+    },
+    /// Move every shard off `disk`; with `forget`, then take it out of the volume.
+    Drain {
+        /// The disk drained.
+        disk: DiskId,
+        /// Bounds of the run.
+        bounds: Bounds,
+        /// Forget the disk once it is empty (`remove`).
+        forget: bool,
+    },
+}
+
+impl Request {
+    /// Its name, as the subcommand that asks for it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::List => "list",
+            Request::Add { .. } => "add",
+            Request::Replace { .. } => "replace",
+            Request::Heal { .. } => "heal",
+            Request::Rebalance { .. } => "rebalance",
+            Request::Drain { forget: false, .. } => "drain",
+            Request::Drain { forget: true, .. } => "remove",
+        }
+    }
+
+    /// It moves shards, so a mount runs it in the background, one at a time.
+    pub fn is_long(&self) -> bool {
+        !matches!(self, Request::List | Request::Add { .. })
+    }
+
+    /// It only reads.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Request::List)
+    }
+}
+
+/// What a request did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The disks (list).
+    Survey(Survey),
+    /// The disk added.
+    Added(DiskConfig),
+    /// A disk replaced; the heal that followed, or the survey when there was none.
+    Replaced {
+        /// The replacement.
+        replaced: disks::Replaced,
+        /// The heal run after it.
+        heal: Option<Report>,
+        /// The disks, when heal was skipped.
+        survey: Option<Survey>,
+    },
+    /// A heal or rebalance run.
+    Ran(Report),
+    /// A drain run, and where it left the disk.
+    Drained {
+        /// The disk.
+        disk: DiskId,
+        /// The run.
+        report: Report,
+        /// The disk's state afterwards (None once forgotten).
+        state: Option<DiskState>,
+        /// It was taken out of the volume.
+        is_forgotten: bool,
+    },
+}
+
+/// Performs `request` on the open volume `vol`, reporting progress to `job` and
+/// stopping when it asks.
+pub fn perform(vol: &Volume, request: &Request, job: &Job) -> Result<Outcome> {
+    let target = disks::Target::Open(vol);
+    Ok(match request {
+        Request::List => Outcome::Survey(super::survey(vol)?),
+        Request::Add { disk } => Outcome::Added(disks::add(target, disk)?),
+        Request::Replace { disk, new, heal } => {
+            let replaced = disks::replace(target, *disk, new)?;
+            let (heal, survey) = if *heal {
+                (Some(super::heal(vol, Bounds::default(), job)?), None)
+            } else {
+                (None, Some(super::survey(vol)?))
+            };
+            Outcome::Replaced {
+                replaced,
+                heal,
+                survey,
+            }
+        }
+        Request::Heal { bounds } => Outcome::Ran(super::heal(vol, *bounds, job)?),
+        Request::Rebalance { bounds } => Outcome::Ran(super::rebalance(vol, *bounds, job)?),
+        Request::Drain {
+            disk,
+            bounds,
+            forget,
+        } => {
+            let report = super::drain(vol, *disk, *bounds, job)?;
+            let state_of = || {
+                vol.disk_infos()
+                    .into_iter()
+                    .find(|i| i.config.id == *disk)
+                    .map(|i| i.config.state)
+            };
+            let is_removed = report.is_complete() && state_of() == Some(DiskState::Removed);
+            let is_forgotten = *forget && is_removed;
+            if is_forgotten {
+                disks::forget(target, *disk)?;
+            }
+            Outcome::Drained {
+                disk: *disk,
+                report,
+                state: state_of(),
+                is_forgotten,
+            }
+        }
+    })
+}
