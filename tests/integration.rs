@@ -11,6 +11,7 @@ mod fsck;
 mod maint;
 mod meta_sealing;
 mod mount;
+mod mount_maint;
 mod mount_util;
 mod store_access;
 mod transfer;

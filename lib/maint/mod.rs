@@ -322,6 +322,44 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds, job: &Job) -> Result<Re
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }
     let mut report = Report::default();
+    let mut stripes = stripes;
+    // A stripe placed on the disk just before it was marked draining may be recorded
+    // after a pass went by: once a pass is done, a commit (which waits for every write
+    // in flight) shows it, and another pass moves it.
+    for pass in 0..DRAIN_PASSES {
+        if pass > 0 {
+            vol.commit()?;
+            stripes = vol.stripes();
+            if report.must_stop(job) || !stripes.iter().any(|at| at.stripe.uses(disk)) {
+                break;
+            }
+            report.stripes_left = 0;
+            report.failures.clear();
+        }
+        drain_pass(vol, disk, bounds, job, &stripes, &mut report);
+        if !report.is_complete() {
+            break;
+        }
+    }
+    if report.is_complete() && !vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
+        vol.set_disk_state(disk, DiskState::Removed, "drained: it holds no shard")?;
+    }
+    Ok(report)
+}
+
+/// Passes a drain makes at most: the first moves everything there was; the others pick
+/// up stripes written to the disk while it was being marked draining.
+const DRAIN_PASSES: usize = 3;
+
+/// One pass of [`drain`]: moves the shard each of `stripes` has on `disk`.
+fn drain_pass(
+    vol: &Volume,
+    disk: DiskId,
+    bounds: Bounds,
+    job: &Job,
+    stripes: &[StripeAt],
+    report: &mut Report,
+) {
     job.phase("draining", stripes.len() as u64);
     for at in stripes {
         job.advance(1, 0);
@@ -344,14 +382,10 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds, job: &Job) -> Result<Re
                 .push(format!("{at}: no other disk can take shard {index}"));
             continue;
         };
-        let result = vol.relocate_shards(&at, &[(index, target)]);
-        report.relocated(job, &at, 1, result);
+        let result = vol.relocate_shards(at, &[(index, target)]);
+        report.relocated(job, at, 1, result);
         report.is_bounded = bounds.is_reached(report.bytes_written);
     }
-    if report.is_complete() && !vol.stripes().iter().any(|at| at.stripe.uses(disk)) {
-        vol.set_disk_state(disk, DiskState::Removed, "drained: it holds no shard")?;
-    }
-    Ok(report)
 }
 
 /// Evens out the shard bytes on the writable disks, relative to their weights, moving
