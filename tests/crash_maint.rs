@@ -240,3 +240,78 @@ fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
         assert_eq!(&read_all(&vol, *ino).unwrap(), data);
     }
 }
+
+/// `argosfs-disk ROOT args` against a mounted volume (the mount runs it), checked to
+/// have started.
+fn start_in_mount(tv: &TestVolume, args: &[&str]) {
+    common::run_ok(
+        Command::new(DISK)
+            .arg(&tv.root)
+            .args(args)
+            .args(["--background", "-q"]),
+    );
+}
+
+/// kill -9 of the mount while it drains a disk, then heals a replaced one, for it
+/// (through the control socket): the same guarantees as for the offline command.
+#[test]
+fn issue_10_kill_9_of_the_mount_during_online_drain_and_heal() {
+    crate::mount_util::require_fuse!();
+    let tv = common::make(&Spec {
+        disks: 8,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 60);
+    vol.close().unwrap();
+    let mut m = crate::mount_util::Mounted::with_options(tv, &[]);
+    m.kill9();
+    let drained = DiskId(7);
+    let mut left = check_invariants(&m.tv, &written, 6, drained, false);
+    let mut trace = Vec::new();
+    let mut interrupted = 0;
+    for delay in delays(10, 0xd1ce, 40) {
+        m.mount();
+        start_in_mount(&m.tv, &["drain", "d7"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        m.kill9();
+        let now = check_invariants(&m.tv, &written, 6, drained, false);
+        assert!(now <= left, "a drain moved shards back");
+        if now > 0 && now < left {
+            interrupted += 1;
+        }
+        trace.push((delay, now));
+        left = now;
+    }
+    eprintln!("online drain kills (delay ms, stripes left on the disk): {trace:?}");
+    assert!(
+        interrupted >= 2,
+        "the kills never caught a drain in the middle: {trace:?}"
+    );
+    m.mount();
+    common::run_ok(Command::new(DISK).arg(&m.tv.root).args(["drain", "d7"]));
+    m.unmount();
+    assert_eq!(check_invariants(&m.tv, &written, 6, drained, false), 0);
+
+    std::fs::remove_dir_all(&m.tv.disks[2]).unwrap();
+    let new = m.tv.dir.path().join("disk2-new");
+    let out = Command::new(DISK)
+        .arg(&m.tv.root)
+        .args(["replace", "d2", new.to_str().unwrap(), "--no-heal"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    for delay in delays(10, 0xfeed, 40) {
+        m.mount();
+        start_in_mount(&m.tv, &["heal"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        m.kill9();
+        check_invariants(&m.tv, &written, 6, DiskId(2), true);
+    }
+    m.mount();
+    common::run_ok(Command::new(DISK).arg(&m.tv.root).arg("heal"));
+    m.unmount();
+    check_invariants(&m.tv, &written, 6, DiskId(2), false);
+    fsck_ends_clean(&m.tv);
+}

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_argosfs_disk_global_optspecs
-    string join \n passphrase-file= v/verbose q/quiet json h/help V/version
+    string join \n passphrase-file= background v/verbose q/quiet json h/help V/version
 end
 
 function __fish_argosfs_disk_needs_command
@@ -24,7 +24,8 @@ function __fish_argosfs_disk_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -l json -d 'Print the result as JSON on stdout'
@@ -37,52 +38,75 @@ complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "heal" -d 'Re
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "drain" -d 'Move every shard off a disk onto the others'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "remove" -d 'Drain a disk and take it out of the volume'
+complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
 complete -c argosfs-disk -n "__fish_argosfs_disk_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand add" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -l no-heal -d 'Only replace; do not heal (run heal later)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand replace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -l max-bytes -d 'Stop after writing about this many shard bytes (e.g. 64M, 1G); run again to go on' -r
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand heal" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand rebalance" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand drain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand remove" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "add" -d 'Add a disk to the volume'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "replace" -d 'Put a new directory in the place of a disk, then heal'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "heal" -d 'Rebuild every missing shard'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "drain" -d 'Move every shard off a disk onto the others'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "remove" -d 'Drain a disk and take it out of the volume'
-complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand status" -s h -l help -d 'Print help'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand stop" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "add" -d 'Add a disk to the volume'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "replace" -d 'Put a new directory in the place of a disk, then heal'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "heal" -d 'Rebuild every missing shard'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "drain" -d 'Move every shard off a disk onto the others'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "remove" -d 'Drain a disk and take it out of the volume'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
+complete -c argosfs-disk -n "__fish_argosfs_disk_using_subcommand help; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -93,60 +93,82 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s q -l quiet -d
 complete -c argosfs -n "__fish_argosfs_using_subcommand export" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand export" -s V -l version -d 'Print version'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -s v -l verbose -d 'More log output on stderr (repeat for more)'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -s q -l quiet -d 'Only errors on stderr'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -l json -d 'Print the result as JSON on stdout'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -s V -l version -d 'Print version'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "add" -d 'Add a disk to the volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "replace" -d 'Put a new directory in the place of a disk, then heal'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "heal" -d 'Rebuild every missing shard'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "drain" -d 'Move every shard off a disk onto the others'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "remove" -d 'Drain a disk and take it out of the volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "add" -d 'Add a disk to the volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "replace" -d 'Put a new directory in the place of a disk, then heal'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "heal" -d 'Rebuild every missing shard'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "drain" -d 'Move every shard off a disk onto the others'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "remove" -d 'Drain a disk and take it out of the volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and not __fish_seen_subcommand_from list add replace heal rebalance drain remove status stop help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -l no-heal -d 'Only replace; do not heal (run heal later)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from replace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -l max-bytes -d 'Stop after writing about this many shard bytes (e.g. 64M, 1G); run again to go on' -r
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from heal" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from rebalance" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from drain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -l max-bytes -d 'Stop after writing about this many shard bytes; run again to go on' -r
-complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). add needs none' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'More log output on stderr (repeat for more)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Only errors on stderr'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -l background -d 'On a mounted volume, start the work in the mount and return at once instead of waiting for it (status shows how it goes)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a disk to the volume'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "replace" -d 'Put a new directory in the place of a disk, then heal'
@@ -154,6 +176,8 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_su
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "drain" -d 'Move every shard off a disk onto the others'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Drain a disk and take it out of the volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "mkfs" -d 'Create an ArgosFS volume'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "mount" -d 'Mount an ArgosFS volume'
@@ -170,3 +194,5 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_su
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "rebalance" -d 'Even out the disks: move shards from disks over their share of the stored bytes (by weight) to disks under it, as after adding disks'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "drain" -d 'Move every shard off a disk onto the others'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "remove" -d 'Drain a disk and take it out of the volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
