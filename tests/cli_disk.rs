@@ -466,3 +466,48 @@ fn issue_10_rebalance_spreads_onto_added_disks_and_waits_for_heal() {
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("heal first"), "{}", run.stderr);
 }
+
+/// `fail` takes a disk out of reading and writing (heal rebuilds its shards elsewhere),
+/// refusing what would lose data or stop writes; `activate` brings it back.
+#[test]
+fn issue_10_fail_and_activate_a_disk_by_hand() {
+    let tv = small_stripes(7, false);
+    let vol = tv.open();
+    let written = files(&vol, 0, 4);
+    vol.close().unwrap();
+
+    let run = disk(&tv, &["fail", "d1", "--reason", "returns errors", "--json"]);
+    assert_eq!(run.code, Some(1), "degraded afterwards: {}", run.stderr);
+    assert_eq!(run.json["state"], "failed");
+    let d1 = disk_entry(&run.json, "d1").unwrap();
+    assert_eq!(d1["state"], "failed", "{d1}");
+    assert_eq!(d1["state_reason"], "returns errors");
+    assert!(d1["degraded_stripes"].as_u64().unwrap() > 0, "{d1}");
+
+    // Heal rebuilds d1's shards on the others: no stripe uses d1 any more.
+    let run = disk(&tv, &["heal", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let vol = tv.open();
+    assert!(!vol.stripes().iter().any(|at| at.stripe.uses(argosfs::types::DiskId(1))));
+    vol.close().unwrap();
+    assert_files(&tv, &written, "after failing d1 and healing");
+
+    // Failing a second disk would leave 5 writable domains: still min_shards (5). A
+    // third would leave 4: refused, nothing changed.
+    let run = disk(&tv, &["fail", "d2"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let run = disk(&tv, &["fail", "d3"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("min_shards"), "{}", run.stderr);
+    assert_eq!(disk_entry(&list(&tv, 1), "d3").unwrap()["state"], "active");
+
+    // Back in use: d2's shards are read again, nothing is degraded.
+    let run = disk(&tv, &["activate", "d2", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.json["state"], "active");
+    assert_eq!(run.json["is_whole"], true, "{}", run.json);
+    let run = disk(&tv, &["fail", "d9"]);
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("names no disk"), "{}", run.stderr);
+    assert_files(&tv, &written, "after activating d2");
+}

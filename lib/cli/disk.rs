@@ -169,6 +169,27 @@ pub enum Action {
         #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
         max_bytes: Option<u64>,
     },
+    /// Mark a disk failed: it is no longer read or written, and heal rebuilds its
+    /// shards on the others.
+    ///
+    /// For a disk that returns bad data or errors but is still there. Refused when it
+    /// would leave a stripe with fewer than k readable shards, or fewer writable failure
+    /// domains than min_shards.
+    Fail {
+        /// The disk: its id (d3 or 3) or its path.
+        disk: String,
+        /// Why (kept with the state, shown by list).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Put a failed or draining disk back in use (a failed one is opened again).
+    Activate {
+        /// The disk: its id (d3 or 3) or its path.
+        disk: String,
+        /// Why (kept with the state, shown by list).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Show the mount's background job (the one running, or the last one).
     Status,
     /// Stop the mount's background job after the stripe in progress.
@@ -188,6 +209,8 @@ impl Action {
             Action::Rebalance { .. } => "rebalance",
             Action::Drain { .. } => "drain",
             Action::Remove { .. } => "remove",
+            Action::Fail { .. } => "fail",
+            Action::Activate { .. } => "activate",
             Action::Status => "status",
             Action::Stop => "stop",
         }
@@ -343,6 +366,16 @@ fn request_of(root: &Path, sb: &Superblock, action: &Action) -> anyhow::Result<R
                 max_bytes: *max_bytes,
             },
             forget: matches!(action, Action::Remove { .. }),
+        },
+        Action::Fail { disk, reason } => Request::SetState {
+            disk: find(disk)?,
+            state: DiskState::Failed,
+            reason: reason.clone(),
+        },
+        Action::Activate { disk, reason } => Request::SetState {
+            disk: find(disk)?,
+            state: DiskState::Active,
+            reason: reason.clone(),
         },
         Action::Status | Action::Stop => unreachable!("answered without a request"),
     })
@@ -544,6 +577,20 @@ fn present(
     Ok(match outcome {
         action::Outcome::Survey(survey) => list(root, sb, &survey),
         action::Outcome::Added(config) => added(root, &config),
+        action::Outcome::StateSet {
+            disk,
+            state,
+            survey,
+        } => {
+            let mut outcome = list(root, sb, &survey);
+            outcome
+                .lines
+                .insert(0, format!("{disk} is now {}", state_name(state)));
+            outcome.json["disk"] = json!(disk.0);
+            outcome.json["name"] = json!(disk.to_string());
+            outcome.json["state"] = json!(state);
+            outcome
+        }
         action::Outcome::Replaced {
             replaced,
             heal,

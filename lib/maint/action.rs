@@ -40,6 +40,15 @@ pub enum Request {
         /// Bounds of the run.
         bounds: Bounds,
     },
+    /// Set a disk failed or active by hand.
+    SetState {
+        /// The disk.
+        disk: DiskId,
+        /// Failed or active.
+        state: DiskState,
+        /// Why (kept in the superblock with the state).
+        reason: String,
+    },
     /// Move every shard off `disk`; with `forget`, then take it out of the volume.
     Drain {
         /// The disk drained.
@@ -57,6 +66,11 @@ impl Request {
         match self {
             Request::List => "list",
             Request::Add { .. } => "add",
+            Request::SetState {
+                state: DiskState::Failed,
+                ..
+            } => "fail",
+            Request::SetState { .. } => "activate",
             Request::Replace { .. } => "replace",
             Request::Heal { .. } => "heal",
             Request::Rebalance { .. } => "rebalance",
@@ -67,7 +81,10 @@ impl Request {
 
     /// It moves shards, so a mount runs it in the background, one at a time.
     pub fn is_long(&self) -> bool {
-        !matches!(self, Request::List | Request::Add { .. })
+        !matches!(
+            self,
+            Request::List | Request::Add { .. } | Request::SetState { .. }
+        )
     }
 
     /// It only reads.
@@ -83,6 +100,15 @@ pub enum Outcome {
     Survey(Survey),
     /// The disk added.
     Added(DiskConfig),
+    /// A disk's state changed; the disks afterwards.
+    StateSet {
+        /// The disk.
+        disk: DiskId,
+        /// Its state now.
+        state: DiskState,
+        /// The disks and stripes afterwards.
+        survey: Survey,
+    },
     /// A disk replaced; the heal that followed, or the survey when there was none.
     Replaced {
         /// The replacement.
@@ -114,6 +140,18 @@ pub fn perform(vol: &Volume, request: &Request, job: &Job) -> Result<Outcome> {
     Ok(match request {
         Request::List => Outcome::Survey(super::survey(vol)?),
         Request::Add { disk } => Outcome::Added(disks::add(target, disk)?),
+        Request::SetState {
+            disk,
+            state,
+            reason,
+        } => {
+            disks::set_state(vol, *disk, *state, reason)?;
+            Outcome::StateSet {
+                disk: *disk,
+                state: *state,
+                survey: super::survey(vol)?,
+            }
+        }
         Request::Replace { disk, new, heal } => {
             let replaced = disks::replace(target, *disk, new)?;
             let (heal, survey) = if *heal {

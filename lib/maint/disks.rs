@@ -237,6 +237,87 @@ fn copy_shards(
     Ok(copied)
 }
 
+/// Sets a disk's state by hand: `Failed` (not read, not written: heal rebuilds its shards
+/// elsewhere) or `Active` (back in use: a failed disk is opened again, a draining one
+/// takes new shards again). Draining and removed are reached by drain only. Refused
+/// when failing the disk would leave a stripe with fewer than k readable shards (its
+/// data would be lost), or fewer writable failure domains than `min_shards` (every new
+/// write would fail); `vol` is the open volume, so both are checked against it.
+pub fn set_state(vol: &Volume, disk: DiskId, state: DiskState, reason: &str) -> Result<()> {
+    if !matches!(state, DiskState::Active | DiskState::Failed) {
+        return Err(Error::Config(format!(
+            "a disk is set {state:?} by drain, not by hand"
+        )));
+    }
+    if state == DiskState::Failed {
+        check_can_fail(vol, disk)?;
+    }
+    let reason = if reason.is_empty() {
+        match state {
+            DiskState::Failed => "marked failed by hand",
+            _ => "marked active by hand",
+        }
+    } else {
+        reason
+    };
+    vol.change_disks(|_, sb| {
+        let entry = entry_of(sb, disk)?;
+        let entry = &mut sb.disks[entry];
+        if entry.state == DiskState::Removed {
+            return Err(Error::Config(format!(
+                "disk {disk} was drained and removed: add it again instead"
+            )));
+        }
+        entry.state = state;
+        entry.state_since_unix = now_unix();
+        entry.state_reason = reason.to_string();
+        Ok(())
+    })
+}
+
+/// Refuses to fail `disk` when that would lose data or stop writes.
+fn check_can_fail(vol: &Volume, disk: DiskId) -> Result<()> {
+    let infos = vol.disk_infos();
+    let readable: std::collections::HashSet<DiskId> = infos
+        .iter()
+        .filter(|i| i.config.id != disk && i.is_readable())
+        .map(|i| i.config.id)
+        .collect();
+    let k = usize::from(vol.superblock().layout.k);
+    let lost = vol
+        .stripes()
+        .iter()
+        .filter(|at| at.stripe.uses(disk))
+        .filter(|at| {
+            at.stripe
+                .placed()
+                .filter(|(_, d)| readable.contains(d))
+                .count()
+                < k
+        })
+        .count();
+    if lost > 0 {
+        return Err(Error::Config(format!(
+            "failing {disk} would leave {lost} stripe(s) with fewer than {k} readable shards (their data would be lost): bring the other missing disks back, or heal first"
+        )));
+    }
+    let mut domains: Vec<&str> = infos
+        .iter()
+        .filter(|i| i.config.id != disk && i.is_writable())
+        .map(|i| i.config.domain.as_str())
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    if domains.len() < vol.min_shards() {
+        return Err(Error::Config(format!(
+            "failing {disk} would leave {} writable failure domain(s), fewer than min_shards {}: every new write would fail; add or replace a disk first",
+            domains.len(),
+            vol.min_shards()
+        )));
+    }
+    Ok(())
+}
+
 /// Forgets a disk that was drained (state removed): no stripe references it any more.
 pub fn forget(target: Target<'_>, disk: DiskId) -> Result<()> {
     change_superblock(target, |_, sb| forget_in(sb, disk))

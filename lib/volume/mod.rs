@@ -520,6 +520,11 @@ impl Volume {
         self.commit()
     }
 
+    /// Fewest shards a new stripe is written with (the superblock's, or this open's).
+    pub fn min_shards(&self) -> usize {
+        self.min_shards
+    }
+
     /// The volume's root directory path (ROOT).
     pub fn root_path(&self) -> &Path {
         &self.root
