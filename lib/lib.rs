@@ -30,6 +30,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod autopilot;
 pub mod cache;
 pub mod cli;
 pub mod control;

@@ -488,7 +488,11 @@ fn issue_10_fail_and_activate_a_disk_by_hand() {
     let run = disk(&tv, &["heal", "--json"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let vol = tv.open();
-    assert!(!vol.stripes().iter().any(|at| at.stripe.uses(argosfs::types::DiskId(1))));
+    assert!(
+        !vol.stripes()
+            .iter()
+            .any(|at| at.stripe.uses(argosfs::types::DiskId(1)))
+    );
     vol.close().unwrap();
     assert_files(&tv, &written, "after failing d1 and healing");
 

@@ -1,0 +1,14 @@
+//! The autopilot: observes the volume's health, plans bounded actions by conservative
+//! rules, and (unless asked for a dry run) performs exactly that plan through the same
+//! maintenance requests `argosfs-disk` and `argosfs-scrub` use, offline or through the
+//! mount. Every run leaves an artifact (inputs, plan, results) that `--replay` can
+//! recompute the plan from.
+
+pub mod inputs;
+pub mod plan;
+
+pub use inputs::{DiskSeen, Inputs, Memory, Observation, Policy, SmartReading};
+pub use plan::{Action, Finding, Plan, Severity, Step, plan};
+
+#[cfg(test)]
+mod scenarios;
