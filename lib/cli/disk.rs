@@ -5,11 +5,12 @@
 //! run there in the background, and this waits for them unless --background); else this
 //! process opens the volume under its lock and performs it.
 
-use super::import::{UsageError, open_volume};
+use super::import::UsageError;
+use super::perform::Performer;
 use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
 use crate::control::{Answer, Ask, Client, JobStatus};
 use crate::maint::action::{self, Request};
-use crate::maint::{self, Bounds, Report, Stop, Survey, disks};
+use crate::maint::{Bounds, Report, Stop, Survey, disks};
 use crate::placement::human_bytes;
 use crate::types::DiskId;
 use crate::volume::{DiskConfig, DiskState, Superblock};
@@ -312,10 +313,18 @@ fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
         Action::Stop => return stop(root, mount.as_ref()),
         action => request_of(root, &sb, action)?,
     };
-    let outcome = match &mount {
-        Some(mount) => online(mount, root, &request, args.background)?,
-        None => Some(offline(root, args.passphrase_file.as_deref(), &request)?),
-    };
+    let performer = Performer::new(
+        root,
+        mount,
+        args.passphrase_file.as_deref(),
+        request.is_read_only(),
+    )?;
+    let outcome = performer.perform(&request, args.background)?;
+    if request.is_read_only() {
+        drop(performer);
+    } else {
+        performer.close()?;
+    }
     match outcome {
         Some(outcome) => present(root, &sb, &request, outcome),
         None => Ok(started(root, &request)),
@@ -379,76 +388,6 @@ fn request_of(root: &Path, sb: &Superblock, action: &Action) -> anyhow::Result<R
         },
         Action::Status | Action::Stop => unreachable!("answered without a request"),
     })
-}
-
-/// Performs `request` on the volume, opened by this process (under its lock).
-fn offline(
-    root: &Path,
-    passphrase_file: Option<&Path>,
-    request: &Request,
-) -> anyhow::Result<action::Outcome> {
-    let vol = open_volume(root, passphrase_file, request.is_read_only())?;
-    let outcome = action::perform(&vol, request, &maint::Job::new())
-        .map_err(|e| disk_error(root, e))
-        .with_context(|| request.name().to_string())?;
-    if request.is_read_only() {
-        drop(vol);
-    } else {
-        vol.close().context("closing the volume")?;
-    }
-    Ok(outcome)
-}
-
-/// How often a waiting command asks the mount how its job is doing.
-const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Has the mount serving the volume perform `request`; waits for a background job to
-/// end unless `background` (then `None`).
-fn online(
-    mount: &Client,
-    root: &Path,
-    request: &Request,
-    background: bool,
-) -> anyhow::Result<Option<action::Outcome>> {
-    let ask = |ask: &Ask| {
-        mount
-            .ask(ask)
-            .with_context(|| format!("asking the mount through {}", mount.path().display()))
-    };
-    let job = match ask(&Ask::Perform(request.clone()))? {
-        Answer::Done(outcome) => return Ok(Some(outcome)),
-        Answer::Started(job) => job,
-        Answer::Busy(job) => anyhow::bail!(
-            "the mount is already running {} (job {}, started {}); `argosfs-disk {} status` shows it, `stop` stops it",
-            job.request.name(),
-            job.id,
-            utc_text(job.started_unix),
-            root.display()
-        ),
-        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
-        Answer::Status(_) => anyhow::bail!("the mount answered a request with a status"),
-    };
-    if background {
-        return Ok(None);
-    }
-    loop {
-        std::thread::sleep(POLL_EVERY);
-        let Answer::Status(Some(now)) = ask(&Ask::Status)? else {
-            anyhow::bail!("the mount lost track of job {}", job.id);
-        };
-        if now.id != job.id {
-            anyhow::bail!(
-                "the mount lost track of job {} (it now reports job {})",
-                job.id,
-                now.id
-            );
-        }
-        match now.result {
-            None => continue,
-            Some(Ok(outcome)) => return Ok(Some(outcome)),
-            Some(Err(why)) => return Err(anyhow::anyhow!(why)),
-        }
-    }
 }
 
 /// What is printed for a job left running in the mount (`--background`).
@@ -551,7 +490,7 @@ fn stop(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
 
 /// A library error from a maintenance call, in the words of this program (a refused
 /// request is said as it is, without "invalid volume configuration").
-fn disk_error(root: &Path, e: crate::Error) -> anyhow::Error {
+pub(crate) fn disk_error(root: &Path, e: crate::Error) -> anyhow::Error {
     match e {
         crate::Error::Config(why) => anyhow::anyhow!(why),
         crate::Error::Locked { .. } => super::in_use(root),

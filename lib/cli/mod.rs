@@ -8,6 +8,7 @@ pub mod fsck;
 pub mod import;
 pub mod mkfs;
 pub mod mount;
+mod perform;
 mod syslog;
 pub mod verify_journal;
 
