@@ -738,10 +738,7 @@ mod tests {
             let data: Vec<&[u8]> = (0..3).map(|i| e.shard(i)).collect();
             c.authenticate(&ctx(), &e.info, &data).unwrap();
             // The same bytes (so the payload CRC holds) read as another chunk's.
-            let moved = StripeContext {
-                chunk: 4,
-                ..ctx()
-            };
+            let moved = StripeContext { chunk: 4, ..ctx() };
             assert_eq!(
                 c.authenticate(&moved, &e.info, &data),
                 Err(TransformError::Authentication)
