@@ -12,6 +12,7 @@ mod maint;
 mod meta_sealing;
 mod mount;
 mod mount_util;
+mod scrub;
 mod store_access;
 mod transfer;
 mod volume_data;
