@@ -6,6 +6,7 @@ mod common;
 mod cli_disk;
 mod cli_mkfs;
 mod cli_packaging;
+mod cli_scrub;
 mod crash_maint;
 mod fsck;
 mod maint;
