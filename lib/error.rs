@@ -158,6 +158,17 @@ pub enum Error {
     /// Bytes on disk failed to decode or verify.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// The scrub state file does not decode (damaged, or written by a newer build).
+    #[error(
+        "scrub state {path} cannot be used: {source}; delete it to go on (that only forgets when each stripe was last verified, and any unfinished scrub run)"
+    )]
+    ScrubState {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: FormatError,
+    },
     /// A file of the volume (metadata, superblock, lock) could not be read or written.
     #[error("I/O on {path}: {source}")]
     Io {
@@ -224,6 +235,7 @@ impl Error {
             | Error::TooFewDisks { .. }
             | Error::Integrity { .. }
             | Error::BadDisk { .. }
+            | Error::ScrubState { .. }
             | Error::Format(_) => EIO,
         }
     }

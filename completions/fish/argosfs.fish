@@ -33,6 +33,7 @@ complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "verify-journal" -d 
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "disk" -d 'List and change the disks of an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "scrub" -d 'Verify every shard of an ArgosFS volume, and repair what is bad'
 complete -c argosfs -n "__fish_argosfs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l disk -d 'A disk directory, with optional settings: PATH[:weight=W,class=C,domain=D,numa=N]. A relative PATH is relative to the current directory, as ROOT is; a disk inside ROOT is recorded relative to ROOT, so ROOT can be moved with it. Repeat once per disk' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l layout -d 'Data and parity shards per stripe, e.g. 4+2 (default: 4+2 with six or more disks, else one parity shard)' -r
@@ -197,14 +198,29 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_su
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the mount\'s background job (the one running, or the last one)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Stop the mount\'s background job after the stripe in progress'
 complete -c argosfs -n "__fish_argosfs_using_subcommand disk; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "mkfs" -d 'Create an ArgosFS volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "mount" -d 'Mount an ArgosFS volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "fsck" -d 'Check and repair an ArgosFS volume offline'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "verify-journal" -d 'Verify the metadata snapshots and journal of an ArgosFS volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "disk" -d 'List and change the disks of an ArgosFS volume'
-complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l percent -d 'Verify only this percentage of the stripes (those verified longest ago); the next run verifies the next ones' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l older-than -d 'Skip stripes verified within AGE: seconds, or a number with s, m, h, d or w (30d, 12h, 90m, 3600)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l rate -d 'Read at most this many MiB of shards per second (decimals allowed, e.g. 0.5)' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l max-bytes -d 'Stop after reading about this many shard bytes (e.g. 64M, 1G); the run stays unfinished and the next start continues it' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l passphrase-file -d 'Read the passphrase of an encrypted volume from this file (else ARGOSFS_PASSPHRASE, else a prompt)' -r -F
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l repair -d 'Rewrite bad shards from the others, in place, and rebuild shards of lost disks or never written onto disks chosen by placement; each rewrite is synced and read back before it is committed'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l status -d 'Show the scrub state (the run in progress, stripes never verified, the oldest verification, the last run\'s findings) without reading any shard'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l pause -d 'Mark the unfinished run paused (it continues at the next start or --resume)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l resume -d 'Continue the unfinished run (paused or interrupted) with its own options; an error when there is none. A start without --resume also continues it'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -s v -l verbose -d 'More log output on stderr (repeat for more)'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -s q -l quiet -d 'Only errors on stderr'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -l json -d 'Print the result as JSON on stdout'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c argosfs -n "__fish_argosfs_using_subcommand scrub" -s V -l version -d 'Print version'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "mkfs" -d 'Create an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "mount" -d 'Mount an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "fsck" -d 'Check and repair an ArgosFS volume offline'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "verify-journal" -d 'Verify the metadata snapshots and journal of an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "import" -d 'Copy a directory tree into an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "export" -d 'Copy a directory of an ArgosFS volume out to the host'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "disk" -d 'List and change the disks of an ArgosFS volume'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "scrub" -d 'Verify every shard of an ArgosFS volume, and repair what is bad'
+complete -c argosfs -n "__fish_argosfs_using_subcommand help; and not __fish_seen_subcommand_from mkfs mount fsck verify-journal import export disk scrub help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "list" -d 'Show every disk, its shards and the stripes its loss degrades'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "add" -d 'Add a disk to the volume'
 complete -c argosfs -n "__fish_argosfs_using_subcommand help; and __fish_seen_subcommand_from disk" -f -a "replace" -d 'Put a new directory in the place of a disk, then heal'

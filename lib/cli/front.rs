@@ -14,6 +14,7 @@ use super::fsck::FsckArgs;
 use super::import::ImportArgs;
 use super::mkfs::MkfsArgs;
 use super::mount::MountArgs;
+use super::scrub::ScrubArgs;
 use super::verify_journal::VerifyJournalArgs;
 use super::{Example, ExitStatus, exit};
 use clap::{CommandFactory, Parser, Subcommand};
@@ -71,6 +72,7 @@ pub enum Command {
     Import(ImportArgs),
     Export(ExportArgs),
     Disk(DiskArgs),
+    Scrub(ScrubArgs),
 }
 
 /// One program, as its man page and completions see it.
@@ -136,6 +138,12 @@ pub const PROGRAMS: &[Program] = &[
         examples: super::disk::EXAMPLES,
         exit_status: super::disk::EXIT_STATUS,
     },
+    Program {
+        name: "argosfs-scrub",
+        command: ScrubArgs::command,
+        examples: super::scrub::EXAMPLES,
+        exit_status: super::scrub::EXIT_STATUS,
+    },
 ];
 
 /// Entry point of argosfs.
@@ -160,6 +168,7 @@ pub fn run(args: FrontArgs) -> ExitCode {
         Command::Import(args) => super::import::run(args),
         Command::Export(args) => super::export::run(args),
         Command::Disk(args) => super::disk::run(args),
+        Command::Scrub(args) => super::scrub::run(args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod import;
 pub mod mkfs;
 pub mod mount;
 mod perform;
+pub mod scrub;
 mod syslog;
 pub mod verify_journal;
 
@@ -100,6 +101,28 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parses an age: a number of seconds, or a number with a unit: s, m (minutes), h, d,
+/// w (weeks), e.g. `30d`, `12h`, `90m`, `3600`.
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not an age (e.g. 30d, 12h, 90m, 3600)"))?;
+    let seconds: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{text:?}: unknown unit (use s, m, h, d or w)")),
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// Where a passphrase comes from, in order: a file, ARGOSFS_PASSPHRASE, a prompt on the

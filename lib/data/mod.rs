@@ -15,5 +15,5 @@ pub use crypto::{Cipher, KdfParams, MasterKey};
 pub use erasure::{DEFAULT_CODEC_ID, ErasureCodec, ReedSolomonSimd, codec_by_id};
 pub use stripe::{
     EncodedStripe, FLAG_COMPRESSED, FLAG_ENCRYPTED, StripeCodec, StripeContext, StripeInfo,
-    TransformError,
+    TransformError, solve,
 };

@@ -419,6 +419,37 @@ impl StripeCodec {
         Ok(())
     }
 
+    /// Checks the AEAD tag of a sealed stripe whose k data shards are `data` (each
+    /// `shard_len` bytes, as [`solve`] gives them, already checked against the payload
+    /// CRC): the deep check a scrub makes. The plaintext is dropped at once and not
+    /// decompressed. A stripe that is not sealed passes.
+    pub fn authenticate(
+        &self,
+        ctx: &StripeContext,
+        info: &StripeInfo,
+        data: &[&[u8]],
+    ) -> Result<(), TransformError> {
+        if !info.is_encrypted() {
+            return Ok(());
+        }
+        self.check_info(info)?;
+        let payload_len = info.payload_len as usize;
+        let shard_len = info.shard_len as usize;
+        if data.len() != self.k() || data.iter().any(|d| d.len() != shard_len) {
+            return Err(TransformError::Codec(format!(
+                "{} data shards given to authenticate a {}-data-shard stripe of {shard_len}-byte shards",
+                data.len(),
+                self.k()
+            )));
+        }
+        let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
+        let payload = Pieces(data);
+        let nonce = payload.array::<NONCE_LEN>(0);
+        let tag = payload.array::<TAG_LEN>(payload_len - TAG_LEN);
+        let mut body = payload.gather(NONCE_LEN, payload_len - TAG_LEN);
+        cipher.open_in_place(&ctx.aad(), &nonce, &mut body, &tag)
+    }
+
     /// Rebuilds the plain bytes of a stripe from `shards` (`k + m` entries, `None` for
     /// a shard that could not be read or failed its own check).
     pub fn decode(
@@ -507,6 +538,77 @@ impl StripeCodec {
     }
 }
 
+/// Most combinations of k shards [`solve`] tries to find a consistent stripe.
+pub const MAX_SOLVE_TRIES: usize = 64;
+
+/// Finds the full, consistent set of shards of a stripe from what was read (`views`,
+/// `k + m` entries, `None` for a shard missing or bad on its own): some k of them rebuild
+/// a payload with the recorded CRC and zero padding, and the result is every shard that
+/// payload encodes to (data then parity). A shard read whose bytes differ from its entry
+/// in the result disagrees with the others (a bad shard whose own checks pass). Tries
+/// data shards first and at most [`MAX_SOLVE_TRIES`] combinations; `None` when none
+/// agree. Works on the stored (sealed) bytes: no key is needed.
+pub fn solve(
+    erasure: &dyn ErasureCodec,
+    k: usize,
+    m: usize,
+    info: &StripeInfo,
+    views: &[Option<&[u8]>],
+) -> Option<Vec<Vec<u8>>> {
+    let shard_len = info.shard_len as usize;
+    let payload_len = info.payload_len as usize;
+    if shard_len == 0 || payload_len > k * shard_len {
+        return None;
+    }
+    let present: Vec<usize> = (0..views.len()).filter(|i| views[*i].is_some()).collect();
+    if present.len() < k {
+        return None;
+    }
+    let mut combo: Vec<usize> = (0..k).collect();
+    for _ in 0..MAX_SOLVE_TRIES {
+        let chosen: Vec<Option<&[u8]>> = (0..views.len())
+            .map(|i| {
+                if combo.iter().any(|c| present[*c] == i) {
+                    views[i]
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if let Ok(data) = erasure.recover_data(k, m, &chosen)
+            && data.len() == k * shard_len
+            && crc32c::crc32c(&data[..payload_len]) == info.payload_crc
+            && data[payload_len..].iter().all(|b| *b == 0)
+        {
+            let pieces: Vec<&[u8]> = data.chunks_exact(shard_len).collect();
+            let parity = erasure.encode(k, m, &pieces).ok()?;
+            let mut all: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+            all.extend(parity);
+            return Some(all);
+        }
+        if !next_combination(&mut combo, present.len()) {
+            break;
+        }
+    }
+    None
+}
+
+/// Advances `combo` (increasing indices below `n`) to the next combination in
+/// lexicographic order; false after the last.
+fn next_combination(combo: &mut [usize], n: usize) -> bool {
+    let k = combo.len();
+    for i in (0..k).rev() {
+        if combo[i] < n - k + i {
+            combo[i] += 1;
+            for j in i + 1..k {
+                combo[j] = combo[j - 1] + 1;
+            }
+            return true;
+        }
+    }
+    false
+}
+
 /// A payload held as consecutive slices (the data shards, or one rebuilt buffer).
 struct Pieces<'a>(&'a [&'a [u8]]);
 
@@ -580,6 +682,77 @@ mod tests {
             inode: InodeId(42),
             chunk: 3,
         }
+    }
+
+    /// The shards of `e` as [`solve`] and `authenticate` take them.
+    fn views(e: &EncodedStripe) -> Vec<Option<&[u8]>> {
+        e.shards().map(Some).collect()
+    }
+
+    #[test]
+    fn solve_finds_the_shards_that_agree_and_the_one_that_does_not() {
+        let c = codec(4, 2, false, false);
+        let e = c.encode(&ctx(), &sample(0, 50_000, 9)).unwrap();
+        let rs = ReedSolomonSimd;
+        let all = solve(&rs, 4, 2, &e.info, &views(&e)).unwrap();
+        assert!(all.iter().enumerate().all(|(i, s)| s == e.shard(i)));
+        // A parity shard with other bytes (its own checks would pass): the others agree
+        // and say what it should hold.
+        let mut wrong = e.shard(5).to_vec();
+        wrong[10] ^= 1;
+        let mut v = views(&e);
+        v[5] = Some(&wrong);
+        let all = solve(&rs, 4, 2, &e.info, &v).unwrap();
+        assert_eq!(all[5], e.shard(5));
+        assert_ne!(all[5], wrong);
+        // Too few present: nothing to solve.
+        let v: Vec<Option<&[u8]>> = (0..6).map(|i| (i < 3).then(|| e.shard(i))).collect();
+        assert!(solve(&rs, 4, 2, &e.info, &v).is_none());
+    }
+
+    #[test]
+    fn combinations_are_enumerated_in_order() {
+        let mut c = vec![0, 1];
+        let mut all = vec![c.clone()];
+        while next_combination(&mut c, 4) {
+            all.push(c.clone());
+        }
+        assert_eq!(
+            all,
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
+    }
+
+    #[test]
+    fn authenticate_catches_a_stripe_moved_elsewhere_whose_checksums_pass() {
+        for compress in [false, true] {
+            let c = codec(3, 2, compress, true);
+            let e = c.encode(&ctx(), &sample(1, 30_000, 4)).unwrap();
+            let data: Vec<&[u8]> = (0..3).map(|i| e.shard(i)).collect();
+            c.authenticate(&ctx(), &e.info, &data).unwrap();
+            // The same bytes (so the payload CRC holds) read as another chunk's.
+            let moved = StripeContext { chunk: 4, ..ctx() };
+            assert_eq!(
+                c.authenticate(&moved, &e.info, &data),
+                Err(TransformError::Authentication)
+            );
+            assert!(matches!(
+                c.authenticate(&ctx(), &e.info, &data[..2]),
+                Err(TransformError::Codec(_))
+            ));
+        }
+        // Plain stripes have no tag: they pass.
+        let c = codec(3, 2, true, false);
+        let e = c.encode(&ctx(), &sample(1, 30_000, 4)).unwrap();
+        let data: Vec<&[u8]> = (0..3).map(|i| e.shard(i)).collect();
+        c.authenticate(&ctx(), &e.info, &data).unwrap();
     }
 
     /// Test data: random, compressible text or zeros, from a seed.

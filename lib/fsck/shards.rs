@@ -34,9 +34,6 @@ use std::time::{Duration, SystemTime};
 /// Directory in a disk directory that receives objects fsck will not delete.
 pub const QUARANTINE_DIR: &str = "argosfs-quarantine";
 
-/// Most combinations of k shards tried to find a consistent stripe.
-const MAX_SOLVE_TRIES: usize = 64;
-
 /// One disk of the volume as fsck opened it.
 pub struct DiskHandle {
     /// Its configuration.
@@ -450,7 +447,7 @@ impl<'a> ShardCheck<'a> {
             }
         }
         let good = views.iter().flatten().count();
-        let solved = solve(self.erasure, self.k, self.m, sref, &views);
+        let solved = crate::data::solve(self.erasure, self.k, self.m, &sref.info, &views);
         let mut bad: Vec<(usize, Kind, String, bool)> = Vec::new();
         for (i, f) in found.iter().enumerate() {
             let disk = shard_home(sref, i);
@@ -871,70 +868,6 @@ fn quarantine(handle: &DiskHandle, disk: &DirDisk, key: ShardKey) -> std::io::Re
     Ok(dest)
 }
 
-/// Finds the full, consistent set of shards of a stripe: some k of the `views` rebuild a
-/// payload with the recorded CRC and zero padding; the result is every shard that payload
-/// encodes to. Tries data shards first and at most [`MAX_SOLVE_TRIES`] combinations.
-fn solve(
-    erasure: &dyn ErasureCodec,
-    k: usize,
-    m: usize,
-    sref: &StripeRef,
-    views: &[Option<&[u8]>],
-) -> Option<Vec<Vec<u8>>> {
-    let shard_len = sref.info.shard_len as usize;
-    let payload_len = sref.info.payload_len as usize;
-    if shard_len == 0 || payload_len > k * shard_len {
-        return None;
-    }
-    let present: Vec<usize> = (0..views.len()).filter(|i| views[*i].is_some()).collect();
-    if present.len() < k {
-        return None;
-    }
-    let mut combo: Vec<usize> = (0..k).collect();
-    for _ in 0..MAX_SOLVE_TRIES {
-        let chosen: Vec<Option<&[u8]>> = (0..views.len())
-            .map(|i| {
-                if combo.iter().any(|c| present[*c] == i) {
-                    views[i]
-                } else {
-                    None
-                }
-            })
-            .collect();
-        if let Ok(data) = erasure.recover_data(k, m, &chosen)
-            && data.len() == k * shard_len
-            && crc32c::crc32c(&data[..payload_len]) == sref.info.payload_crc
-            && data[payload_len..].iter().all(|b| *b == 0)
-        {
-            let pieces: Vec<&[u8]> = data.chunks_exact(shard_len).collect();
-            let parity = erasure.encode(k, m, &pieces).ok()?;
-            let mut all: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
-            all.extend(parity);
-            return Some(all);
-        }
-        if !next_combination(&mut combo, present.len()) {
-            break;
-        }
-    }
-    None
-}
-
-/// Advances `combo` (increasing indices below `n`) to the next combination in
-/// lexicographic order; false after the last.
-fn next_combination(combo: &mut [usize], n: usize) -> bool {
-    let k = combo.len();
-    for i in (0..k).rev() {
-        if combo[i] < n - k + i {
-            combo[i] += 1;
-            for j in i + 1..k {
-                combo[j] = combo[j - 1] + 1;
-            }
-            return true;
-        }
-    }
-    false
-}
-
 /// Where shard `i` of a stripe lives, for messages: its disk, or "unwritten".
 fn shard_home(sref: &StripeRef, i: usize) -> String {
     sref.disk_of(i)
@@ -953,30 +886,5 @@ pub fn referenced_by(table: &Table, into: &mut HashSet<(DiskId, ShardKey)>) {
                 },
             ));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn combinations_are_enumerated_in_order() {
-        let mut c = vec![0, 1];
-        let mut all = vec![c.clone()];
-        while next_combination(&mut c, 4) {
-            all.push(c.clone());
-        }
-        assert_eq!(
-            all,
-            vec![
-                vec![0, 1],
-                vec![0, 2],
-                vec![0, 3],
-                vec![1, 2],
-                vec![1, 3],
-                vec![2, 3]
-            ]
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! Maintenance actions on a volume: heal (rebuild what is missing), drain (move every
-//! shard off a disk), and the disk-list changes that go with them (add, replace,
-//! forget). The autopilot and the `argosfs-disk` program call these; the CLI is a shell.
+//! shard off a disk), scrub (verify every shard, rewrite bad ones: `scrub`), and the
+//! disk-list changes that go with them (add, replace, forget). The autopilot and the `argosfs-disk` program call these; the CLI is a shell.
 //!
 //! Actions run on an open [`Volume`] (offline: opened under the volume lock by the
 //! caller) and move shards only through [`Volume::relocate_shards`], which keeps the one
@@ -12,6 +12,9 @@
 pub mod action;
 pub mod disks;
 pub mod job;
+pub mod pace;
+pub mod scrub;
+pub mod scrub_state;
 
 pub use job::{Job, Progress, Stop};
 
@@ -229,17 +232,64 @@ pub fn survey(vol: &Volume) -> Result<Survey> {
     })
 }
 
+/// What [`rebuild_lost`] did for one stripe.
+pub(crate) struct Rebuilt {
+    /// Shards it tried to write.
+    pub moves: usize,
+    /// Shards no disk could take (not tried).
+    pub unplaced: usize,
+    /// What the move did.
+    pub result: Result<Relocated>,
+}
+
+/// Rebuilds shards `lost` of a stripe (missing, bad, never written, or on a disk that
+/// cannot be read) in one move: a shard whose own disk is writable is written back
+/// there, the others go to disks chosen by placement, honouring failure domains. The
+/// shards in `lost` are not read (they are rebuilt from the others). `None` when no disk
+/// can take any of them. Heal and scrub's repair both rebuild through this.
+pub(crate) fn rebuild_lost(
+    vol: &Volume,
+    at: &StripeAt,
+    lost: &[usize],
+    infos: &HashMap<DiskId, DiskInfo>,
+) -> Option<Rebuilt> {
+    let (in_place, elsewhere): (Vec<usize>, Vec<usize>) = lost.iter().partition(|&&i| {
+        at.stripe
+            .disk_of(i)
+            .and_then(|d| infos.get(&d))
+            .is_some_and(DiskInfo::is_writable)
+    });
+    let targets = vol.choose_disks(&at.stripe, &elsewhere, &[]);
+    let mut moves: Vec<(usize, DiskId)> = in_place
+        .iter()
+        .filter_map(|&i| at.stripe.disk_of(i).map(|d| (i, d)))
+        .collect();
+    moves.extend(elsewhere.iter().copied().zip(targets));
+    if moves.is_empty() {
+        return None;
+    }
+    Some(Rebuilt {
+        moves: moves.len(),
+        unplaced: lost.len() - moves.len(),
+        result: vol.relocate_shards(at, &moves),
+    })
+}
+
+/// The disks of the volume by id.
+fn disk_infos(vol: &Volume) -> HashMap<DiskId, DiskInfo> {
+    vol.disk_infos()
+        .into_iter()
+        .map(|i| (i.config.id, i))
+        .collect()
+}
+
 /// Rebuilds every shard that is missing: never written (degraded stripes), on a disk that
 /// is gone, failed, removed or replaced, or absent from its disk. A shard whose own disk
 /// is writable is written back there; the others go to disks chosen by placement,
 /// honouring failure domains. Shards that are present are not read here (scrub verifies
 /// them); a bad one found while rebuilding is rebuilt too.
 pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
-    let infos: HashMap<DiskId, DiskInfo> = vol
-        .disk_infos()
-        .into_iter()
-        .map(|i| (i.config.id, i))
-        .collect();
+    let infos = disk_infos(vol);
     let present = vol.shards_present()?;
     let width = stripe_width(vol);
     let mut report = Report::default();
@@ -256,37 +306,26 @@ pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
             report.stripes_left += 1;
             continue;
         }
-        let (in_place, elsewhere): (Vec<usize>, Vec<usize>) = lost.iter().partition(|&&i| {
-            at.stripe
-                .disk_of(i)
-                .and_then(|d| infos.get(&d))
-                .is_some_and(DiskInfo::is_writable)
-        });
-        let targets = vol.choose_disks(&at.stripe, &elsewhere, &[]);
-        let mut moves: Vec<(usize, DiskId)> = in_place
-            .iter()
-            .filter_map(|&i| at.stripe.disk_of(i).map(|d| (i, d)))
-            .collect();
-        moves.extend(elsewhere.iter().copied().zip(targets));
-        if moves.is_empty() {
-            report.stripes_left += 1;
-            report.failures.push(format!(
-                "{at}: no disk can take its {} missing shard(s)",
-                lost.len()
-            ));
-            continue;
-        }
-        let is_partial = moves.len() < lost.len();
-        let result = vol.relocate_shards(&at, &moves);
-        let failed = result.is_err();
-        report.relocated(job, &at, moves.len(), result);
-        if is_partial && !failed {
-            report.stripes_left += 1;
-            report.failures.push(format!(
-                "{at}: {} of {} missing shards rebuilt; no disk could take the rest",
-                moves.len(),
-                lost.len()
-            ));
+        match rebuild_lost(vol, &at, &lost, &infos) {
+            None => {
+                report.stripes_left += 1;
+                report.failures.push(format!(
+                    "{at}: no disk can take its {} missing shard(s)",
+                    lost.len()
+                ));
+            }
+            Some(rebuilt) => {
+                let failed = rebuilt.result.is_err();
+                report.relocated(job, &at, rebuilt.moves, rebuilt.result);
+                if rebuilt.unplaced > 0 && !failed {
+                    report.stripes_left += 1;
+                    report.failures.push(format!(
+                        "{at}: {} of {} missing shards rebuilt; no disk could take the rest",
+                        rebuilt.moves,
+                        lost.len()
+                    ));
+                }
+            }
         }
         report.is_bounded = bounds.is_reached(report.bytes_written);
     }

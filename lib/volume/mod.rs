@@ -31,7 +31,7 @@ pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
-pub use relocate::{DiskInfo, Relocated, StripeAt};
+pub use relocate::{DiskInfo, Relocated, ShardCheck, StripeAt};
 pub use store_access::audit_root;
 pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 
@@ -52,6 +52,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 pub const LOCK_FILE: &str = "lock";
 /// How long a busy lock is retried before the volume counts as in use.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+/// Name of the scrub state file in ROOT (`crate::maint::scrub_state` owns its bytes).
+pub const SCRUB_STATE_FILE: &str = "scrub.state";
 /// Name of the metadata directory in ROOT.
 pub const META_DIR: &str = "meta";
 /// Longest entry name.

@@ -1,6 +1,7 @@
-//! Primitives for the maintenance actions (`crate::maint`: heal, drain, replace): which
-//! stripes there are and where their shards are, the disks' states, choosing new disks
-//! for some shards of a stripe, and moving or rebuilding those shards.
+//! Primitives for the maintenance actions (`crate::maint`: heal, drain, replace, scrub):
+//! which stripes there are and where their shards are, the disks' states, reading and
+//! verifying a stripe's shards, choosing new disks for some shards of a stripe, and
+//! moving or rebuilding those shards.
 //!
 //! Every move follows one order, so no stripe ever has less redundancy than before, even
 //! for a moment: write the new shard, sync its disk, read it back and compare, commit the
@@ -9,10 +10,11 @@
 //! old one.
 
 use super::{DiskState, Volume, lock_poisoned};
+use crate::data::StripeCodec;
 use crate::error::{Error, Result};
 use crate::meta::{Chunk, Op, StripeRef};
 use crate::placement::{self, Candidate, Request};
-use crate::store::shard::{self, ShardHeader};
+use crate::store::shard::{self, ShardHeader, ShardObject};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -82,7 +84,111 @@ pub enum Relocated {
     Stale,
 }
 
+/// One shard of a stripe as [`Volume::check_shards`] found it on its disk.
+#[derive(Debug)]
+pub enum ShardCheck {
+    /// The object verifies (frame, head and block CRCs, this volume, its key), its header
+    /// names the stripe's inode, chunk and layout, and its payload has the stripe's shard
+    /// length. Whether it agrees with the other shards is the caller's to find out.
+    Good(ShardObject),
+    /// The metadata records that it was never written (a degraded write).
+    Unwritten,
+    /// Its disk is not open (lost, failed, removed, or not found at open).
+    Unreachable,
+    /// Its disk has no object under its key.
+    Missing,
+    /// The object could not be read or does not verify: why.
+    Corrupt(String),
+    /// The object verifies but describes another shard than the metadata does: why.
+    Mismatch(String),
+}
+
 impl Volume {
+    /// The volume's stripe codec (erasure code, and the key of an encrypted volume), for
+    /// checks that work on stored shards, as scrub's.
+    pub fn codec(&self) -> &StripeCodec {
+        &self.codec
+    }
+
+    /// Whether the chunk of `at` still references exactly that stripe (same shards in the
+    /// same places): false once a writer replaced it or a move committed new places.
+    pub fn is_current(&self, at: &StripeAt) -> bool {
+        let state = self.lock_state();
+        let current = state
+            .meta
+            .table()
+            .chunks
+            .get(&at.ino)
+            .and_then(|c| c.get(&at.chunk));
+        current == Some(&Chunk::Stripe(at.stripe.clone()))
+    }
+
+    /// Reads and verifies every shard of a stripe where the metadata places it (all at
+    /// once on the shard I/O pool), without rebuilding or logging anything: each with the
+    /// bytes read for it. A shard missing or bad here is reported, never repaired.
+    pub fn check_shards(&self, at: &StripeAt) -> Vec<(ShardCheck, u64)> {
+        let width = at.stripe.disks.len();
+        let check = |i: usize| {
+            super::stripe_io::contained(
+                || self.check_shard(at, i),
+                || (ShardCheck::Corrupt("the read panicked".into()), 0),
+            )
+        };
+        self.shard_io.install(|| {
+            use rayon::prelude::*;
+            (0..width).into_par_iter().map(check).collect()
+        })
+    }
+
+    fn check_shard(&self, at: &StripeAt, i: usize) -> (ShardCheck, u64) {
+        let stripe = &at.stripe;
+        let Some(disk_id) = stripe.disk_of(i) else {
+            return (ShardCheck::Unwritten, 0);
+        };
+        let Some(disk) = self.disk(disk_id) else {
+            return (ShardCheck::Unreachable, 0);
+        };
+        let key = ShardKey {
+            stripe: stripe.id,
+            index: ShardIndex(i as u8),
+        };
+        let bytes = match disk.get_shard(key) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (ShardCheck::Missing, 0);
+            }
+            Err(e) => return (ShardCheck::Corrupt(format!("unreadable: {e}")), 0),
+        };
+        let read = bytes.len() as u64;
+        let name = format!("{}: shard {key}", disk.describe());
+        let object = match shard::decode_shard(&name, bytes, Some(self.sb.volume)) {
+            Ok((object, _)) => object,
+            Err(e) => return (ShardCheck::Corrupt(e.to_string()), read),
+        };
+        let h = object.header;
+        let (k, m) = (self.sb.layout.k, self.sb.layout.m);
+        let why = if h.key() != key {
+            return (
+                ShardCheck::Corrupt(format!("object holds shard {}, not {key}", h.key())),
+                read,
+            );
+        } else if h.inode != at.ino || h.chunk != at.chunk || h.k != k || h.m != m {
+            format!(
+                "header says inode {} chunk {} layout {}+{}, the metadata inode {} chunk {} layout {k}+{m}",
+                h.inode, h.chunk, h.k, h.m, at.ino, at.chunk
+            )
+        } else if object.payload().len() != stripe.info.shard_len as usize {
+            format!(
+                "payload is {} bytes, the stripe's shards are {}",
+                object.payload().len(),
+                stripe.info.shard_len
+            )
+        } else {
+            return (ShardCheck::Good(object), read);
+        };
+        (ShardCheck::Mismatch(why), read)
+    }
+
     /// Every stripe of every file, as the metadata records it now.
     pub fn stripes(&self) -> Vec<StripeAt> {
         let state = self.lock_state();

@@ -1,13 +1,13 @@
 //! Which objects of a volume's backing store must be private, and the audit
 //! `Volume::open` runs over them.
 //!
-//! ROOT's own objects are listed here (ROOT, the superblock, the lock, `meta/` and what
-//! it holds), each disk's by `DirDisk::audit`; the modes and the walking are
+//! ROOT's own objects are listed here (ROOT, the superblock, the lock, the scrub state,
+//! `meta/` and what it holds), each disk's by `DirDisk::audit`; the modes and the walking are
 //! `store::private`'s. The audit at open stays cheap (a stat per object, none per
 //! shard) and only warns, once: making the store private is fsck's job
 //! (`fsck::access`), which also looks at every shard.
 
-use super::{LOCK_FILE, META_DIR, Superblock};
+use super::{LOCK_FILE, META_DIR, SCRUB_STATE_FILE, Superblock};
 use crate::store::{Audit, DirDisk, LoosePath};
 use std::path::{Path, PathBuf};
 
@@ -17,12 +17,14 @@ const WARN_PATHS: usize = 5;
 /// looks at on a volume of a few disks (about 260 per disk), a bound all the same.
 const KEEP_PATHS: usize = 4096;
 
-/// Puts ROOT's own objects into `audit`: ROOT, the superblock, the lock, and `meta/`
+/// Puts ROOT's own objects into `audit`: ROOT, the superblock, the lock, the scrub
+/// state (when there is one), and `meta/`
 /// with what it holds directly or, with `is_deep`, everything below it.
 pub fn audit_root(root: &Path, is_deep: bool, audit: &mut Audit) {
     audit.configured_dir(root);
     audit.object(&Superblock::path(root));
     audit.object(&root.join(LOCK_FILE));
+    audit.object(&root.join(SCRUB_STATE_FILE));
     let meta = root.join(META_DIR);
     if is_deep {
         audit.tree(&meta);

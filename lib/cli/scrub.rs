@@ -1,0 +1,440 @@
+//! argosfs-scrub (`argosfs scrub`): reads and verifies every shard of a volume, oldest
+//! verified first, and with --repair rewrites what is bad; shows, pauses and resumes the
+//! run in progress. A shell over `crate::maint::scrub`. Offline only for now: the volume
+//! must not be mounted (--status also works next to a read-only user).
+
+use super::import::{UsageError, open_volume};
+use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
+use crate::maint::Job;
+use crate::maint::scrub::{self, ScrubOptions, ScrubReport, ScrubStatus};
+use crate::maint::scrub_state::RunState;
+use crate::placement::human_bytes;
+use anyhow::Context;
+use clap::Parser;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const PROGRAM: &str = "argosfs-scrub";
+
+/// Failures and lost stripes printed one per line; the rest are counted.
+const SHOWN_FAILURES: usize = 10;
+
+/// Examples for `--help` and the man page.
+pub const EXAMPLES: &[Example] = &[
+    (
+        "argosfs-scrub /srv/argosfs",
+        "verify every shard; report what is bad and change nothing",
+    ),
+    (
+        "argosfs-scrub /srv/argosfs --repair",
+        "verify every shard and rewrite the bad ones (and rebuild shards of lost disks)",
+    ),
+    (
+        "argosfs-scrub /srv/argosfs --percent 10 --older-than 30d --rate 50",
+        "verify the tenth of the stripes verified longest ago (none verified within 30 days), at most 50 MiB/s; the next run takes the next tenth",
+    ),
+    (
+        "argosfs-scrub /srv/argosfs --status --json",
+        "the run in progress, stripes never verified, the oldest verification, the last run's findings",
+    ),
+];
+
+/// Exit status of argosfs-scrub.
+pub const EXIT_STATUS: &[ExitStatus] = &[
+    (
+        exit::OK,
+        "every stripe verified is good or was repaired (a run stopped by --max-bytes or a pause may have stripes left to verify); --status and --pause: done",
+    ),
+    (
+        exit::FAIL,
+        "bad shards, degraded or lost stripes are left (run with --repair; lost data cannot be repaired), or the scrub failed; the message says which",
+    ),
+    (exit::USAGE, "the command line is wrong"),
+];
+
+/// Verify every shard of an ArgosFS volume, and repair what is bad.
+///
+/// Reads each shard of each stripe and checks its CRCs and header, that the shards of a
+/// stripe agree with each other (parity) and with the recorded checksum, and the
+/// authentication tag of an encrypted stripe. Stripes verified longest ago go first;
+/// the time each stripe was verified and the run in progress are kept in ROOT/scrub.state,
+/// so a run stopped (--pause, --max-bytes, a crash) continues where it was at the next
+/// start. Without --repair nothing is changed. The volume must not be mounted: scrubbing
+/// through a mount is not available yet.
+#[derive(Debug, Parser)]
+#[command(name = "argosfs-scrub", version)]
+#[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
+pub struct ScrubArgs {
+    /// Volume root directory. The volume must not be mounted.
+    pub root: PathBuf,
+    /// Rewrite bad shards from the others, in place, and rebuild shards of lost disks or
+    /// never written onto disks chosen by placement; each rewrite is synced and read back
+    /// before it is committed.
+    #[arg(long)]
+    pub repair: bool,
+    /// Verify only this percentage of the stripes (those verified longest ago); the next
+    /// run verifies the next ones.
+    #[arg(long, value_name = "P", value_parser = parse_percent)]
+    pub percent: Option<f64>,
+    /// Skip stripes verified within AGE: seconds, or a number with s, m, h, d or w (30d,
+    /// 12h, 90m, 3600).
+    #[arg(long, value_name = "AGE", value_parser = super::parse_age)]
+    pub older_than: Option<Duration>,
+    /// Read at most this many MiB of shards per second (decimals allowed, e.g. 0.5).
+    #[arg(long, value_name = "MB/s", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+    /// Stop after reading about this many shard bytes (e.g. 64M, 1G); the run stays
+    /// unfinished and the next start continues it.
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    pub max_bytes: Option<u64>,
+    /// Show the scrub state (the run in progress, stripes never verified, the oldest
+    /// verification, the last run's findings) without reading any shard.
+    #[arg(long, conflicts_with_all = ["pause", "resume", "repair", "percent", "older_than", "rate", "max_bytes"])]
+    pub status: bool,
+    /// Mark the unfinished run paused (it continues at the next start or --resume).
+    #[arg(long, conflicts_with_all = ["resume", "repair", "percent", "older_than", "rate", "max_bytes"])]
+    pub pause: bool,
+    /// Continue the unfinished run (paused or interrupted) with its own options; an
+    /// error when there is none. A start without --resume also continues it.
+    #[arg(long, conflicts_with_all = ["repair", "percent", "older_than", "rate"])]
+    pub resume: bool,
+    /// Read the passphrase of an encrypted volume from this file (else
+    /// ARGOSFS_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage above 0, at most 100")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(mib) if mib > 0.0 && mib.is_finite() => Ok(((mib * 1_048_576.0) as u64).max(1)),
+        _ => Err(format!(
+            "{text:?} is not a rate in MiB/s above 0 (e.g. 50, 0.5)"
+        )),
+    }
+}
+
+/// What was asked for.
+fn command_name(args: &ScrubArgs) -> &'static str {
+    if args.status {
+        "status"
+    } else if args.pause {
+        "pause"
+    } else if args.resume {
+        "resume"
+    } else {
+        "scrub"
+    }
+}
+
+/// What one invocation did: its JSON object, its text, what to print as failures, and
+/// whether nothing bad is left.
+struct Outcome {
+    json: Value,
+    lines: Vec<String>,
+    failures: Vec<String>,
+    is_clean: bool,
+}
+
+/// Entry point of argosfs-scrub.
+pub fn main() -> ExitCode {
+    run(ScrubArgs::parse())
+}
+
+/// Runs argosfs-scrub with parsed arguments.
+pub fn run(args: ScrubArgs) -> ExitCode {
+    init_logging(&args.common, "warn");
+    let root = super::display_path(&args.root);
+    let header = json!({
+        "schema": 1,
+        "command": command_name(&args),
+        "root": super::json_path(&root),
+    });
+    match execute(&args).map_err(offline_only) {
+        Ok(outcome) => {
+            if args.common.json {
+                let mut object = header;
+                if let (Some(object), Value::Object(fields)) =
+                    (object.as_object_mut(), outcome.json)
+                {
+                    object.extend(fields);
+                }
+                super::print_json(&object);
+            } else if !args.common.quiet {
+                for line in &outcome.lines {
+                    println!("{line}");
+                }
+            }
+            for failure in outcome.failures.iter().take(SHOWN_FAILURES) {
+                eprintln!("{PROGRAM}: {failure}");
+            }
+            if outcome.failures.len() > SHOWN_FAILURES {
+                eprintln!(
+                    "{PROGRAM}: ... and {} more (all of them in --json)",
+                    outcome.failures.len() - SHOWN_FAILURES
+                );
+            }
+            ExitCode::from(if outcome.is_clean {
+                exit::OK
+            } else {
+                exit::FAIL
+            })
+        }
+        Err(e) => {
+            report_error(PROGRAM, &e);
+            if args.common.json {
+                let mut object = header;
+                object["error"] = json!(super::error_text(&e));
+                super::print_json(&object);
+            }
+            let is_usage = e.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
+        }
+    }
+}
+
+/// A volume in use gets the reason this program cannot work next to the mount.
+fn offline_only(e: anyhow::Error) -> anyhow::Error {
+    if e.chain().any(|cause| cause.is::<InUse>()) {
+        e.context("argosfs-scrub works on an unmounted volume only for now (scrubbing through the mount is not available yet)")
+    } else {
+        e
+    }
+}
+
+/// A library error in the words of this program (a refused request said as it is).
+fn scrub_error(e: crate::Error) -> anyhow::Error {
+    match e {
+        crate::Error::Config(why) => anyhow::anyhow!(why),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
+    let root = args.root.as_path();
+    let passphrase_file = args.passphrase_file.as_deref();
+    if args.status {
+        let vol = open_volume(root, passphrase_file, true)?;
+        let status = scrub::status(&vol).map_err(scrub_error)?;
+        drop(vol);
+        return status_outcome(&status);
+    }
+    let vol = open_volume(root, passphrase_file, false)?;
+    if args.pause {
+        let run = scrub::pause(&vol).map_err(scrub_error)?;
+        vol.close().context("closing the volume")?;
+        return Ok(Outcome {
+            json: json!({ "run": run }),
+            lines: vec![format!(
+                "scrub run paused: {}; `argosfs-scrub {} --resume` continues it",
+                run_text(&run),
+                root.display()
+            )],
+            failures: Vec::new(),
+            is_clean: true,
+        });
+    }
+    let options = ScrubOptions {
+        repair: args.repair,
+        percent: args.percent,
+        older_than: args.older_than,
+        rate: args.rate,
+        max_bytes: args.max_bytes,
+        is_resume: args.resume,
+    };
+    let report = scrub::scrub(&vol, &options, &Job::new())
+        .map_err(scrub_error)
+        .context("scrubbing")?;
+    vol.close().context("closing the volume")?;
+    Ok(scrub_outcome(root, &report))
+}
+
+fn scrub_outcome(root: &Path, report: &ScrubReport) -> Outcome {
+    let mut json = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+    json["is_clean"] = json!(report.is_clean());
+    let f = &report.found;
+    let mut lines = Vec::new();
+    if report.is_resumed {
+        lines.push("continuing the unfinished scrub run (with its own options)".to_string());
+    }
+    lines.push(format!(
+        "verified {} stripes ({} shards, {} read); {} skipped as verified recently",
+        report.stripes_verified,
+        report.shards_verified,
+        human_bytes(report.bytes_read),
+        report.stripes_skipped_fresh
+    ));
+    lines.push(format!(
+        "bad shards: {} ({} missing, {} corrupt, {} mismatched, {} disagreeing with parity, {} stripes failing authentication); {} repaired, {} left",
+        f.total(),
+        f.missing,
+        f.corrupt,
+        f.mismatch,
+        f.parity_disagrees,
+        f.aead_failed,
+        report.shards_repaired,
+        report.shards_left
+    ));
+    if report.degraded_healed > 0 || report.degraded_stripes > 0 {
+        lines.push(format!(
+            "degraded stripes (shards on lost disks or never written): {} rebuilt, {} left{}",
+            report.degraded_healed,
+            report.degraded_stripes,
+            if report.degraded_stripes > 0 {
+                " (--repair rebuilds them, given disks to take them)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !report.unrecoverable.is_empty() {
+        lines.push(format!(
+            "{} stripes cannot be rebuilt: their data is lost (below)",
+            report.unrecoverable.len()
+        ));
+    }
+    if let Some(run) = &report.run {
+        let root = root.display();
+        let state = if report.is_finished {
+            "run finished".to_string()
+        } else if run.is_paused {
+            format!("run paused; `argosfs-scrub {root} --resume` continues it")
+        } else if report.is_bounded {
+            format!("stopped at --max-bytes; `argosfs-scrub {root}` continues the run")
+        } else {
+            format!("run interrupted; `argosfs-scrub {root}` continues it")
+        };
+        lines.push(format!("{}: {state}", run_text(run)));
+    }
+    if !report.is_clean() && report.shards_left + report.degraded_stripes > 0 {
+        lines.push(format!(
+            "something bad is left: run `argosfs-scrub {} --repair`",
+            root.display()
+        ));
+    }
+    let mut failures = report.unrecoverable.clone();
+    failures.extend(report.failures.iter().cloned());
+    Outcome {
+        json,
+        lines,
+        failures,
+        is_clean: report.is_clean(),
+    }
+}
+
+/// A run's progress and totals in a few words.
+fn run_text(run: &RunState) -> String {
+    let target = run
+        .target_stripes
+        .map_or_else(String::new, |t| format!(" of {t}"));
+    format!(
+        "{}{target} stripes done, {} bad found, {} repaired{}",
+        run.stripes_done,
+        run.found,
+        run.repaired,
+        if run.repair { " (repairing)" } else { "" }
+    )
+}
+
+fn status_outcome(status: &ScrubStatus) -> anyhow::Result<Outcome> {
+    let json = serde_json::to_value(status).context("the scrub status")?;
+    let mut lines = vec![format!(
+        "{} stripes, {} never verified{}",
+        status.stripes,
+        status.never_verified,
+        status
+            .oldest_verified_age_secs
+            .map_or_else(String::new, |age| format!(
+                ", oldest verification {} ago",
+                age_text(age)
+            ))
+    )];
+    lines.push(match &status.run {
+        None => "no scrub run in progress".to_string(),
+        Some(run) if run.is_paused => format!("scrub run paused: {}", run_text(run)),
+        Some(run) => format!("scrub run interrupted: {}", run_text(run)),
+    });
+    if let Some(last) = &status.last_run {
+        lines.push(format!("last finished run: {}", run_text(&last.run)));
+    }
+    Ok(Outcome {
+        json,
+        lines,
+        failures: Vec::new(),
+        is_clean: true,
+    })
+}
+
+/// Seconds as "3d 4h", "5h 2m", "40s".
+fn age_text(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_and_conflict() {
+        let args = ScrubArgs::try_parse_from([
+            "argosfs-scrub",
+            "/r",
+            "--repair",
+            "--percent",
+            "10",
+            "--older-than",
+            "30d",
+            "--rate",
+            "0.5",
+            "--max-bytes",
+            "1G",
+            "--json",
+        ])
+        .unwrap();
+        assert!(args.repair && args.common.json);
+        assert_eq!(args.percent, Some(10.0));
+        assert_eq!(args.older_than, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(args.rate, Some(512 << 10));
+        assert_eq!(args.max_bytes, Some(1 << 30));
+        for bad in [
+            &["argosfs-scrub"][..],
+            &["argosfs-scrub", "/r", "--percent", "0"],
+            &["argosfs-scrub", "/r", "--percent", "150"],
+            &["argosfs-scrub", "/r", "--older-than", "3 fortnights"],
+            &["argosfs-scrub", "/r", "--rate", "-1"],
+            &["argosfs-scrub", "/r", "--status", "--pause"],
+            &["argosfs-scrub", "/r", "--resume", "--percent", "5"],
+            &["argosfs-scrub", "/r", "--status", "--repair"],
+        ] {
+            assert!(ScrubArgs::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ages_parse_with_units() {
+        let secs = |t: &str| super::super::parse_age(t).map(|d| d.as_secs());
+        assert_eq!(secs("3600"), Ok(3600));
+        assert_eq!(secs("90m"), Ok(5400));
+        assert_eq!(secs("12h"), Ok(43_200));
+        assert_eq!(secs("30d"), Ok(2_592_000));
+        assert_eq!(secs("2w"), Ok(1_209_600));
+        assert!(secs("").is_err() && secs("5y").is_err() && secs("h").is_err());
+        assert_eq!(age_text(90_061), "1d 1h");
+    }
+}
