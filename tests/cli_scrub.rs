@@ -173,13 +173,13 @@ fn issue_10_scrub_cli_status_pause_and_resume() {
 }
 
 #[test]
-fn issue_10_scrub_cli_refuses_a_mounted_volume() {
+fn issue_10_scrub_cli_refuses_a_volume_held_by_a_process_without_a_control_socket() {
     let (tv, _) = volume(false);
     let vol = tv.open();
     let run = scrub(&tv, &[]);
     assert_eq!(run.code, Some(1));
     assert!(
-        run.stderr.contains("unmounted volume only"),
+        run.stderr.contains("mounted or in use") && run.stderr.contains("no mount answers"),
         "{}",
         run.stderr
     );

@@ -304,3 +304,127 @@ fn issue_10_control_socket_is_root_only_and_runs_one_job_at_a_time() {
     assert!(!socket.exists(), "the socket outlived the mount");
     assert_whole_without(&m.tv, Some(DiskId(6)));
 }
+
+const SCRUB: &str = env!("CARGO_BIN_EXE_argosfs-scrub");
+
+/// `argosfs-scrub ROOT ARGS --json` (the mount answers; no passphrase).
+fn scrub(tv: &TestVolume, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(SCRUB)
+        .arg(&tv.root)
+        .args(args)
+        .arg("--json")
+        .env_remove("ARGOSFS_PASSPHRASE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// Waits until the mount's scrub job has ended.
+fn wait_for_scrub_job(tv: &TestVolume) -> Value {
+    for _ in 0..600 {
+        let (code, status, stderr) = scrub(tv, &["--status"]);
+        assert_eq!(code, 0, "{status}\n{stderr}");
+        if !status["job"].is_null() && !status["job"]["finished_unix"].is_null() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the mount's scrub did not end");
+}
+
+/// Scrub through the mount finds a flipped byte, a truncated and a deleted shard, and
+/// repairs them while files stay in use; a paused run stays paused across a restart of
+/// the mount and --resume finishes it; an interrupted run (kill -9) is continued by the
+/// next mount on its own.
+#[test]
+fn issue_10_scrub_through_the_mount_repairs_pauses_and_resumes_across_restarts() {
+    require_fuse!();
+    let mut m = Mounted::new(&Spec {
+        stripe_bytes: 16 << 10,
+        encryption: true,
+        ..Spec::default()
+    });
+    let mut files = Vec::new();
+    for i in 0..30 {
+        let data = pattern(90_000 + i * 1_000, 700 + i as u64);
+        let name = format!("f{i}");
+        fs::write(m.path(&name), &data).unwrap();
+        files.push((name, data));
+    }
+    File::open(m.path("f0")).unwrap().sync_all().unwrap();
+    let (code, clean, stderr) = scrub(&m.tv, &[]);
+    assert_eq!(code, 0, "{clean}\n{stderr}");
+    assert!(clean["stripes_verified"].as_u64().unwrap() > 150, "{clean}");
+
+    // Three shards of three different stripes (the files are in stripe order).
+    let shards: Vec<_> = [(0, 3), (1, 60), (2, 120)]
+        .iter()
+        .map(|&(disk, nth)| m.tv.shard_files(disk)[nth].clone())
+        .collect();
+    crate::common::flip_payload_byte(&shards[0], 50);
+    let len = fs::metadata(&shards[1]).unwrap().len();
+    File::options()
+        .write(true)
+        .open(&shards[1])
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    fs::remove_file(&shards[2]).unwrap();
+    let (code, found, stderr) = scrub(&m.tv, &[]);
+    assert_eq!(code, 1, "{found}\n{stderr}");
+    assert_eq!(found["found"]["missing"], 1, "{found}");
+    assert_eq!(found["found"]["corrupt"], 2, "{found}");
+    let (code, repaired, stderr) = scrub(&m.tv, &["--repair"]);
+    assert_eq!(code, 0, "{repaired}\n{stderr}");
+    assert_eq!(repaired["shards_repaired"], 3, "{repaired}");
+    for (name, data) in &files {
+        assert_eq!(&fs::read(m.path(name)).unwrap(), data, "{name}");
+    }
+    let (code, again, _) = scrub(&m.tv, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(again["found"]["missing"], 0, "{again}");
+    assert_eq!(again["found"]["corrupt"], 0, "{again}");
+
+    // Paused in the mount, still paused after a restart, finished by --resume.
+    let (code, started, stderr) = scrub(&m.tv, &["--rate", "1", "--background"]);
+    assert_eq!(code, 0, "{started}\n{stderr}");
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, paused, stderr) = scrub(&m.tv, &["--pause"]);
+    assert_eq!(code, 0, "{paused}\n{stderr}");
+    assert_eq!(paused["run"]["is_paused"], true, "{paused}");
+    let done_at_pause = paused["run"]["stripes_done"].as_u64().unwrap();
+    m.unmount();
+    m.mount();
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, status, _) = scrub(&m.tv, &["--status"]);
+    assert_eq!(status["run"]["is_paused"], true, "{status}");
+    assert!(
+        status["job"].is_null(),
+        "a paused run was resumed: {status}"
+    );
+    let (code, resumed, stderr) = scrub(&m.tv, &["--resume"]);
+    assert_eq!(code, 0, "{resumed}\n{stderr}");
+    assert_eq!(resumed["is_resumed"], true);
+    assert_eq!(resumed["is_finished"], true, "{resumed}");
+    assert!(resumed["run"]["stripes_done"].as_u64().unwrap() > done_at_pause);
+
+    // Interrupted by kill -9: the next mount continues the run by itself.
+    let (code, _, stderr) = scrub(&m.tv, &["--rate", "1", "--background"]);
+    assert_eq!(code, 0, "{stderr}");
+    std::thread::sleep(Duration::from_millis(2500));
+    m.kill9();
+    m.mount();
+    let status = wait_for_scrub_job(&m.tv);
+    assert!(status["run"].is_null(), "the run did not finish: {status}");
+    assert_eq!(
+        status["job"]["result"]["Ok"]["Scrub"]["Ran"]["is_resumed"], true,
+        "{status}"
+    );
+    for (name, data) in &files {
+        assert_eq!(&fs::read(m.path(name)).unwrap(), data, "{name}");
+    }
+}

@@ -548,6 +548,9 @@ fn present(
             state,
             is_forgotten,
         } => drained(root, request, disk, &report, state, is_forgotten)?,
+        action::Outcome::Scrub(_) => {
+            anyhow::bail!("the mount answered a disk request with a scrub outcome")
+        }
     })
 }
 

@@ -551,7 +551,12 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     }
     // Disk and scrub commands reach this mount through its control socket.
     let control = match crate::control::Server::start(vol.clone()) {
-        Ok(server) => Some(server),
+        Ok(server) => {
+            if !settings.read_only {
+                resume_scrub(&vol, &server);
+            }
+            Some(server)
+        }
         Err(e) => {
             tracing::error!(error = %e, "no control socket: disk and scrub commands cannot reach this mount");
             None
@@ -576,6 +581,27 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     closed.context("final commit")?;
     tracing::info!("unmounted cleanly");
     Ok(())
+}
+
+/// Continues a scrub run the volume's last user left interrupted (not paused), in the
+/// background, as ZFS resumes a scrub after import.
+fn resume_scrub(vol: &Volume, server: &crate::control::Server) {
+    use crate::maint::action::Request;
+    use crate::maint::scrub::ScrubOptions;
+    match crate::maint::scrub::status(vol) {
+        Ok(status) if status.run.as_ref().is_some_and(|run| !run.is_paused) => {
+            tracing::info!("continuing the interrupted scrub run in the background");
+            let request = Request::Scrub(ScrubOptions {
+                is_resume: true,
+                ..ScrubOptions::default()
+            });
+            if let crate::control::Answer::Failed(why) = server.start_job(request) {
+                tracing::warn!(why, "could not continue the interrupted scrub run");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the scrub state; no scrub continued"),
+    }
 }
 
 /// Lets the kernel read ahead 4 MiB instead of its 128 KiB default for FUSE: requests of

@@ -1,12 +1,16 @@
 //! argosfs-scrub (`argosfs scrub`): reads and verifies every shard of a volume, oldest
 //! verified first, and with --repair rewrites what is bad; shows, pauses and resumes the
-//! run in progress. A shell over `crate::maint::scrub`. Offline only for now: the volume
-//! must not be mounted (--status also works next to a read-only user).
+//! run in progress. A shell over `crate::maint::scrub`: the mount serving the volume
+//! scrubs in the background when there is one (asked through its control socket),
+//! else this process does, on the volume it opens under the lock.
 
-use super::import::{UsageError, open_volume};
+use super::import::UsageError;
+use super::perform::Performer;
 use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
-use crate::maint::Job;
-use crate::maint::scrub::{self, ScrubOptions, ScrubReport, ScrubStatus};
+use crate::control::{Answer, Ask, Client, JobStatus};
+use crate::maint::Stop;
+use crate::maint::action::{Outcome as Done, Request, ScrubOutcome};
+use crate::maint::scrub::{ScrubOptions, ScrubReport, ScrubStatus};
 use crate::maint::scrub_state::RunState;
 use crate::placement::human_bytes;
 use anyhow::Context;
@@ -61,13 +65,14 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
 /// authentication tag of an encrypted stripe. Stripes verified longest ago go first;
 /// the time each stripe was verified and the run in progress are kept in ROOT/scrub.state,
 /// so a run stopped (--pause, --max-bytes, a crash) continues where it was at the next
-/// start. Without --repair nothing is changed. The volume must not be mounted: scrubbing
-/// through a mount is not available yet.
+/// start. Without --repair nothing is changed. On a mounted volume the mount scrubs, in
+/// the background, while files stay in use (and continues an interrupted run when it
+/// is mounted again).
 #[derive(Debug, Parser)]
 #[command(name = "argosfs-scrub", version)]
 #[command(after_help = super::help_epilogue(EXAMPLES, EXIT_STATUS))]
 pub struct ScrubArgs {
-    /// Volume root directory. The volume must not be mounted.
+    /// Volume root directory (mounted or not).
     pub root: PathBuf,
     /// Rewrite bad shards from the others, in place, and rebuild shards of lost disks or
     /// never written onto disks chosen by placement; each rewrite is synced and read back
@@ -101,9 +106,13 @@ pub struct ScrubArgs {
     #[arg(long, conflicts_with_all = ["repair", "percent", "older_than", "rate"])]
     pub resume: bool,
     /// Read the passphrase of an encrypted volume from this file (else
-    /// ARGOSFS_PASSPHRASE, else a prompt).
+    /// ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// On a mounted volume, start the scrub in the mount and return at once instead of
+    /// waiting for it (--status shows how it goes).
+    #[arg(long, conflicts_with_all = ["status", "pause"])]
+    pub background: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub common: CommonArgs,
@@ -204,60 +213,121 @@ pub fn run(args: ScrubArgs) -> ExitCode {
     }
 }
 
-/// A volume in use gets the reason this program cannot work next to the mount.
+/// A volume in use, but not by a mount answering on its control socket, gets why this
+/// program cannot work next to that process.
 fn offline_only(e: anyhow::Error) -> anyhow::Error {
     if e.chain().any(|cause| cause.is::<InUse>()) {
-        e.context("argosfs-scrub works on an unmounted volume only for now (scrubbing through the mount is not available yet)")
+        e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
     } else {
         e
     }
 }
 
-/// A library error in the words of this program (a refused request said as it is).
-fn scrub_error(e: crate::Error) -> anyhow::Error {
-    match e {
-        crate::Error::Config(why) => anyhow::anyhow!(why),
-        other => anyhow::Error::new(other),
-    }
-}
-
 fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
     let root = args.root.as_path();
-    let passphrase_file = args.passphrase_file.as_deref();
-    if args.status {
-        let vol = open_volume(root, passphrase_file, true)?;
-        let status = scrub::status(&vol).map_err(scrub_error)?;
-        drop(vol);
-        return status_outcome(&status);
+    let sb = crate::volume::Superblock::load(root)
+        .with_context(|| format!("reading the volume at {}", root.display()))?;
+    let mount = Client::find(root, sb.volume);
+    let job = match &mount {
+        Some(client) => mount_job(client)?,
+        None => None,
+    };
+    let request = if args.status {
+        Request::ScrubStatus
+    } else if args.pause {
+        if let (Some(client), Some(job)) = (&mount, &job)
+            && matches!(job.request, Request::Scrub(_))
+            && !job.is_finished()
+        {
+            return pause_job(client, root, job);
+        }
+        Request::ScrubPause
+    } else {
+        Request::Scrub(ScrubOptions {
+            repair: args.repair,
+            percent: args.percent,
+            older_than: args.older_than,
+            rate: args.rate,
+            max_bytes: args.max_bytes,
+            is_resume: args.resume,
+        })
+    };
+    let performer = Performer::new(
+        root,
+        mount,
+        args.passphrase_file.as_deref(),
+        request.is_read_only(),
+    )?;
+    let done = performer.perform(&request, args.background)?;
+    if request.is_read_only() {
+        drop(performer);
+    } else {
+        performer.close()?;
     }
-    let vol = open_volume(root, passphrase_file, false)?;
-    if args.pause {
-        let run = scrub::pause(&vol).map_err(scrub_error)?;
-        vol.close().context("closing the volume")?;
-        return Ok(Outcome {
-            json: json!({ "run": run }),
+    match done {
+        None => Ok(Outcome {
+            json: json!({ "is_started": true }),
             lines: vec![format!(
-                "scrub run paused: {}; `argosfs-scrub {} --resume` continues it",
-                run_text(&run),
+                "scrub started in the mount; `argosfs-scrub {} --status` shows how it goes",
                 root.display()
             )],
             failures: Vec::new(),
             is_clean: true,
-        });
+        }),
+        Some(Done::Scrub(ScrubOutcome::Ran(report))) => Ok(scrub_outcome(root, &report)),
+        Some(Done::Scrub(ScrubOutcome::Status(status))) => status_outcome(&status, job.as_ref()),
+        Some(Done::Scrub(ScrubOutcome::Paused(run))) => Ok(paused_outcome(root, &run)),
+        Some(_) => anyhow::bail!("the mount answered a scrub request with something else"),
     }
-    let options = ScrubOptions {
-        repair: args.repair,
-        percent: args.percent,
-        older_than: args.older_than,
-        rate: args.rate,
-        max_bytes: args.max_bytes,
-        is_resume: args.resume,
-    };
-    let report = scrub::scrub(&vol, &options, &Job::new())
-        .map_err(scrub_error)
-        .context("scrubbing")?;
-    vol.close().context("closing the volume")?;
-    Ok(scrub_outcome(root, &report))
+}
+
+/// The mount's background job now, or its last one.
+fn mount_job(client: &Client) -> anyhow::Result<Option<JobStatus>> {
+    match client.ask(&Ask::Status).context("asking the mount")? {
+        Answer::Status(job) => Ok(job),
+        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a status question with something else"),
+    }
+}
+
+/// Pauses the scrub the mount is running: asks it to stop, waits until it has saved
+/// the run as paused.
+fn pause_job(client: &Client, root: &Path, job: &JobStatus) -> anyhow::Result<Outcome> {
+    match client
+        .ask(&Ask::Stop(Stop::Pause))
+        .context("asking the mount")?
+    {
+        Answer::Status(_) => {}
+        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a pause with something else"),
+    }
+    loop {
+        let Some(now) = mount_job(client)?.filter(|now| now.id == job.id) else {
+            anyhow::bail!("the mount lost track of the scrub job {}", job.id);
+        };
+        match now.result {
+            None => std::thread::sleep(Duration::from_millis(100)),
+            Some(Ok(Done::Scrub(ScrubOutcome::Ran(report)))) => {
+                let run = report.run.context("the paused scrub reported no run")?;
+                return Ok(paused_outcome(root, &run));
+            }
+            Some(Ok(_)) => anyhow::bail!("the scrub job ended with something else"),
+            Some(Err(why)) => return Err(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+fn paused_outcome(root: &Path, run: &RunState) -> Outcome {
+    Outcome {
+        json: json!({ "run": run }),
+        lines: vec![format!(
+            "scrub run paused: {}; `argosfs-scrub {} --resume` continues it",
+            run_text(run),
+            root.display()
+        )],
+        failures: Vec::new(),
+        is_clean: true,
+    }
 }
 
 fn scrub_outcome(root: &Path, report: &ScrubReport) -> Outcome {
@@ -347,8 +417,11 @@ fn run_text(run: &RunState) -> String {
     )
 }
 
-fn status_outcome(status: &ScrubStatus) -> anyhow::Result<Outcome> {
-    let json = serde_json::to_value(status).context("the scrub status")?;
+fn status_outcome(status: &ScrubStatus, job: Option<&JobStatus>) -> anyhow::Result<Outcome> {
+    let mut json = serde_json::to_value(status).context("the scrub status")?;
+    // The mount's scrub job, running or last, when a mount serves the volume.
+    let job = job.filter(|j| matches!(j.request, Request::Scrub(_)));
+    json["job"] = json!(job);
     let mut lines = vec![format!(
         "{} stripes, {} never verified{}",
         status.stripes,
@@ -367,6 +440,20 @@ fn status_outcome(status: &ScrubStatus) -> anyhow::Result<Outcome> {
     });
     if let Some(last) = &status.last_run {
         lines.push(format!("last finished run: {}", run_text(&last.run)));
+    }
+    if let Some(job) = job {
+        let p = &job.progress;
+        lines.push(match &job.result {
+            None => format!(
+                "the mount is scrubbing (job {}): {} of {} stripes, {} read",
+                job.id,
+                p.done,
+                p.total,
+                human_bytes(p.bytes)
+            ),
+            Some(Ok(_)) => format!("the mount's scrub job {} has ended", job.id),
+            Some(Err(why)) => format!("the mount's scrub job {} failed: {why}", job.id),
+        });
     }
     Ok(Outcome {
         json,

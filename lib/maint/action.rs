@@ -3,6 +3,8 @@
 //! control socket, on the volume of a mount (online). Requests that move shards run as
 //! a [`Job`] there, in the background.
 
+use super::scrub::{self, ScrubOptions, ScrubReport, ScrubStatus};
+use super::scrub_state::RunState;
 use super::{Bounds, Job, Report, Survey, disks};
 use crate::error::Result;
 use crate::types::DiskId;
@@ -58,6 +60,13 @@ pub enum Request {
         /// Forget the disk once it is empty (`remove`).
         forget: bool,
     },
+    /// Verify shards (and repair, if asked).
+    Scrub(ScrubOptions),
+    /// The scrub state: the run in progress, verification ages, the last run.
+    ScrubStatus,
+    /// Mark the unfinished scrub run paused (a running scrub job is paused by stopping
+    /// it instead).
+    ScrubPause,
 }
 
 impl Request {
@@ -76,6 +85,9 @@ impl Request {
             Request::Rebalance { .. } => "rebalance",
             Request::Drain { forget: false, .. } => "drain",
             Request::Drain { forget: true, .. } => "remove",
+            Request::Scrub(_) => "scrub",
+            Request::ScrubStatus => "scrub-status",
+            Request::ScrubPause => "scrub-pause",
         }
     }
 
@@ -83,13 +95,17 @@ impl Request {
     pub fn is_long(&self) -> bool {
         !matches!(
             self,
-            Request::List | Request::Add { .. } | Request::SetState { .. }
+            Request::List
+                | Request::Add { .. }
+                | Request::SetState { .. }
+                | Request::ScrubStatus
+                | Request::ScrubPause
         )
     }
 
     /// It only reads.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Request::List)
+        matches!(self, Request::List | Request::ScrubStatus)
     }
 }
 
@@ -120,6 +136,8 @@ pub enum Outcome {
     },
     /// A heal or rebalance run.
     Ran(Report),
+    /// Scrub's answer.
+    Scrub(ScrubOutcome),
     /// A drain run, and where it left the disk.
     Drained {
         /// The disk.
@@ -131,6 +149,17 @@ pub enum Outcome {
         /// It was taken out of the volume.
         is_forgotten: bool,
     },
+}
+
+/// What a scrub request did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ScrubOutcome {
+    /// A scrub run (or part of one).
+    Ran(ScrubReport),
+    /// The scrub state.
+    Status(ScrubStatus),
+    /// The run marked paused.
+    Paused(RunState),
 }
 
 /// Performs `request` on the open volume `vol`, reporting progress to `job` and
@@ -166,6 +195,11 @@ pub fn perform(vol: &Volume, request: &Request, job: &Job) -> Result<Outcome> {
             }
         }
         Request::Heal { bounds } => Outcome::Ran(super::heal(vol, *bounds, job)?),
+        Request::Scrub(options) => {
+            Outcome::Scrub(ScrubOutcome::Ran(scrub::scrub(vol, options, job)?))
+        }
+        Request::ScrubStatus => Outcome::Scrub(ScrubOutcome::Status(scrub::status(vol)?)),
+        Request::ScrubPause => Outcome::Scrub(ScrubOutcome::Paused(scrub::pause(vol)?)),
         Request::Rebalance { bounds } => Outcome::Ran(super::rebalance(vol, *bounds, job)?),
         Request::Drain {
             disk,

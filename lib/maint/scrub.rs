@@ -32,7 +32,7 @@ use crate::data::{StripeContext, TransformError};
 use crate::error::{Error, Result};
 use crate::types::StripeId;
 use crate::volume::{DiskInfo, Relocated, ShardCheck, StripeAt, Volume};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// What a scrub run is asked to do. Options of a run that is continued are its own
 /// (saved when it started), except `max_bytes`, which bounds each invocation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScrubOptions {
     /// Rewrite bad shards and rebuild degraded stripes.
     pub repair: bool,
@@ -60,7 +60,7 @@ pub struct ScrubOptions {
 }
 
 /// Bad shards found, by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
     /// No object where the metadata places it.
     pub missing: u64,
@@ -82,7 +82,7 @@ impl Found {
 }
 
 /// What one scrub invocation did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScrubReport {
     /// Stripes read and verified.
     pub stripes_verified: u64,
@@ -135,7 +135,7 @@ impl ScrubReport {
 
 /// The scrub state of a volume as `argosfs-scrub --status` shows it, from the state file
 /// and the metadata (no shard is read).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScrubStatus {
     /// The unfinished run (paused or interrupted), if any.
     pub run: Option<RunState>,
