@@ -12,7 +12,7 @@ use std::time::Duration;
 const DISK: &str = env!("CARGO_BIN_EXE_argosfs-disk");
 const FSCK: &str = env!("CARGO_BIN_EXE_argosfs-fsck");
 
-fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
+pub(crate) fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
     (0..count)
         .map(|i| {
             let data = pattern(48_000 + (i as usize % 5) * 5_000, 700 + i);
@@ -22,7 +22,7 @@ fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
 }
 
 /// A small deterministic sequence of delays (milliseconds), so a failure replays.
-fn delays(count: usize, seed: u64, max_ms: u64) -> Vec<u64> {
+pub(crate) fn delays(count: usize, seed: u64, max_ms: u64) -> Vec<u64> {
     let mut x = seed | 1;
     (0..count)
         .map(|_| {
@@ -62,7 +62,7 @@ fn open_read_only(tv: &TestVolume) -> Volume {
 /// `is_disk_filling`: a replaced disk heal is still filling); every file reads back;
 /// each stripe has at least `min_shards_placed` shards placed. Returns how many stripes
 /// have a shard on `disk`.
-fn check_invariants(
+pub(crate) fn check_invariants(
     tv: &TestVolume,
     written: &[(InodeId, Vec<u8>)],
     min_shards_placed: usize,
@@ -106,7 +106,7 @@ fn check_invariants(
     on_disk
 }
 
-fn fsck_ends_clean(tv: &TestVolume) {
+pub(crate) fn fsck_ends_clean(tv: &TestVolume) {
     let run = |args: &[&str]| {
         Command::new(FSCK)
             .arg(&tv.root)

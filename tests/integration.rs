@@ -3,6 +3,7 @@
 
 mod common;
 
+mod autopilot;
 mod cli_disk;
 mod cli_mkfs;
 mod cli_packaging;

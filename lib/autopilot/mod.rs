@@ -4,8 +4,11 @@
 //! mount. Every run leaves an artifact (inputs, plan, results) that `--replay` can
 //! recompute the plan from.
 
+pub mod execute;
 pub mod inputs;
+pub mod observe;
 pub mod plan;
+pub mod record;
 
 pub use inputs::{DiskSeen, Inputs, Memory, Observation, Policy, SmartReading};
 pub use plan::{Action, Finding, Plan, Severity, Step, plan};

@@ -231,10 +231,14 @@ fn lost_disks(inputs: &Inputs, plan: &mut Plan) -> Vec<DiskId> {
             });
             continue;
         }
+        // A warning, not critical: the plan acts on it.
         plan.findings.push(Finding {
-            severity: Severity::Critical,
+            severity: Severity::Warning,
             disk: Some(disk.id),
-            text: format!("{} unavailable for {gone} s: treated as failed", disk.id),
+            text: format!(
+                "{} unavailable for {gone} s: treated as failed, its shards rebuilt on the others",
+                disk.id
+            ),
         });
         plan.actions.push(Action {
             step: Step::MarkFailed { disk: disk.id },

@@ -8,6 +8,7 @@
 //! here. A new program joins by adding a variant to [`Command`] and an entry to
 //! [`PROGRAMS`].
 
+use super::autopilot::AutopilotArgs;
 use super::disk::DiskArgs;
 use super::export::ExportArgs;
 use super::fsck::FsckArgs;
@@ -73,6 +74,7 @@ pub enum Command {
     Export(ExportArgs),
     Disk(DiskArgs),
     Scrub(ScrubArgs),
+    Autopilot(AutopilotArgs),
 }
 
 /// One program, as its man page and completions see it.
@@ -144,6 +146,12 @@ pub const PROGRAMS: &[Program] = &[
         examples: super::scrub::EXAMPLES,
         exit_status: super::scrub::EXIT_STATUS,
     },
+    Program {
+        name: "argosfs-autopilot",
+        command: AutopilotArgs::command,
+        examples: super::autopilot::EXAMPLES,
+        exit_status: super::autopilot::EXIT_STATUS,
+    },
 ];
 
 /// Entry point of argosfs.
@@ -169,6 +177,7 @@ pub fn run(args: FrontArgs) -> ExitCode {
         Command::Export(args) => super::export::run(args),
         Command::Disk(args) => super::disk::run(args),
         Command::Scrub(args) => super::scrub::run(args),
+        Command::Autopilot(args) => super::autopilot::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command-line front ends: argument definitions and `main` of every program, shared
 //! flags, logging setup, exit codes. Binaries in bin/ are one-line shells over these.
 
+pub mod autopilot;
 pub mod disk;
 pub mod export;
 pub mod front;

@@ -485,6 +485,19 @@ impl Disk for DirDisk {
         self.dir.metadata().ok().map(|m| m.dev())
     }
 
+    fn check_present(&self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self.dir.metadata()?;
+        let now = fs::metadata(&self.root)?;
+        if (open.dev(), open.ino()) != (now.dev(), now.ino()) {
+            return Err(io::Error::other(format!(
+                "{} is another directory than the one opened",
+                self.root.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn space(&self) -> io::Result<DiskSpace> {
         let stat = nix::sys::statvfs::fstatvfs(&self.dir).map_err(io::Error::from)?;
         // The libc field types differ between platforms, hence the casts.

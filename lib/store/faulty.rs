@@ -247,6 +247,13 @@ impl Disk for FaultyDisk {
         self.inner.sync()
     }
 
+    fn check_present(&self) -> io::Result<()> {
+        if self.vanished() {
+            return Err(eio());
+        }
+        self.inner.check_present()
+    }
+
     fn space(&self) -> io::Result<DiskSpace> {
         if self.vanished() {
             return Err(eio());

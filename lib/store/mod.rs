@@ -19,7 +19,7 @@ pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
 pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
 pub use private::{
     Audit, LOOSE_BITS, LoosePath, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir,
-    create_private_dir_all, make_dir_private, tighten,
+    create_private_dir_all, make_dir_private, open_private_append, tighten,
 };
 
 use crate::types::ShardKey;
@@ -84,6 +84,11 @@ pub trait Disk: Send + Sync {
     }
     /// Capacity and free space.
     fn space(&self) -> io::Result<DiskSpace>;
+    /// Whether the disk is still where it was opened: an error when its directory was
+    /// removed or replaced, or its drive went away (the open handle outlives them).
+    fn check_present(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// The disk label, if one was written.
     fn read_label(&self) -> io::Result<Option<Vec<u8>>>;
     /// Writes the disk label atomically and durably.

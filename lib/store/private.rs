@@ -43,6 +43,16 @@ pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
+/// Opens a file for appending, created with mode 0600 when missing (a log).
+pub fn open_private_append(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+}
+
 /// Sets a directory that may already exist (ROOT, a drive's mount point given as a
 /// disk, usually 0755) to mode 0700.
 pub fn make_dir_private(path: &Path) -> io::Result<()> {

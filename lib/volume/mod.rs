@@ -194,8 +194,8 @@ struct DiskSlot {
     write_failed: AtomicBool,
     /// Writes since the last sync.
     is_dirty: AtomicBool,
-    /// Last statvfs of the disk and when it was taken.
-    space_cache: Mutex<Option<(std::time::Instant, crate::store::DiskSpace)>>,
+    /// Last statvfs of the disk (None: its directory was gone) and when it was taken.
+    space_cache: Mutex<Option<(std::time::Instant, Option<crate::store::DiskSpace>)>>,
 }
 
 /// How long a disk's free-space reading is reused by placement.
@@ -235,13 +235,14 @@ impl DiskSlot {
     /// `is_allowed` (the caller's own exclusions); space as [`DiskSlot::space`] gives
     /// it, less what stripe writes in flight reserved.
     fn candidate(&self, is_fresh: bool, is_allowed: bool) -> crate::placement::Candidate {
-        let space = self.space(is_fresh);
+        let present = self.space_if_present(is_fresh);
+        let space = present.unwrap_or_default();
         crate::placement::Candidate {
             id: self.config.id,
             weight: self.config.weight,
             class: self.config.class.clone(),
             domain: self.config.domain.clone(),
-            is_writable: is_allowed && self.takes_new_shards(),
+            is_writable: is_allowed && self.takes_new_shards() && present.is_some(),
             free_bytes: space
                 .free_bytes
                 .saturating_sub(self.reserved.load(Ordering::Relaxed)),
@@ -249,13 +250,25 @@ impl DiskSlot {
         }
     }
 
+    /// Capacity and free space read now (the cache updated), or why the disk's
+    /// directory does not answer.
+    fn probe(&self) -> std::io::Result<crate::store::DiskSpace> {
+        let Some(disk) = &self.disk else {
+            return Ok(crate::store::DiskSpace::default());
+        };
+        disk.check_present()?;
+        let space = disk.space()?;
+        *lock_poisoned(&self.space_cache) = Some((std::time::Instant::now(), Some(space)));
+        Ok(space)
+    }
+
     /// Capacity and free space, re-read at most every [`SPACE_CACHE_FOR`] unless
     /// `is_fresh` (placement asks for every stripe; a disk that fills up in between
     /// answers ENOSPC, which the write path handles; a shortage is checked afresh).
-    fn space(&self, is_fresh: bool) -> crate::store::DiskSpace {
-        let Some(disk) = &self.disk else {
-            return crate::store::DiskSpace::default();
-        };
+    /// None when the disk is not open or its directory went away (checked as often as
+    /// the space is read).
+    fn space_if_present(&self, is_fresh: bool) -> Option<crate::store::DiskSpace> {
+        let disk = self.disk.as_ref()?;
         let mut cache = lock_poisoned(&self.space_cache);
         let now = std::time::Instant::now();
         if let Some((at, space)) = *cache
@@ -264,7 +277,10 @@ impl DiskSlot {
         {
             return space;
         }
-        let space = disk.space().unwrap_or_default();
+        let space = match disk.check_present() {
+            Ok(()) => Some(disk.space().unwrap_or_default()),
+            Err(_) => None,
+        };
         *cache = Some((now, space));
         space
     }

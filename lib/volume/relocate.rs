@@ -222,20 +222,33 @@ impl Volume {
             .collect()
     }
 
-    /// Every disk of the volume, with its state and space now.
+    /// Every disk of the volume, with its state and space now. An open disk whose
+    /// directory no longer answers (removed, its drive gone) is reported unavailable.
     pub fn disk_infos(&self) -> Vec<DiskInfo> {
         self.disk_set()
             .iter()
             .map(|slot| {
                 let mut config = slot.config.clone();
                 config.state = slot.state();
-                let space = slot.space(true);
+                let (space, unavailable) = match &slot.disk {
+                    None => (
+                        crate::store::DiskSpace::default(),
+                        Some(
+                            slot.why_unavailable
+                                .clone()
+                                .unwrap_or_else(|| format!("{:?}", config.state).to_lowercase()),
+                        ),
+                    ),
+                    Some(_) => match slot.probe() {
+                        Ok(space) => (space, None),
+                        Err(e) => (
+                            crate::store::DiskSpace::default(),
+                            Some(format!("its directory no longer answers: {e}")),
+                        ),
+                    },
+                };
                 DiskInfo {
-                    unavailable: slot.disk.is_none().then(|| {
-                        slot.why_unavailable
-                            .clone()
-                            .unwrap_or_else(|| format!("{:?}", config.state).to_lowercase())
-                    }),
+                    unavailable,
                     config,
                     has_failed_write: slot.write_failed.load(Ordering::Acquire),
                     total_bytes: space.total_bytes,

@@ -1,0 +1,4 @@
+//! argosfs-autopilot: see `argosfs::cli::autopilot`.
+fn main() -> std::process::ExitCode {
+    argosfs::cli::autopilot::main()
+}
