@@ -11,6 +11,7 @@
 use super::disk::DiskArgs;
 use super::export::ExportArgs;
 use super::fsck::FsckArgs;
+use super::health::HealthArgs;
 use super::import::ImportArgs;
 use super::mkfs::MkfsArgs;
 use super::mount::MountArgs;
@@ -41,7 +42,7 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
     ),
     (
         exit::USAGE,
-        "the command line is wrong (16 when the program is fsck, as argosfs-fsck)",
+        "the command line is wrong (16 when the program is fsck, 8 when it is health, as the programs themselves)",
     ),
 ];
 
@@ -71,6 +72,7 @@ pub enum Command {
     Import(ImportArgs),
     Export(ExportArgs),
     Disk(DiskArgs),
+    Health(HealthArgs),
 }
 
 /// One program, as its man page and completions see it.
@@ -136,6 +138,12 @@ pub const PROGRAMS: &[Program] = &[
         examples: super::disk::EXAMPLES,
         exit_status: super::disk::EXIT_STATUS,
     },
+    Program {
+        name: "argosfs-health",
+        command: HealthArgs::command,
+        examples: super::health::EXAMPLES,
+        exit_status: super::health::EXIT_STATUS,
+    },
 ];
 
 /// Entry point of argosfs.
@@ -160,6 +168,7 @@ pub fn run(args: FrontArgs) -> ExitCode {
         Command::Import(args) => super::import::run(args),
         Command::Export(args) => super::export::run(args),
         Command::Disk(args) => super::disk::run(args),
+        Command::Health(args) => super::health::run(args),
     }
 }
 
@@ -172,6 +181,9 @@ fn parse_error_code(error: &clap::Error, argv: &[OsString]) -> u8 {
         .find(|a| !a.to_string_lossy().starts_with('-'));
     if subcommand.is_some_and(|s| s == "fsck") {
         return super::fsck::parse_error_code(error);
+    }
+    if subcommand.is_some_and(|s| s == "health") {
+        return super::health::parse_error_code(error);
     }
     u8::try_from(error.exit_code()).unwrap_or(exit::USAGE)
 }
