@@ -4,10 +4,12 @@
 mod common;
 
 mod cli_disk;
+mod cli_health;
 mod cli_mkfs;
 mod cli_packaging;
 mod crash_maint;
 mod fsck;
+mod health;
 mod maint;
 mod meta_sealing;
 mod mount;

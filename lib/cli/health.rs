@@ -58,9 +58,10 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
 /// shards that failed verification or were missing, last scrub), and SMART from
 /// `smartctl --json -a` on the block device behind the disk directory (none on tmpfs
 /// and other virtual filesystems; it says so, as it says when smartctl is not
-/// installed). Each disk and the volume get a verdict, healthy, warning, degraded or
-/// critical, with the reasons. Thresholds: SMART overall failed or an NVMe critical
-/// warning is critical; reallocated sectors warn from 1 and are critical from 100;
+/// installed; ARGOSFS_SMARTCTL names another program to run in its place, with the
+/// same arguments; it has 30 s per device). Each disk and the volume get a verdict,
+/// healthy, warning, degraded or critical, with the reasons. Thresholds: SMART overall
+/// failed or an NVMe critical warning is critical; reallocated sectors warn from 1 and are critical from 100;
 /// pending and offline-uncorrectable sectors and media errors warn from 1 and are
 /// critical from 8; CRC errors warn from 1; wear warns from 90 % and is critical from
 /// 100 %; temperature warns from 60 °C and is critical from 70 °C; free space below
