@@ -38,6 +38,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod fsck;
+pub mod health;
 pub mod maint;
 pub mod meta;
 pub mod placement;

@@ -133,7 +133,10 @@ fn issue_11_autopilot_waits_for_a_vanished_disk_then_rebuilds_it_elsewhere() {
     let run = autopilot_json(&tv, &["--down-after", "0"], 0);
     // The same steps as the dry run (its trigger texts say how long ago, so they may
     // differ by a second), and exactly the steps of its own plan, executed.
-    assert_eq!(steps(&run["plan"]["actions"]), steps(&dry["plan"]["actions"]));
+    assert_eq!(
+        steps(&run["plan"]["actions"]),
+        steps(&dry["plan"]["actions"])
+    );
     assert_eq!(steps(&run["results"]), steps(&run["plan"]["actions"]));
     assert!(
         run["results"]

@@ -5,11 +5,13 @@ mod common;
 
 mod autopilot;
 mod cli_disk;
+mod cli_health;
 mod cli_mkfs;
 mod cli_packaging;
 mod cli_scrub;
 mod crash_maint;
 mod fsck;
+mod health;
 mod maint;
 mod meta_sealing;
 mod mount;

@@ -12,6 +12,7 @@ use super::autopilot::AutopilotArgs;
 use super::disk::DiskArgs;
 use super::export::ExportArgs;
 use super::fsck::FsckArgs;
+use super::health::HealthArgs;
 use super::import::ImportArgs;
 use super::mkfs::MkfsArgs;
 use super::mount::MountArgs;
@@ -43,7 +44,7 @@ pub const EXIT_STATUS: &[ExitStatus] = &[
     ),
     (
         exit::USAGE,
-        "the command line is wrong (16 when the program is fsck, as argosfs-fsck)",
+        "the command line is wrong (16 when the program is fsck, 8 when it is health, as the programs themselves)",
     ),
 ];
 
@@ -75,6 +76,7 @@ pub enum Command {
     Disk(DiskArgs),
     Scrub(ScrubArgs),
     Autopilot(AutopilotArgs),
+    Health(HealthArgs),
 }
 
 /// One program, as its man page and completions see it.
@@ -152,6 +154,12 @@ pub const PROGRAMS: &[Program] = &[
         examples: super::autopilot::EXAMPLES,
         exit_status: super::autopilot::EXIT_STATUS,
     },
+    Program {
+        name: "argosfs-health",
+        command: HealthArgs::command,
+        examples: super::health::EXAMPLES,
+        exit_status: super::health::EXIT_STATUS,
+    },
 ];
 
 /// Entry point of argosfs.
@@ -178,6 +186,7 @@ pub fn run(args: FrontArgs) -> ExitCode {
         Command::Disk(args) => super::disk::run(args),
         Command::Scrub(args) => super::scrub::run(args),
         Command::Autopilot(args) => super::autopilot::run(args),
+        Command::Health(args) => super::health::run(args),
     }
 }
 
@@ -190,6 +199,9 @@ fn parse_error_code(error: &clap::Error, argv: &[OsString]) -> u8 {
         .find(|a| !a.to_string_lossy().starts_with('-'));
     if subcommand.is_some_and(|s| s == "fsck") {
         return super::fsck::parse_error_code(error);
+    }
+    if subcommand.is_some_and(|s| s == "health") {
+        return super::health::parse_error_code(error);
     }
     u8::try_from(error.exit_code()).unwrap_or(exit::USAGE)
 }

@@ -6,6 +6,7 @@ pub mod disk;
 pub mod export;
 pub mod front;
 pub mod fsck;
+pub mod health;
 pub mod import;
 pub mod mkfs;
 pub mod mount;
@@ -26,6 +27,17 @@ pub mod exit {
     pub const FAIL: u8 = 1;
     /// The command line was wrong.
     pub const USAGE: u8 = 2;
+
+    /// argosfs-health: the volume is healthy.
+    pub const HEALTHY: u8 = 0;
+    /// argosfs-health: a warning, or the volume is degraded (its data still readable).
+    pub const DEGRADED: u8 = 1;
+    /// argosfs-health: critical (more disks lost than the layout survives, or the
+    /// volume does not open).
+    pub const CRITICAL: u8 = 2;
+    /// argosfs-health: the health could not be checked (no volume, a wrong passphrase,
+    /// a bad override file, a wrong command line).
+    pub const CANNOT_CHECK: u8 = 8;
 }
 
 /// An example command line and what it does, for `--help` and the man pages.

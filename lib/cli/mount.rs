@@ -575,7 +575,8 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     }
     let closed = match Arc::try_unwrap(vol) {
         Ok(vol) => vol.close(),
-        Err(vol) => vol.commit(),
+        // Still shared: close's final save of the disk records is done here.
+        Err(vol) => vol.commit().and_then(|()| vol.save_records()),
     };
     served.context("serving FUSE requests")?;
     closed.context("final commit")?;

@@ -102,7 +102,14 @@ impl Volume {
                 }
                 None => {}
             }
-            slots.push(Arc::new(DiskSlot::new(config.clone(), opened)));
+            // A disk that keeps its directory keeps its history; a new directory (a
+            // replaced disk) starts afresh.
+            let stats = old
+                .slot(config.id)
+                .filter(|s| s.config.path == config.path)
+                .map(|s| s.stats.clone())
+                .unwrap_or_else(|| Arc::new(self.records.disk(config.id, &config.path)));
+            slots.push(Arc::new(DiskSlot::new(config.clone(), opened, stats)));
         }
         sb.store(&self.root)?;
         *self.disks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(DiskSet::new(slots));

@@ -19,6 +19,7 @@ pub mod acl;
 mod attr;
 mod data;
 mod disk_set;
+pub mod disk_stats;
 mod format;
 mod namespace;
 mod relocate;
@@ -29,6 +30,7 @@ mod write_behind;
 
 pub use access::Caller;
 pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
+pub use disk_stats::{DiskRecord, IoCounters, LatencySummary, Records, VolumeCounters};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
 pub use relocate::{DiskInfo, Relocated, ShardCheck, StripeAt};
@@ -196,13 +198,19 @@ struct DiskSlot {
     is_dirty: AtomicBool,
     /// Last statvfs of the disk (None: its directory was gone) and when it was taken.
     space_cache: Mutex<Option<(std::time::Instant, Option<crate::store::DiskSpace>)>>,
+    /// What the data plane observed of the disk (kept while its directory stays).
+    stats: Arc<disk_stats::DiskStats>,
 }
 
 /// How long a disk's free-space reading is reused by placement.
 const SPACE_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl DiskSlot {
-    fn new(config: DiskConfig, opened: Option<Result<DiskRef>>) -> DiskSlot {
+    fn new(
+        config: DiskConfig,
+        opened: Option<Result<DiskRef>>,
+        stats: Arc<disk_stats::DiskStats>,
+    ) -> DiskSlot {
         let (disk, why_unavailable) = match opened {
             None => (None, None),
             Some(Ok(disk)) => (Some(disk), None),
@@ -217,6 +225,7 @@ impl DiskSlot {
             write_failed: AtomicBool::new(false),
             is_dirty: AtomicBool::new(false),
             space_cache: Mutex::new(None),
+            stats,
         }
     }
 
@@ -338,6 +347,8 @@ pub struct Volume {
     /// A degraded write was logged as a warning (later ones log at debug level).
     has_warned_degraded: AtomicBool,
     stats: Stats,
+    /// The volume's own records and the history loaded at open (`disk_stats`).
+    records: disk_stats::VolumeStats,
     /// Set by [`Volume::enable_write_behind`].
     this: OnceLock<Weak<Volume>>,
     /// Chunks being stored in the background, all files together.
@@ -450,6 +461,7 @@ impl Volume {
             keys.stripe,
             erasure,
         );
+        let records = disk_stats::VolumeStats::open(root, sb.volume, options.read_only);
         let mut disks = Vec::new();
         let mut unavailable = Vec::new();
         for config in &sb.disks {
@@ -464,7 +476,8 @@ impl Volume {
                 tracing::warn!(disk = %config.id, error = %e, "disk unavailable; reads will reconstruct from the others");
                 unavailable.push((config.id, e.to_string()));
             }
-            disks.push(Arc::new(DiskSlot::new(config.clone(), opened)));
+            let stats = Arc::new(records.disk(config.id, &config.path));
+            disks.push(Arc::new(DiskSlot::new(config.clone(), opened, stats)));
         }
         let (mut meta, report) =
             MetaStore::open(&root.join(META_DIR), keys.meta, !options.read_only)?;
@@ -497,6 +510,7 @@ impl Volume {
             min_shards: usize::from(min_shards),
             has_warned_degraded: AtomicBool::new(false),
             stats: Stats::default(),
+            records,
             this: OnceLock::new(),
             in_flight: Arc::default(),
             open_report: report,
@@ -535,7 +549,8 @@ impl Volume {
 
     /// Flushes everything and makes it durable; the volume is closed when this returns.
     pub fn close(self) -> Result<()> {
-        self.commit()
+        self.commit()?;
+        self.save_records()
     }
 
     /// Fewest shards a new stripe is written with (the superblock's, or this open's).
@@ -635,6 +650,8 @@ impl Volume {
         let frees = {
             let mut state = self.lock_state();
             if !state.meta.has_pending() {
+                drop(state);
+                self.save_records_if_due();
                 return unstored.map_or(Ok(()), Err);
             }
             state.meta.commit()?;
@@ -643,6 +660,7 @@ impl Volume {
         };
         self.delete_stripes(&frees);
         self.prune_file_states();
+        self.save_records_if_due();
         unstored.map_or(Ok(()), Err)
     }
 
@@ -658,7 +676,9 @@ impl Volume {
             if !synced.first(disk.sync_domain()) {
                 continue; // that filesystem's sync covers this disk too
             }
-            if let Err(e) = disk.sync() {
+            let synced_ok = disk.sync();
+            slot.stats.note_sync(synced_ok.is_ok());
+            if let Err(e) = synced_ok {
                 slot.is_dirty.store(true, Ordering::Release);
                 tracing::error!(disk = %slot.config.id, error = %e, "disk sync failed; metadata not committed");
                 return Err(Error::DiskIo {

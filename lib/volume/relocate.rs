@@ -391,8 +391,18 @@ impl Volume {
         let outcome = (|| -> Result<()> {
             for &(i, d) in moves {
                 let disk = target(d)?;
-                shard::write_shard(disk.as_ref(), self.sb.volume, &header(i), &payloads[i])
-                    .map_err(|source| Error::DiskIo { disk: d, source })?;
+                let started = std::time::Instant::now();
+                let put =
+                    shard::write_shard(disk.as_ref(), self.sb.volume, &header(i), &payloads[i]);
+                if let Some(stats) = self.disk_stats(d) {
+                    match &put {
+                        Ok(()) => {
+                            stats.note_write(shard::object_len(payloads[i].len()) as u64, started)
+                        }
+                        Err(e) => stats.note_write_failure(e),
+                    }
+                }
+                put.map_err(|source| Error::DiskIo { disk: d, source })?;
                 written.push((i, d));
                 bytes += payloads[i].len() as u64;
             }
@@ -400,8 +410,11 @@ impl Volume {
             for &(_, d) in &written {
                 let disk = target(d)?;
                 if synced.first(disk.sync_domain()) {
-                    disk.sync()
-                        .map_err(|source| Error::DiskIo { disk: d, source })?;
+                    let done = disk.sync();
+                    if let Some(stats) = self.disk_stats(d) {
+                        stats.note_sync(done.is_ok());
+                    }
+                    done.map_err(|source| Error::DiskIo { disk: d, source })?;
                 }
             }
             for &(i, d) in &written {

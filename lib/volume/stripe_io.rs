@@ -13,6 +13,7 @@ use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl Volume {
     /// Encodes `plain` and writes its shards to disks chosen by placement. Space is
@@ -77,6 +78,7 @@ impl Volume {
                             .disk
                             .as_ref()
                             .expect("placement only picks open disks");
+                        let started = Instant::now();
                         let result = contained(
                             || {
                                 shard::write_shard(
@@ -88,8 +90,13 @@ impl Volume {
                             },
                             || Err(std::io::Error::other("shard write panicked")),
                         );
-                        if result.is_ok() {
-                            slot_ref.is_dirty.store(true, Ordering::Release);
+                        match &result {
+                            Ok(()) => {
+                                slot_ref.is_dirty.store(true, Ordering::Release);
+                                let bytes = shard::object_len(encoded.shard(i).len());
+                                slot_ref.stats.note_write(bytes as u64, started);
+                            }
+                            Err(e) => slot_ref.stats.note_write_failure(e),
                         }
                         result
                     })
@@ -387,13 +394,14 @@ impl Volume {
         self.stats.stripes_read.fetch_add(1, Ordering::Relaxed);
         self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
         self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        self.records.note_degraded_read();
         let views: Vec<Option<&[u8]>> = parity
             .iter()
             .map(|s| s.as_ref().map(|o| o.payload()))
             .collect();
         self.codec
             .rebuild_plain_in_place(&stripe.info, dest, &missing, &views)
-            .map_err(|e| stripe_error(stripe, ino, e))?;
+            .map_err(|e| self.stripe_failed(stripe, ino, e))?;
         Ok(true)
     }
 
@@ -411,7 +419,11 @@ impl Volume {
         let Some(disk_id) = stripe.disk_of(index) else {
             return false;
         };
-        let Some(disk) = self.disk(disk_id) else {
+        let set = self.disk_set();
+        let Some(slot) = set.slot(disk_id) else {
+            return false;
+        };
+        let Some(disk) = &slot.disk else {
             return false;
         };
         let key = ShardKey {
@@ -419,6 +431,7 @@ impl Volume {
             index: ShardIndex(index as u8),
         };
         let shard_len = stripe.info.shard_len as usize;
+        let started = Instant::now();
         match shard::read_shard_range_into(
             disk.as_ref(),
             self.sb.volume,
@@ -427,8 +440,17 @@ impl Volume {
             start,
             dest,
         ) {
-            Ok(()) => true,
+            Ok(()) => {
+                let head = shard::payload_offset(shard_len);
+                slot.stats.note_read((head + dest.len()) as u64, started);
+                true
+            }
             Err(e) => {
+                // A failed direct read is read again by the whole-stripe path, which
+                // counts the failure: counted once, where it is a warning.
+                if level == tracing::Level::WARN {
+                    slot.stats.note_read_failure(&e);
+                }
                 if level == tracing::Level::WARN {
                     tracing::warn!(disk = %disk_id, shard = %key, error = %e, "shard unreadable; reconstructing");
                 } else {
@@ -451,10 +473,22 @@ impl Volume {
             stripe: stripe.id,
             index: ShardIndex(i as u8),
         };
-        let disk = self.disk(disk_id)?;
-        match shard::read_shard(disk.as_ref(), self.sb.volume, key) {
+        let set = self.disk_set();
+        let slot = set.slot(disk_id)?;
+        let disk = slot.disk.as_ref()?;
+        let started = Instant::now();
+        let read = shard::read_shard(disk.as_ref(), self.sb.volume, key);
+        match &read {
+            Ok(object) => {
+                let bytes = shard::object_len(object.payload().len()) as u64;
+                slot.stats.note_read(bytes, started);
+            }
+            Err(e) => slot.stats.note_read_failure(e),
+        }
+        match read {
             Ok(object) if object.payload().len() == stripe.info.shard_len as usize => Some(object),
             Ok(object) => {
+                slot.stats.note_bad_shard();
                 tracing::warn!(disk = %disk_id, shard = %key, len = object.payload().len(), "shard has the wrong length; reconstructing");
                 None
             }
@@ -546,8 +580,10 @@ impl Volume {
         if bad > 0 {
             self.stats.shard_errors.fetch_add(bad, Ordering::Relaxed);
             self.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+            self.records.note_degraded_read();
         }
         if good < k {
+            self.records.note_failed_read();
             tracing::error!(stripe = %stripe.id, inode = %ino, have = good, need = k, "stripe unrecoverable");
             return Err(Error::Unrecoverable {
                 stripe: stripe.id,
@@ -568,10 +604,19 @@ impl Volume {
         let plain = self
             .codec
             .decode(&ctx, &stripe.info, &views)
-            .map_err(|e| stripe_error(stripe, ino, e))?;
+            .map_err(|e| self.stripe_failed(stripe, ino, e))?;
         let plain = Arc::new(plain);
         self.cache.insert(stripe.id, plain.clone());
         Ok(plain)
+    }
+}
+
+impl Volume {
+    /// A stripe that did not decode: counted in the volume's records (an AEAD or
+    /// payload CRC failure cannot be blamed on one disk), then [`stripe_error`].
+    fn stripe_failed(&self, stripe: &StripeRef, ino: InodeId, e: TransformError) -> Error {
+        self.records.note_stripe_failure(&e);
+        stripe_error(stripe, ino, e)
     }
 }
 
