@@ -327,3 +327,79 @@ fn issue_11_autopilot_through_the_mount() {
     check_invariants(&m.tv, &written, 6, DiskId(1), false);
     fsck_ends_clean(&m.tv);
 }
+
+/// A SMART override makes one disk fail by a trend over three runs: the first two only
+/// watch it, the third proposes draining it with the attributes that grew; executed,
+/// the disk ends with no shard, every stripe whole on distinct domains, fsck clean.
+#[test]
+fn issue_11_a_failing_smart_trend_drains_the_disk_end_to_end() {
+    let (tv, written) = volume(7);
+    autopilot_json(&tv, &["--no-smartctl"], 0); // the first scrub
+    let smart = tv.dir.path().join("smart.json");
+    let mut plan = Value::Null;
+    for (run, pending) in [1, 6, 19].iter().enumerate() {
+        std::fs::write(
+            &smart,
+            format!(
+                r#"{{"d4": {{"passed": true, "pending_sectors": {pending}, "replace": true}}}}"#
+            ),
+        )
+        .unwrap();
+        let dry = autopilot_json(
+            &tv,
+            &[
+                "--dry-run",
+                "--explain",
+                "--no-smartctl",
+                "--smart-override",
+                smart.to_str().unwrap(),
+            ],
+            0,
+        );
+        let actions = steps(&dry["plan"]["actions"]);
+        if run < 2 {
+            assert!(actions.is_empty(), "run {run}: {dry}");
+            assert!(
+                dry["plan"]["findings"]
+                    .to_string()
+                    .contains("without a trend")
+            );
+        } else {
+            assert_eq!(actions, vec![r#"{"Drain":{"disk":4}}"#], "{dry}");
+            let trigger = dry["plan"]["actions"][0]["trigger"].to_string();
+            assert!(trigger.contains("1 -> 6 -> 19"), "{trigger}");
+            assert_replays(&dry);
+        }
+        plan = dry["plan"].clone();
+    }
+    // Executed: exactly the dry run's steps (the memory now has four readings, the last
+    // three still growing).
+    std::fs::write(
+        &smart,
+        r#"{"d4": {"passed": true, "pending_sectors": 40, "replace": true}}"#,
+    )
+    .unwrap();
+    let run = autopilot_json(
+        &tv,
+        &["--no-smartctl", "--smart-override", smart.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(steps(&run["plan"]["actions"]), steps(&plan["actions"]));
+    assert_eq!(steps(&run["results"]), steps(&plan["actions"]));
+    assert_eq!(run["results"][0]["is_ok"], true, "{run}");
+    assert_eq!(run["verification"]["is_redundancy_kept"], true);
+    let vol = tv.open();
+    assert!(!vol.stripes().iter().any(|at| at.stripe.uses(DiskId(4))));
+    let state = vol
+        .disk_infos()
+        .into_iter()
+        .find(|d| d.config.id == DiskId(4))
+        .unwrap()
+        .config
+        .state;
+    assert_eq!(state, argosfs::volume::DiskState::Removed);
+    vol.close().unwrap();
+    assert_eq!(check_invariants(&tv, &written, 6, DiskId(4), false), 0);
+    crate::mount_maint::assert_whole_without(&tv, Some(DiskId(4)));
+    fsck_ends_clean(&tv);
+}

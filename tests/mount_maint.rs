@@ -50,7 +50,7 @@ fn open_read_only(tv: &TestVolume) -> Volume {
 
 /// Every stripe has all k+m shards, on disks of distinct domains, none on `gone`; each
 /// placed shard is on its disk.
-fn assert_whole_without(tv: &TestVolume, gone: Option<DiskId>) {
+pub(crate) fn assert_whole_without(tv: &TestVolume, gone: Option<DiskId>) {
     let vol = open_read_only(tv);
     let sb = vol.superblock().clone();
     let present = vol.shards_present().unwrap();

@@ -92,6 +92,13 @@ pub struct AutopilotArgs {
     /// it made.
     #[arg(long, value_name = "ARTIFACT", conflicts_with_all = ["dry_run", "max_bytes", "down_after"])]
     pub replay: Option<PathBuf>,
+    /// SMART data to use instead of or on top of smartctl's, per disk (the format
+    /// argosfs-health --smart-override documents).
+    #[arg(long, value_name = "FILE")]
+    pub smart_override: Option<PathBuf>,
+    /// Do not run smartctl (use only --smart-override, if given).
+    #[arg(long)]
+    pub no_smartctl: bool,
     /// Read the passphrase of an encrypted volume from this file (else
     /// ARGOSFS_PASSPHRASE, else a prompt). Not needed when a mount serves the volume.
     #[arg(long, value_name = "FILE")]
@@ -220,7 +227,7 @@ fn observe_volume(
             None
         }
     };
-    let health: BTreeMap<_, DiskHealth> = BTreeMap::new();
+    let health = disk_health(args, root, sb, &performer)?;
     let observation = observe::observe(
         now,
         sb,
@@ -230,6 +237,60 @@ fn observe_volume(
         &health,
     );
     Ok((observation, Some(performer)))
+}
+
+/// What health reads of each disk: SMART (smartctl and the override file), and the data
+/// plane's records (read latency, errors) from the volume opened here or, through a
+/// mount, from the records it saved.
+fn disk_health(
+    args: &AutopilotArgs,
+    root: &Path,
+    sb: &Superblock,
+    performer: &Performer,
+) -> anyhow::Result<BTreeMap<crate::types::DiskId, DiskHealth>> {
+    let options = crate::health::ObserveOptions {
+        passphrase: None,
+        smart_override: super::health::load_smart_override(args.smart_override.as_deref())?,
+        run_smartctl: !args.no_smartctl,
+    };
+    let records = match performer {
+        Performer::Here(vol) => Some(vol.records()),
+        Performer::Mount { .. } => crate::volume::Records::load(root).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no disk records: latency and errors unknown");
+            None
+        }),
+    };
+    let abs_root = super::display_path(root);
+    Ok(sb
+        .disks
+        .iter()
+        .map(|config| {
+            let path = config.resolve(&abs_root);
+            let smart = crate::health::observe::smart_of(config, &path, &options)
+                .data
+                .map(|d| crate::autopilot::SmartReading {
+                    passed: d.passed,
+                    reallocated_sectors: d.reallocated_sectors,
+                    pending_sectors: d.pending_sectors,
+                    offline_uncorrectable: d.offline_uncorrectable,
+                    media_errors: d.media_errors,
+                });
+            let record = records
+                .as_ref()
+                .and_then(|r| r.disks.iter().find(|d| d.id == config.id));
+            let health = DiskHealth {
+                smart,
+                read_p99_us: record
+                    .and_then(|r| r.read_latency.p99_us)
+                    .map(|us| us as f64),
+                errors: record.map_or(0, |r| {
+                    let io = &r.io;
+                    io.read_errors + io.write_errors + io.sync_errors + io.checksum_failures
+                }),
+            };
+            (config.id, health)
+        })
+        .collect())
 }
 
 fn autopilot(args: &AutopilotArgs, root: &Path) -> anyhow::Result<Outcome2> {

@@ -180,19 +180,22 @@ pub fn run(args: HealthArgs) -> ExitCode {
     }
 }
 
-fn check(args: &HealthArgs) -> anyhow::Result<Report> {
-    let smart_override = match &args.smart_override {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the SMART override file {}", path.display()))?;
-            Some(
-                SmartOverride::parse(&text).map_err(|why| {
-                    anyhow::anyhow!("SMART override file {}: {why}", path.display())
-                })?,
-            )
-        }
-        None => None,
+/// The SMART override file at `path`, read and checked.
+pub(crate) fn load_smart_override(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<SmartOverride>> {
+    let Some(path) = path else {
+        return Ok(None);
     };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the SMART override file {}", path.display()))?;
+    SmartOverride::parse(&text)
+        .map(Some)
+        .map_err(|why| anyhow::anyhow!("SMART override file {}: {why}", path.display()))
+}
+
+fn check(args: &HealthArgs) -> anyhow::Result<Report> {
+    let smart_override = load_smart_override(args.smart_override.as_deref())?;
     let options = ObserveOptions {
         passphrase: super::passphrase_if_given(args.passphrase_file.as_deref())?,
         smart_override,

@@ -371,7 +371,7 @@ fn disk_observation(
 }
 
 /// SMART of a disk: smartctl on its block device, the override file, or both.
-fn smart_of(config: &DiskConfig, path: &Path, options: &ObserveOptions) -> SmartReport {
+pub fn smart_of(config: &DiskConfig, path: &Path, options: &ObserveOptions) -> SmartReport {
     let entry = options
         .smart_override
         .as_ref()
