@@ -41,6 +41,7 @@ pub mod fsck;
 pub mod health;
 pub mod maint;
 pub mod meta;
+pub mod metrics;
 pub mod placement;
 pub mod posix;
 pub mod store;

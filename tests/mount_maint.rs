@@ -428,3 +428,77 @@ fn issue_10_scrub_through_the_mount_repairs_pauses_and_resumes_across_restarts()
         assert_eq!(&fs::read(m.path(name)).unwrap(), data, "{name}");
     }
 }
+
+/// GETs `path` from the mount's metrics address: (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The value of the sample `key` (`name{labels}`) in an exposition.
+fn sample(text: &str, key: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {key}"))
+}
+
+/// `-o metrics=ADDR:PORT` serves Prometheus metrics: the health report's per-disk
+/// series and the mount's own counters, in a valid exposition, answered while a
+/// writer keeps the mount busy.
+#[test]
+fn issue_11_mount_serves_metrics_while_busy() {
+    require_fuse!();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let tv = crate::common::make(&Spec::default());
+    let mut m = Mounted::with_options(tv, &[&format!("metrics={addr}")]);
+    let data = pattern(3 << 20, 77);
+    write_synced(&m.path("a"), &data);
+    assert_eq!(fs::read(m.path("a")).unwrap(), data);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let dir = m.mnt.clone();
+        std::thread::spawn(move || {
+            let chunk = pattern(1 << 20, 78);
+            let mut f = File::create(dir.join("busy")).unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Acquire) || n < 4 {
+                f.write_all(&chunk).unwrap();
+                n += 1;
+            }
+            f.sync_all().unwrap();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, text) = http_get(&addr, "/metrics");
+    stop.store(true, Ordering::Release);
+    writer.join().unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK", "{text}");
+    crate::cli_health::check_exposition(&text);
+    assert!(sample(&text, r#"argosfs_fuse_requests_total{op="write"}"#) > 0.0);
+    assert!(sample(&text, "argosfs_fuse_written_bytes_total") >= (3 << 20) as f64);
+    assert!(sample(&text, "argosfs_stripes_written_total") > 0.0);
+    assert!(text.contains(r#"disk="d0""#), "no per-disk series:\n{text}");
+    assert!(text.contains("argosfs_volume_verdict"), "{text}");
+    let (status, _) = http_get(&addr, "/other");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    m.unmount();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "metrics outlived the mount"
+    );
+}

@@ -1,4 +1,4 @@
-complete -c argosfs-mount -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N; fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
+complete -c argosfs-mount -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT (serve Prometheus metrics at http://ADDR:PORT/metrics); fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
 complete -c argosfs-mount -s f -l foreground -d 'Stay in the foreground (logs to stderr)'
 complete -c argosfs-mount -l passphrase-stdin -d 'Read the passphrase of an encrypted volume from standard input (one line)'
 complete -c argosfs-mount -l notify-ready -d 'Print READY on stdout once the mount is live, then detach stdio (used by the background launcher)'

@@ -52,7 +52,7 @@ complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s q -l quiet -d '
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -l json -d 'Print the result as JSON on stdout'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mkfs" -s V -l version -d 'Print version'
-complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N; fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
+complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s o -d 'Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH, commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT (serve Prometheus metrics at http://ADDR:PORT/metrics); fstab-only words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored' -r
 complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -s f -l foreground -d 'Stay in the foreground (logs to stderr)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l passphrase-stdin -d 'Read the passphrase of an encrypted volume from standard input (one line)'
 complete -c argosfs -n "__fish_argosfs_using_subcommand mount" -l notify-ready -d 'Print READY on stdout once the mount is live, then detach stdio (used by the background launcher)'

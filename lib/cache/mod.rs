@@ -6,6 +6,7 @@
 
 use crate::types::StripeId;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Decoded stripe plaintext, shared with readers without copying.
@@ -15,6 +16,8 @@ pub type Plain = Arc<Vec<u8>>;
 pub struct StripeCache {
     capacity_bytes: usize,
     inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -30,6 +33,8 @@ impl StripeCache {
         StripeCache {
             capacity_bytes,
             inner: Mutex::new(Inner::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -41,7 +46,22 @@ impl StripeCache {
 
     /// The cached plaintext of `id`.
     pub fn get(&self, id: StripeId) -> Option<Plain> {
-        self.lock().map.get(&id).cloned()
+        let found = self.lock().map.get(&id).cloned();
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Lookups that found their stripe, and those that did not.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Caches the plaintext of `id`, evicting the oldest entries beyond the bound.

@@ -77,7 +77,8 @@ pub struct MountArgs {
     pub mountpoint: PathBuf,
     /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
     /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
-    /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N; fstab-only words (defaults,
+    /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT
+    /// (serve Prometheus metrics at http://ADDR:PORT/metrics); fstab-only words (defaults,
     /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
@@ -116,6 +117,8 @@ pub struct MountSettings {
     /// Fewest shards a new stripe is written with while disks are missing (overrides
     /// the superblock's for this mount).
     pub min_shards: Option<u8>,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
     /// The options as given, minus the passphrase file (for re-execution).
     pub passthrough: Vec<String>,
 }
@@ -131,6 +134,7 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
         threads: 4,
         fsname: None,
         min_shards: None,
+        metrics: None,
         passthrough: Vec::new(),
     };
     for option in lists
@@ -210,6 +214,12 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
                     Some(v.parse().map_err(|_| {
                         format!("min_shards={v}: give a number of shards (K to K+M)")
                     })?);
+                None
+            }
+            ("metrics", Some(v)) => {
+                s.metrics = Some(v.parse().map_err(|_| {
+                    format!("metrics={v}: give an address and port, e.g. 127.0.0.1:9717")
+                })?);
                 None
             }
             _ => return Err(format!("unknown mount option {option:?}")),
@@ -502,8 +512,13 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     // instead of waking them all on a shared descriptor.
     config.clone_fd = true;
 
-    let mut session = Session::new(ArgosFs::new(vol.clone()), &args.mountpoint, &config)
-        .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
+    let ops = Arc::new(crate::posix::ops::OpCounters::default());
+    let mut session = Session::new(
+        ArgosFs::new(vol.clone(), ops.clone()),
+        &args.mountpoint,
+        &config,
+    )
+    .with_context(|| format!("mounting on {}", args.mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
     raise_readahead(&args.mountpoint);
     tracing::info!(root = %args.root.display(), mountpoint = %args.mountpoint.display(), "mounted");
@@ -562,6 +577,16 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
             None
         }
     };
+    let metrics = match settings.metrics {
+        Some(addr) => {
+            let jobs = control.as_ref().map(|c| c.jobs());
+            Some(
+                crate::metrics::MetricsServer::start(addr, vol.clone(), ops.clone(), jobs)
+                    .with_context(|| format!("serving metrics on {addr}"))?,
+            )
+        }
+        None => None,
+    };
     if args.notify_ready {
         println!("READY");
         std::io::stdout().flush()?;
@@ -572,6 +597,9 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
     // A background job stops after its stripe in progress; running it again continues.
     if let Some(control) = control {
         control.stop();
+    }
+    if let Some(metrics) = metrics {
+        metrics.stop();
     }
     let closed = match Arc::try_unwrap(vol) {
         Ok(vol) => vol.close(),

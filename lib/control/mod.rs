@@ -15,7 +15,7 @@ pub mod client;
 pub mod server;
 
 pub use client::Client;
-pub use server::Server;
+pub use server::{JobWatch, Server};
 
 use crate::format::{self, Expect, FrameHeader};
 use crate::maint::action::{Outcome, Request};

@@ -23,6 +23,17 @@ pub struct Server {
     listener: Option<JoinHandle<()>>,
 }
 
+/// Reports a mount's background job, now or the last one.
+#[derive(Clone)]
+pub struct JobWatch(Arc<Shared>);
+
+impl JobWatch {
+    /// The background job now, or the last one.
+    pub fn status(&self) -> Option<JobStatus> {
+        lock(&self.0.job).as_ref().map(|r| r.status())
+    }
+}
+
 /// What the listener, the connections and the job share.
 struct Shared {
     vol: Arc<Volume>,
@@ -112,6 +123,11 @@ impl Server {
     /// the mount at start): starts `request` as the background job.
     pub fn start_job(&self, request: Request) -> Answer {
         start_job(&self.shared, request)
+    }
+
+    /// A handle that reports the background job (for the mount's metrics).
+    pub fn jobs(&self) -> JobWatch {
+        JobWatch(self.shared.clone())
     }
 
     /// Stops answering, asks the background job to stop (it is continued by running it

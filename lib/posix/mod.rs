@@ -8,6 +8,7 @@
 //! requests carry only uid and gid).
 
 mod groups;
+pub mod ops;
 
 use crate::error::Error;
 use crate::meta::{FileKind, Timestamp};
@@ -43,14 +44,16 @@ thread_local! {
 pub struct ArgosFs {
     vol: Arc<Volume>,
     groups: groups::GroupCache,
+    ops: Arc<ops::OpCounters>,
 }
 
 impl ArgosFs {
-    /// Serves `vol`.
-    pub fn new(vol: Arc<Volume>) -> ArgosFs {
+    /// Serves `vol`, counting requests in `ops`.
+    pub fn new(vol: Arc<Volume>, ops: Arc<ops::OpCounters>) -> ArgosFs {
         ArgosFs {
             vol,
             groups: groups::GroupCache::default(),
+            ops,
         }
     }
 
@@ -204,6 +207,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.ops.count(ops::Op::Lookup);
         let caller = self.caller(req, 0);
         reply_entry(
             reply,
@@ -212,6 +216,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn getattr(&self, _req: &Request, n: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.ops.count(ops::Op::Getattr);
         match self.vol.getattr(ino(n)) {
             Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
@@ -236,6 +241,7 @@ impl Filesystem for ArgosFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.ops.count(ops::Op::Setattr);
         let caller = self.caller(req, 0);
         let change = SetAttr {
             perm: mode.map(|m| m & 0o7777),
@@ -253,6 +259,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn readlink(&self, _req: &Request, n: INodeNo, reply: ReplyData) {
+        self.ops.count(ops::Op::Readlink);
         match self.vol.readlink(ino(n)) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno(&e)),
@@ -269,6 +276,7 @@ impl Filesystem for ArgosFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.ops.count(ops::Op::Mknod);
         let caller = self.caller(req, umask);
         let result = self
             .vol
@@ -285,6 +293,7 @@ impl Filesystem for ArgosFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.ops.count(ops::Op::Mkdir);
         let caller = self.caller(req, umask);
         reply_entry(
             reply,
@@ -294,6 +303,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.ops.count(ops::Op::Unlink);
         let caller = self.caller(req, 0);
         reply_empty(
             reply,
@@ -302,6 +312,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.ops.count(ops::Op::Rmdir);
         let caller = self.caller(req, 0);
         reply_empty(reply, self.vol.rmdir(&caller, ino(parent), name.as_bytes()));
     }
@@ -314,6 +325,7 @@ impl Filesystem for ArgosFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.ops.count(ops::Op::Symlink);
         let caller = self.caller(req, 0);
         let result = self.vol.symlink(
             &caller,
@@ -334,6 +346,7 @@ impl Filesystem for ArgosFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Rename);
         if flags.contains(RenameFlags::RENAME_WHITEOUT) {
             return reply.error(Errno::EINVAL);
         }
@@ -361,6 +374,7 @@ impl Filesystem for ArgosFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.ops.count(ops::Op::Link);
         let caller = self.caller(req, 0);
         reply_entry(
             reply,
@@ -370,6 +384,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn open(&self, req: &Request, n: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.ops.count(ops::Op::Open);
         let caller = self.caller(req, 0);
         match self.vol.open_file(&caller, ino(n), flags.0) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
@@ -388,6 +403,7 @@ impl Filesystem for ArgosFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.ops.count(ops::Op::Read);
         READ_BUFFER.with_borrow_mut(|buf| {
             // Grown once per thread to the largest request, never cleared: `read_into`
             // writes every byte it returns, so no request pays for zeroing a buffer.
@@ -398,7 +414,10 @@ impl Filesystem for ArgosFs {
                 .vol
                 .read_into(ino(n), offset, &mut buf[..size as usize])
             {
-                Ok(len) => reply.data(&buf[..len]),
+                Ok(len) => {
+                    self.ops.add_read_bytes(len as u64);
+                    reply.data(&buf[..len])
+                }
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -416,9 +435,13 @@ impl Filesystem for ArgosFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.ops.count(ops::Op::Write);
         let caller = self.caller(req, 0);
         match self.vol.write(&caller, ino(n), offset, data) {
-            Ok(written) => reply.written(written as u32),
+            Ok(written) => {
+                self.ops.add_written_bytes(written as u64);
+                reply.written(written as u32)
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -431,6 +454,7 @@ impl Filesystem for ArgosFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Flush);
         reply_empty(reply, self.vol.flush(ino(n)));
     }
 
@@ -444,6 +468,7 @@ impl Filesystem for ArgosFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Release);
         reply_empty(reply, self.vol.release_file(ino(n)));
     }
 
@@ -455,10 +480,12 @@ impl Filesystem for ArgosFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Fsync);
         reply_empty(reply, self.vol.fsync(ino(n)));
     }
 
     fn opendir(&self, req: &Request, n: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.ops.count(ops::Op::Opendir);
         let caller = self.caller(req, 0);
         match self.vol.opendir(&caller, ino(n)) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
@@ -474,6 +501,7 @@ impl Filesystem for ArgosFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.ops.count(ops::Op::Readdir);
         let listed = self.each_entry(ino(n), offset, |entry| {
             reply.add(
                 INodeNo(entry.ino.0),
@@ -496,6 +524,7 @@ impl Filesystem for ArgosFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.ops.count(ops::Op::Readdirplus);
         let listed = self.each_entry(ino(n), offset, |entry| {
             // An entry removed since the batch was read is skipped, not an error.
             let Ok(attr) = self.vol.getattr(entry.ino) else {
@@ -524,10 +553,12 @@ impl Filesystem for ArgosFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Fsyncdir);
         reply_empty(reply, self.vol.fsync(ino(n)));
     }
 
     fn statfs(&self, _req: &Request, _n: INodeNo, reply: ReplyStatfs) {
+        self.ops.count(ops::Op::Statfs);
         let s = self.vol.statfs();
         reply.statfs(
             s.blocks,
@@ -551,6 +582,7 @@ impl Filesystem for ArgosFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Setxattr);
         let caller = self.caller(req, 0);
         let result = self
             .vol
@@ -559,6 +591,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn getxattr(&self, req: &Request, n: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.ops.count(ops::Op::Getxattr);
         let caller = self.caller(req, 0);
         match self.vol.getxattr(&caller, ino(n), name.as_bytes()) {
             Ok(value) => reply_xattr(reply, size, &value),
@@ -567,6 +600,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn listxattr(&self, req: &Request, n: INodeNo, size: u32, reply: ReplyXattr) {
+        self.ops.count(ops::Op::Listxattr);
         let caller = self.caller(req, 0);
         match self.vol.listxattr(&caller, ino(n)) {
             Ok(names) => {
@@ -582,6 +616,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn removexattr(&self, req: &Request, n: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.ops.count(ops::Op::Removexattr);
         let caller = self.caller(req, 0);
         reply_empty(
             reply,
@@ -590,6 +625,7 @@ impl Filesystem for ArgosFs {
     }
 
     fn access(&self, req: &Request, n: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        self.ops.count(ops::Op::Access);
         let caller = self.caller(req, 0);
         reply_empty(reply, self.vol.access(&caller, ino(n), mask.bits() as u32));
     }
@@ -604,6 +640,7 @@ impl Filesystem for ArgosFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.ops.count(ops::Op::Create);
         let caller = self.caller(req, umask);
         if FileKind::from_mode(mode) != Some(FileKind::Regular) {
             return reply.error(Errno::EINVAL);
@@ -633,6 +670,7 @@ impl Filesystem for ArgosFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.ops.count(ops::Op::Fallocate);
         let caller = self.caller(req, 0);
         reply_empty(
             reply,
@@ -649,6 +687,7 @@ impl Filesystem for ArgosFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        self.ops.count(ops::Op::Lseek);
         let Ok(offset) = u64::try_from(offset) else {
             return reply.error(Errno::ENXIO);
         };

@@ -178,6 +178,10 @@ pub struct StatsSnapshot {
     pub degraded_writes: u64,
     /// Failed shard writes.
     pub shard_write_failures: u64,
+    /// Stripe reads the RAM cache answered.
+    pub cache_hits: u64,
+    /// Stripe reads it did not.
+    pub cache_misses: u64,
 }
 
 /// One disk as the open volume sees it.
@@ -601,6 +605,8 @@ impl Volume {
             commits: s.commits.load(Ordering::Relaxed),
             degraded_writes: s.degraded_writes.load(Ordering::Relaxed),
             shard_write_failures: s.shard_write_failures.load(Ordering::Relaxed),
+            cache_hits: self.cache.hits_and_misses().0,
+            cache_misses: self.cache.hits_and_misses().1,
         }
     }
 

@@ -1,0 +1,281 @@
+//! A mount's live Prometheus metrics at `http://ADDR:PORT/metrics` (mount option
+//! `metrics=ADDR:PORT`): the health report of the open volume (the same metrics as
+//! `argosfs-health --prometheus`, from the data plane's live records; no stripe survey
+//! and no smartctl per scrape, so a scrape costs the same on any size of volume) and the
+//! mount's own counters: FUSE requests by operation, bytes read and written, stripe cache
+//! hits and misses, commits, degraded reads and writes, and the background job.
+//!
+//! A plain HTTP/1.1 responder on its own thread: one request per connection, `GET
+//! /metrics` answered, anything else 404; a client that does not send its request within
+//! a few seconds is dropped.
+
+use crate::control::JobWatch;
+use crate::posix::ops::OpCounters;
+use crate::volume::Volume;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the metrics are made from.
+struct Sources {
+    vol: Arc<Volume>,
+    ops: Arc<OpCounters>,
+    jobs: Option<JobWatch>,
+}
+
+/// The metrics endpoint of a mount, serving until [`MetricsServer::stop`].
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Listens on `addr` and serves `/metrics` from `vol`, `ops` and `jobs`.
+    pub fn start(
+        addr: SocketAddr,
+        vol: Arc<Volume>,
+        ops: Arc<OpCounters>,
+        jobs: Option<JobWatch>,
+    ) -> std::io::Result<MetricsServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
+        let sources = Sources { vol, ops, jobs };
+        let thread = std::thread::Builder::new()
+            .name("argosfs-metrics".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Ok(stream) = stream
+                        && let Err(e) = answer(stream, &sources)
+                    {
+                        tracing::debug!(error = %e, "metrics: a request was not answered");
+                    }
+                }
+            })?;
+        tracing::info!(%addr, "serving metrics at /metrics");
+        Ok(MetricsServer {
+            addr,
+            stopping,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving.
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn answer(stream: TcpStream, sources: &Sources) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // The headers are read and ignored.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = if method == "GET" && path == "/metrics" {
+        match render(sources) {
+            Ok(text) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text),
+            Err(e) => (
+                "500 Internal Server Error",
+                "text/plain; charset=utf-8",
+                format!("metrics failed: {e}\n"),
+            ),
+        }
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "only /metrics is served here\n".to_string(),
+        )
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+/// The metrics now, in the text exposition format.
+pub fn render_for(
+    vol: &Volume,
+    ops: &OpCounters,
+    jobs: Option<&JobWatch>,
+) -> prometheus::Result<String> {
+    let options = crate::health::ObserveOptions {
+        passphrase: None,
+        smart_override: None,
+        run_smartctl: false,
+    };
+    let report = crate::health::assess(&crate::health::observe_open(vol, None, &options));
+    let registry = crate::health::metrics::registry(&report)?;
+    mount_metrics(&registry, vol, ops, jobs)?;
+    prometheus::TextEncoder::new().encode_to_string(&registry.gather())
+}
+
+fn render(sources: &Sources) -> prometheus::Result<String> {
+    render_for(&sources.vol, &sources.ops, sources.jobs.as_ref())
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+/// The mount's own counters, added to `registry`.
+fn mount_metrics(
+    registry: &Registry,
+    vol: &Volume,
+    ops: &OpCounters,
+    jobs: Option<&JobWatch>,
+) -> prometheus::Result<()> {
+    let requests = counter(
+        registry,
+        "argosfs_fuse_requests_total",
+        "FUSE requests served by this mount, by operation",
+        &["op"],
+    )?;
+    for (op, n) in ops.requests() {
+        requests.with_label_values(&[op]).inc_by(n);
+    }
+    let (read, written) = ops.bytes();
+    counter(
+        registry,
+        "argosfs_fuse_read_bytes_total",
+        "Bytes returned by reads through this mount",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .inc_by(read);
+    counter(
+        registry,
+        "argosfs_fuse_written_bytes_total",
+        "Bytes taken by writes through this mount",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .inc_by(written);
+    let s = vol.stats();
+    for (name, help, value) in [
+        (
+            "argosfs_stripes_written_total",
+            "Stripes encoded and written since mount",
+            s.stripes_written,
+        ),
+        (
+            "argosfs_stripes_read_total",
+            "Stripes read from the disks since mount",
+            s.stripes_read,
+        ),
+        (
+            "argosfs_degraded_reads_total",
+            "Stripe reads that had to rebuild from parity since mount",
+            s.degraded_reads,
+        ),
+        (
+            "argosfs_degraded_writes_total",
+            "Stripes written with shards missing since mount",
+            s.degraded_writes,
+        ),
+        (
+            "argosfs_shard_write_failures_total",
+            "Shard writes that failed since mount",
+            s.shard_write_failures,
+        ),
+        (
+            "argosfs_commits_total",
+            "Metadata commits since mount",
+            s.commits,
+        ),
+        (
+            "argosfs_cache_hits_total",
+            "Stripe reads the RAM cache answered since mount",
+            s.cache_hits,
+        ),
+        (
+            "argosfs_cache_misses_total",
+            "Stripe reads the RAM cache did not answer since mount",
+            s.cache_misses,
+        ),
+    ] {
+        counter(registry, name, help, &[])?
+            .with_label_values::<&str>(&[])
+            .inc_by(value);
+    }
+    let running = gauge(
+        registry,
+        "argosfs_background_job_running",
+        "1 while the mount runs a background job (heal, drain, scrub, ...), by kind",
+        &["kind"],
+    )?;
+    let done = gauge(
+        registry,
+        "argosfs_background_job_stripes_done",
+        "Stripes the background job (running or last) has gone through in its phase",
+        &["kind"],
+    )?;
+    let bytes = gauge(
+        registry,
+        "argosfs_background_job_bytes",
+        "Bytes the background job (running or last) has read or written",
+        &["kind"],
+    )?;
+    if let Some(job) = jobs.and_then(JobWatch::status) {
+        let kind = job.request.name();
+        running
+            .with_label_values(&[kind])
+            .set(i64::from(!job.is_finished()));
+        done.with_label_values(&[kind])
+            .set(i64::try_from(job.progress.done).unwrap_or(i64::MAX));
+        bytes
+            .with_label_values(&[kind])
+            .set(i64::try_from(job.progress.bytes).unwrap_or(i64::MAX));
+    }
+    Ok(())
+}
