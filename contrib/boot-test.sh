@@ -118,7 +118,7 @@ poweroff_like_systemd() {
 			pid=${p#/proc/}
 			[ "$pid" = 1 ] && continue
 			[ "$pid" = "$$" ] && continue
-			first=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | head -n 1)
+			first=$(tr '\0' '\n' 2>/dev/null <"$p/cmdline" | head -n 1)
 			case "$first" in @*) continue ;; '') continue ;; esac
 			kill -"$sig" "$pid" 2>/dev/null
 		done
@@ -210,18 +210,11 @@ COMPRESS=gzip
 UMASK=0077
 CONF
 printf '%s\n' virtio_pci virtio_blk ext4 fuse >"$conf/modules"
-mkdir -p "$work/keys/etc/argosfs"
 cat >"$conf/argosfs.conf" <<CONF
 ARGOSFS_BINDIR=$work/bin
-ARGOSFS_KEYFILES="/etc/argosfs/boot-test-root.key /etc/argosfs/boot-test-wrong.key"
+ARGOSFS_KEYFILES="$work/root.key:/etc/argosfs/boot-test-root.key $work/wrong.key:/etc/argosfs/boot-test-wrong.key"
 CONF
-# The hook copies key files from their path on this machine to the same path inside.
-mkdir -p /etc/argosfs
-install -m 0600 "$work/root.key" /etc/argosfs/boot-test-root.key
-install -m 0600 "$work/wrong.key" /etc/argosfs/boot-test-wrong.key
 mkinitramfs -d "$conf" -o "$work/initrd.img" "$kver"
-rm -f /etc/argosfs/boot-test-root.key /etc/argosfs/boot-test-wrong.key
-rmdir /etc/argosfs 2>/dev/null || true
 say "initramfs: mkinitramfs with contrib/initramfs-tools, $(du -h "$work/initrd.img" | cut -f1)"
 
 # ---- qemu ---------------------------------------------------------------------------

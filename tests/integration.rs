@@ -3,6 +3,7 @@
 
 mod common;
 
+mod boot;
 mod cli_disk;
 mod cli_mkfs;
 mod cli_packaging;
