@@ -360,14 +360,24 @@ mkdir -p "$dbg/meta"
 debugfs -R "dump /meta/journal $dbg/meta/journal" "$work/plain-root.img" 2>/dev/null
 debugfs -R "dump /superblock.json $dbg/superblock.json" "$work/plain-root.img" 2>/dev/null
 jlen=$(stat -c %s "$dbg/meta/journal")
-# The first record's payload starts at 44 + 16; flip a byte in it.
-printf '\xff' | dd of="$dbg/meta/journal" bs=1 seek=70 conv=notrunc status=none
+# Walk the records (header 44 bytes; each record: len u32, txid u64, crc u32, payload)
+# and flip a byte in the payload of the last but one: the damage is then followed by
+# a good record (not a crash tear), and the repair loses only the last transactions.
+offsets=()
+off=44
+while [ "$off" -lt "$jlen" ]; do
+	offsets+=("$off")
+	len=$(od -An -tu4 -j "$off" -N4 "$dbg/meta/journal" | tr -d ' ')
+	off=$((off + 16 + len))
+done
+victim=${offsets[$((${#offsets[@]} - 2))]}
+printf '\xff' | dd of="$dbg/meta/journal" bs=1 seek=$((victim + 20)) conv=notrunc status=none
 debugfs -w -R "rm /meta/journal" "$work/plain-root.img" >/dev/null 2>&1
 debugfs -w -f - "$work/plain-root.img" >/dev/null 2>&1 <<DBG
 cd /meta
 write $dbg/meta/journal journal
 DBG
-echo "   journal: $jlen bytes, byte 70 (the first record's payload) flipped"
+echo "   journal: $jlen bytes, ${#offsets[@]} records; a payload byte of the record at offset $victim flipped"
 log=$work/boot5.log
 boot damaged-journal "$log" "$plain_append boottest.step=repaired" "${plain_drives[@]}"
 wait_for "$log" "(initramfs)" 120 || true
