@@ -4,6 +4,7 @@
 mod common;
 
 mod autopilot;
+mod boot;
 mod cli_disk;
 mod cli_health;
 mod cli_mkfs;
