@@ -517,13 +517,19 @@ fn units_for_verify(dir: &Path) -> Vec<PathBuf> {
     for entry in std::fs::read_dir(&source).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if !(name.ends_with(".service") || name.ends_with(".mount")) {
+        if ![".service", ".mount", ".timer"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        {
             continue;
         }
-        let unit = std::fs::read_to_string(&path).unwrap().replace(
-            "/usr/local/bin/argosfs-mount",
-            bin("argosfs-mount").to_str().unwrap(),
-        );
+        let mut unit = std::fs::read_to_string(&path).unwrap();
+        for program in ["argosfs-mount", "argosfs-scrub", "argosfs-autopilot"] {
+            unit = unit.replace(
+                &format!("/usr/local/bin/{program}"),
+                bin(program).to_str().unwrap(),
+            );
+        }
         std::fs::write(dir.join(&name), unit).unwrap();
         // A template is verified through an instance of it.
         units.push(dir.join(name.replace("@.", "@mnt-data.")));
