@@ -515,3 +515,38 @@ fn issue_10_fail_and_activate_a_disk_by_hand() {
     assert!(run.stderr.contains("names no disk"), "{}", run.stderr);
     assert_files(&tv, &written, "after activating d2");
 }
+
+/// `explain FILE` shows each stripe's disks and every candidate's score and reason.
+#[test]
+fn issue_11_explain_shows_each_stripe_and_why_each_disk() {
+    let tv = small_stripes(7, false);
+    let vol = tv.open();
+    files(&vol, 0, 2);
+    vol.close().unwrap();
+    let run = disk(&tv, &["explain", "/f1", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let stripes = run.json["stripes"].as_array().unwrap();
+    assert!(stripes.len() >= 2, "{}", run.json);
+    let first = &stripes[0];
+    assert_eq!(first["disks"].as_array().unwrap().len(), 6);
+    let candidates = first["now"]["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 7);
+    assert_eq!(
+        candidates.iter().filter(|c| c["taken"] == true).count(),
+        6,
+        "{first}"
+    );
+    assert!(
+        candidates
+            .iter()
+            .all(|c| c["reason"].is_string() && c["score"].is_number())
+    );
+    let text = disk(&tv, &["explain", "/f1"]);
+    assert!(
+        text.stdout.contains("score") && text.stdout.contains("taken: rank 1"),
+        "{}",
+        text.stdout
+    );
+    let missing = disk(&tv, &["explain", "/nope"]);
+    assert_eq!(missing.code, Some(1));
+}

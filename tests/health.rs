@@ -363,3 +363,49 @@ fn metrics_carry_the_records_and_verdicts() {
         "{text}"
     );
 }
+
+/// A disk much slower than its peers gets fewer new shards (its weight lowered, within
+/// the domain rules), and `explain_placement` says why.
+#[test]
+fn issue_11_placement_gives_a_slow_disk_fewer_new_shards_and_says_why() {
+    let tv = common::make(&Spec {
+        disks: 8,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let (vol, faults) = tv.open_faulty();
+    faults.lock().unwrap()[&DiskId(3)].set_put_delay(std::time::Duration::from_millis(12));
+    let count_on = |vol: &argosfs::volume::Volume, from: u64| {
+        vol.stripes()
+            .iter()
+            .filter(|at| at.stripe.id.0 >= from)
+            .map(|at| at.stripe.uses(DiskId(3)))
+            .fold((0u64, 0u64), |(on, all), uses| {
+                (on + u64::from(uses), all + 1)
+            })
+    };
+    // Enough writes for every disk's latency to count (MIN_SAMPLES each).
+    common::put_file(&vol, b"warm", &common::pattern(160 * 16 << 10, 5));
+    vol.commit().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let next = vol.stripes().iter().map(|at| at.stripe.id.0).max().unwrap() + 1;
+    common::put_file(&vol, b"after", &common::pattern(200 * 16 << 10, 6));
+    vol.commit().unwrap();
+    let (on, all) = count_on(&vol, next);
+    // Fair share: 6 of 8 disks per stripe, 3/4 of the stripes; slow: a quarter weight.
+    assert!(
+        (on as f64) < all as f64 * 0.45,
+        "the slow disk got {on} of {all} new stripes"
+    );
+    let explained = vol.explain_placement(b"/after").unwrap();
+    assert_eq!(explained.len(), 200);
+    let d3 = explained[0]
+        .now
+        .candidates
+        .iter()
+        .find(|c| c.disk == DiskId(3))
+        .unwrap();
+    assert!(d3.reason.contains("slow"), "{}", d3.reason);
+    assert!(explained[0].now.chosen.len() == 6);
+    vol.close().unwrap();
+}

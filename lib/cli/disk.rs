@@ -191,6 +191,16 @@ pub enum Action {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Show where the stripes of a file are and how placement chooses their disks.
+    ///
+    /// For each stripe: the disk of each shard, then placement asked again now, with
+    /// every candidate disk's score and why it is taken or skipped (not writable, no
+    /// headroom, its failure domain full; a lowered weight for a slow disk or one short
+    /// of space is shown with why).
+    Explain {
+        /// The file, as a path inside the volume (e.g. /home/a/notes.txt).
+        path: String,
+    },
     /// Show the mount's background job (the one running, or the last one).
     Status,
     /// Stop the mount's background job after the stripe in progress.
@@ -210,6 +220,7 @@ impl Action {
             Action::Rebalance { .. } => "rebalance",
             Action::Drain { .. } => "drain",
             Action::Remove { .. } => "remove",
+            Action::Explain { .. } => "explain",
             Action::Fail { .. } => "fail",
             Action::Activate { .. } => "activate",
             Action::Status => "status",
@@ -376,6 +387,7 @@ fn request_of(root: &Path, sb: &Superblock, action: &Action) -> anyhow::Result<R
             },
             forget: matches!(action, Action::Remove { .. }),
         },
+        Action::Explain { path } => Request::Explain { path: path.clone() },
         Action::Fail { disk, reason } => Request::SetState {
             disk: find(disk)?,
             state: DiskState::Failed,
@@ -548,6 +560,7 @@ fn present(
             state,
             is_forgotten,
         } => drained(root, request, disk, &report, state, is_forgotten)?,
+        action::Outcome::Explained(stripes) => explained(request, &stripes)?,
         action::Outcome::Scrub(_) => {
             anyhow::bail!("the mount answered a disk request with a scrub outcome")
         }
@@ -694,6 +707,51 @@ fn state_name(state: DiskState) -> &'static str {
         DiskState::Failed => "failed",
         DiskState::Removed => "removed",
     }
+}
+
+fn explained(
+    request: &Request,
+    stripes: &[crate::volume::StripePlacement],
+) -> anyhow::Result<Outcome> {
+    let Request::Explain { path } = request else {
+        anyhow::bail!("an explanation answered another request");
+    };
+    let mut lines = vec![format!("{path}: {} stripes", stripes.len())];
+    for s in stripes {
+        let on: Vec<String> = s
+            .disks
+            .iter()
+            .map(|d| d.map_or_else(|| "-".to_string(), |d| d.to_string()))
+            .collect();
+        lines.push(format!(
+            "chunk {} stripe {}: shards on {}",
+            s.chunk,
+            s.stripe,
+            on.join(" ")
+        ));
+        let chosen: Vec<String> = s.now.chosen.iter().map(|d| d.to_string()).collect();
+        lines.push(format!(
+            "  placed now: {}{}",
+            if chosen.is_empty() {
+                "nowhere".to_string()
+            } else {
+                chosen.join(" ")
+            },
+            s.now
+                .error
+                .as_ref()
+                .map_or_else(String::new, |e| format!(" ({e})"))
+        ));
+        for c in &s.now.candidates {
+            lines.push(format!("    {} score {:.4}: {}", c.disk, c.score, c.reason));
+        }
+    }
+    Ok(Outcome {
+        json: json!({ "path": path, "stripes": stripes }),
+        lines,
+        failures: Vec::new(),
+        is_whole: true,
+    })
 }
 
 fn added(root: &Path, config: &DiskConfig) -> Outcome {

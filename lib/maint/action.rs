@@ -60,6 +60,11 @@ pub enum Request {
         /// Forget the disk once it is empty (`remove`).
         forget: bool,
     },
+    /// Where the stripes of a file are and what placement makes of them now.
+    Explain {
+        /// The file, as a path inside the volume.
+        path: String,
+    },
     /// Verify shards (and repair, if asked).
     Scrub(ScrubOptions),
     /// The scrub state: the run in progress, verification ages, the last run.
@@ -85,6 +90,7 @@ impl Request {
             Request::Rebalance { .. } => "rebalance",
             Request::Drain { forget: false, .. } => "drain",
             Request::Drain { forget: true, .. } => "remove",
+            Request::Explain { .. } => "explain",
             Request::Scrub(_) => "scrub",
             Request::ScrubStatus => "scrub-status",
             Request::ScrubPause => "scrub-pause",
@@ -96,6 +102,7 @@ impl Request {
         !matches!(
             self,
             Request::List
+                | Request::Explain { .. }
                 | Request::Add { .. }
                 | Request::SetState { .. }
                 | Request::ScrubStatus
@@ -105,7 +112,10 @@ impl Request {
 
     /// It only reads.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Request::List | Request::ScrubStatus)
+        matches!(
+            self,
+            Request::List | Request::ScrubStatus | Request::Explain { .. }
+        )
     }
 }
 
@@ -136,6 +146,8 @@ pub enum Outcome {
     },
     /// A heal or rebalance run.
     Ran(Report),
+    /// The placement of a file's stripes.
+    Explained(Vec<crate::volume::StripePlacement>),
     /// Scrub's answer.
     Scrub(ScrubOutcome),
     /// A drain run, and where it left the disk.
@@ -195,6 +207,7 @@ pub fn perform(vol: &Volume, request: &Request, job: &Job) -> Result<Outcome> {
             }
         }
         Request::Heal { bounds } => Outcome::Ran(super::heal(vol, *bounds, job)?),
+        Request::Explain { path } => Outcome::Explained(vol.explain_placement(path.as_bytes())?),
         Request::Scrub(options) => {
             Outcome::Scrub(ScrubOutcome::Ran(scrub::scrub(vol, options, job)?))
         }

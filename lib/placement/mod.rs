@@ -24,15 +24,19 @@
 //! words.
 
 use crate::types::{DiskId, StripeId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What placement knows of one disk.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Candidate {
     /// The disk.
     pub id: DiskId,
     /// Relative weight (default 1.0); larger takes proportionally more shards.
     pub weight: f64,
+    /// Why `weight` is below the disk's configured weight (a slow disk, one short of
+    /// headroom), for explanations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_note: Option<String>,
     /// Device class, e.g. "ssd" or "hdd".
     pub class: String,
     /// Failure domain (a shelf, a controller); disks sharing one can fail together.
@@ -46,7 +50,7 @@ pub struct Candidate {
 }
 
 /// One placement question.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// The stripe whose shards are placed.
     pub stripe: StripeId,
@@ -60,7 +64,7 @@ pub struct Request {
     pub shard_bytes: u64,
     /// Domains already holding shards of the stripe (when some of its shards are placed
     /// again: heal, drain), counted against `max_per_domain` like chosen ones.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_domains: Vec<String>,
 }
 
@@ -83,7 +87,7 @@ pub enum PlacementError {
 }
 
 /// A placement and the reasoning behind it, for `--explain` and JSON reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Explanation {
     /// The question asked.
     pub request: Request,
@@ -96,17 +100,23 @@ pub struct Explanation {
 }
 
 /// What placement made of one candidate disk.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CandidateReport {
     /// The disk.
     pub disk: DiskId,
     /// Its straw2 score for this stripe (higher wins; -inf, shown as null in JSON, when
     /// its weight is unusable).
+    #[serde(deserialize_with = "score_or_null")]
     pub score: f64,
     /// Whether it received a shard.
     pub taken: bool,
     /// Why, e.g. "taken: rank 2, shard 1" or "skipped: not writable".
     pub reason: String,
+}
+
+/// Reads a score written as JSON, where -inf became null.
+fn score_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 /// Share of a disk's capacity kept free: a full filesystem degrades badly, and the
@@ -394,6 +404,21 @@ fn stable_ln(x: f64) -> f64 {
 }
 
 fn reason(request: &Request, ranking: &Ranking, entry: &Entry, candidate: &Candidate) -> String {
+    let why = pick_reason(request, ranking, entry, candidate);
+    match &candidate.weight_note {
+        Some(note) if entry.skip.is_none() => {
+            format!("{why} (weight {:.2}: {note})", candidate.weight)
+        }
+        _ => why,
+    }
+}
+
+fn pick_reason(
+    request: &Request,
+    ranking: &Ranking,
+    entry: &Entry,
+    candidate: &Candidate,
+) -> String {
     if let Some(skip) = entry.skip {
         return match skip {
             Skip::Duplicate => "skipped: duplicate of an earlier candidate's disk id".into(),
@@ -461,6 +486,7 @@ mod tests {
         Candidate {
             id: DiskId(id),
             weight: 1.0,
+            weight_note: None,
             class: "hdd".into(),
             domain: domain.into(),
             is_writable: true,

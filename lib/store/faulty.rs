@@ -40,6 +40,8 @@ pub struct FaultyDisk {
     is_flipping_reads: AtomicBool,
     /// `torn_next_put`: bytes to keep plus one; 0 when disarmed.
     torn_keep: AtomicU64,
+    /// `set_put_delay`: microseconds every put waits first.
+    put_delay_us: AtomicU64,
     puts: AtomicU64,
     gets: AtomicU64,
     syncs: AtomicU64,
@@ -56,10 +58,17 @@ impl FaultyDisk {
             is_vanished: AtomicBool::new(false),
             is_flipping_reads: AtomicBool::new(false),
             torn_keep: AtomicU64::new(0),
+            put_delay_us: AtomicU64::new(0),
             puts: AtomicU64::new(0),
             gets: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
         }
+    }
+
+    /// Makes every put wait `delay` first: a slow drive.
+    pub fn set_put_delay(&self, delay: std::time::Duration) {
+        self.put_delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// The wrapped disk, to inspect what really got written.
@@ -175,6 +184,10 @@ impl Disk for FaultyDisk {
 
     fn put_shard(&self, key: ShardKey, parts: &[&[u8]]) -> io::Result<()> {
         self.puts.fetch_add(1, Ordering::SeqCst);
+        let delay = self.put_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
         if self.vanished() {
             return Err(eio());
         }

@@ -26,6 +26,7 @@ mod relocate;
 mod store_access;
 mod stripe_io;
 pub mod superblock;
+mod weights;
 mod write_behind;
 
 pub use access::Caller;
@@ -33,7 +34,7 @@ pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use disk_stats::{DiskRecord, IoCounters, LatencySummary, Records, VolumeCounters};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
-pub use relocate::{DiskInfo, Relocated, ShardCheck, StripeAt};
+pub use relocate::{DiskInfo, Relocated, ShardCheck, StripeAt, StripePlacement};
 pub use store_access::audit_root;
 pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 
@@ -204,6 +205,8 @@ struct DiskSlot {
     space_cache: Mutex<Option<(std::time::Instant, Option<crate::store::DiskSpace>)>>,
     /// What the data plane observed of the disk (kept while its directory stays).
     stats: Arc<disk_stats::DiskStats>,
+    /// Much slower than its peers ([`weights`]): it gets fewer new shards.
+    is_slow: AtomicBool,
 }
 
 /// How long a disk's free-space reading is reused by placement.
@@ -230,6 +233,7 @@ impl DiskSlot {
             is_dirty: AtomicBool::new(false),
             space_cache: Mutex::new(None),
             stats,
+            is_slow: AtomicBool::new(false),
         }
     }
 
@@ -250,9 +254,11 @@ impl DiskSlot {
     fn candidate(&self, is_fresh: bool, is_allowed: bool) -> crate::placement::Candidate {
         let present = self.space_if_present(is_fresh);
         let space = present.unwrap_or_default();
+        let (weight, weight_note) = self.placement_weight(present);
         crate::placement::Candidate {
             id: self.config.id,
-            weight: self.config.weight,
+            weight,
+            weight_note,
             class: self.config.class.clone(),
             domain: self.config.domain.clone(),
             is_writable: is_allowed && self.takes_new_shards() && present.is_some(),
@@ -351,6 +357,8 @@ pub struct Volume {
     /// A degraded write was logged as a warning (later ones log at debug level).
     has_warned_degraded: AtomicBool,
     stats: Stats,
+    /// When the slow-disk flags were last recomputed ([`weights`]).
+    slow_checked: Mutex<Option<std::time::Instant>>,
     /// The volume's own records and the history loaded at open (`disk_stats`).
     records: disk_stats::VolumeStats,
     /// Set by [`Volume::enable_write_behind`].
@@ -514,6 +522,7 @@ impl Volume {
             min_shards: usize::from(min_shards),
             has_warned_degraded: AtomicBool::new(false),
             stats: Stats::default(),
+            slow_checked: Mutex::new(None),
             records,
             this: OnceLock::new(),
             in_flight: Arc::default(),

@@ -71,6 +71,21 @@ impl DiskInfo {
     }
 }
 
+/// Where a stripe of a file is, and what placement makes of it now.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StripePlacement {
+    /// The chunk of the file.
+    pub chunk: u64,
+    /// The stripe.
+    pub stripe: crate::types::StripeId,
+    /// The disk of each shard (None: never written).
+    pub disks: Vec<Option<DiskId>>,
+    /// Placement of the stripe asked again now, with every candidate's score and why it
+    /// is taken or not (a stripe written earlier may sit elsewhere: the disks and their
+    /// states, weights and space were what they were then).
+    pub now: placement::Explanation,
+}
+
 /// What [`Volume::relocate_shards`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relocated {
@@ -272,6 +287,57 @@ impl Volume {
         Ok(present)
     }
 
+    /// The placement of every stripe of the file at `path` (components from the root,
+    /// as root sees them): where its shards are and what placement would choose now.
+    pub fn explain_placement(&self, path: &[u8]) -> Result<Vec<StripePlacement>> {
+        let root = super::Caller::root();
+        let mut ino = crate::types::InodeId::ROOT;
+        for name in path.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+            ino = self.lookup(&root, ino, name)?.ino;
+        }
+        let set = self.disk_set();
+        self.refresh_slow_disks(&set);
+        let candidates: Vec<Candidate> =
+            set.iter().map(|slot| slot.candidate(false, true)).collect();
+        let stripes: Vec<(u64, StripeRef)> = {
+            let state = self.lock_state();
+            state
+                .meta
+                .table()
+                .chunks
+                .get(&ino)
+                .map(|chunks| {
+                    chunks
+                        .iter()
+                        .filter_map(|(chunk, c)| match c {
+                            Chunk::Stripe(s) => Some((*chunk, s.clone())),
+                            Chunk::Inline(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(stripes
+            .into_iter()
+            .map(|(chunk, stripe)| {
+                let request = Request {
+                    stripe: stripe.id,
+                    count: self.sb.layout.width(),
+                    min_count: self.min_shards,
+                    max_per_domain: usize::from(self.sb.layout.m).max(1),
+                    shard_bytes: u64::from(stripe.info.shard_len) + 64,
+                    held_domains: Vec::new(),
+                };
+                StripePlacement {
+                    chunk,
+                    stripe: stripe.id,
+                    disks: stripe.disks.clone(),
+                    now: placement::explain(&request, &candidates),
+                }
+            })
+            .collect())
+    }
+
     /// Changes a disk's state, durably (the superblock is rewritten first, then the open
     /// volume follows it: placement stops or starts giving it new shards at once).
     pub fn set_disk_state(&self, disk: DiskId, state: DiskState, reason: &str) -> Result<()> {
@@ -331,6 +397,7 @@ impl Volume {
             shard_bytes: u64::from(stripe.info.shard_len) + 64,
             held_domains,
         };
+        self.refresh_slow_disks(&disks);
         // Never a disk that already holds a shard of the stripe (staying or moving).
         let place = |is_fresh: bool| {
             let candidates: Vec<Candidate> = disks

@@ -229,6 +229,7 @@ impl Volume {
         excluded: &[DiskId],
         is_fresh: bool,
     ) -> Result<Vec<DiskId>> {
+        self.refresh_slow_disks(set);
         let candidates: Vec<Candidate> = set
             .iter()
             .map(|slot| slot.candidate(is_fresh, !excluded.contains(&slot.config.id)))
