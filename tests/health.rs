@@ -385,11 +385,11 @@ fn issue_11_placement_gives_a_slow_disk_fewer_new_shards_and_says_why() {
             })
     };
     // Enough writes for every disk's latency to count (MIN_SAMPLES each).
-    common::put_file(&vol, b"warm", &common::pattern(160 * 16 << 10, 5));
+    common::put_file(&vol, b"warm", &common::pattern(160 * (16 << 10), 5));
     vol.commit().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let next = vol.stripes().iter().map(|at| at.stripe.id.0).max().unwrap() + 1;
-    common::put_file(&vol, b"after", &common::pattern(200 * 16 << 10, 6));
+    common::put_file(&vol, b"after", &common::pattern(200 * (16 << 10), 6));
     vol.commit().unwrap();
     let (on, all) = count_on(&vol, next);
     // Fair share: 6 of 8 disks per stripe, 3/4 of the stripes; slow: a quarter weight.
