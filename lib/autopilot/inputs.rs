@@ -168,7 +168,51 @@ fn push_bounded<T>(series: &mut Vec<T>, value: T) {
     }
 }
 
+/// A change in a disk's health since the last run, for the event log and hooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthChange {
+    /// The disk.
+    pub disk: DiskId,
+    /// `disk-unavailable`, `disk-available` or `smart-bad-sectors-grew`.
+    pub kind: String,
+    /// What, in words.
+    pub detail: String,
+}
+
 impl Memory {
+    /// What changed in the disks' health between the last run and `obs`.
+    pub fn changes(&self, obs: &Observation) -> Vec<HealthChange> {
+        let mut changes = Vec::new();
+        for disk in obs.disks.iter().filter(|d| d.is_in_use()) {
+            let Some(m) = self.disks.get(&disk.id) else {
+                continue;
+            };
+            match m.availability.last() {
+                Some(true) if !disk.is_available => changes.push(HealthChange {
+                    disk: disk.id,
+                    kind: "disk-unavailable".into(),
+                    detail: format!("{} was available at the last run and is not now", disk.id),
+                }),
+                Some(false) if disk.is_available => changes.push(HealthChange {
+                    disk: disk.id,
+                    kind: "disk-available".into(),
+                    detail: format!("{} is available again", disk.id),
+                }),
+                _ => {}
+            }
+            if let (Some(smart), Some(&last)) = (&disk.smart, m.bad_sectors.last())
+                && smart.bad_sectors() > last
+            {
+                changes.push(HealthChange {
+                    disk: disk.id,
+                    kind: "smart-bad-sectors-grew".into(),
+                    detail: format!("{}: bad sectors {last} -> {}", disk.id, smart.bad_sectors()),
+                });
+            }
+        }
+        changes
+    }
+
     /// This memory with `obs` added: what the next run starts from.
     pub fn after(&self, obs: &Observation) -> Memory {
         let median = peer_median_p99(obs);

@@ -3,7 +3,7 @@
 //! scenarios on real volumes are in tests/autopilot.rs.
 
 use super::inputs::{DiskMemory, DiskSeen, Inputs, Memory, Observation, Policy, SmartReading};
-use super::plan::{Severity, Step, plan};
+use super::plan::{Plan, Severity, Step};
 use crate::types::DiskId;
 use crate::volume::DiskState;
 
@@ -77,6 +77,16 @@ fn smart(pending: u64) -> SmartReading {
         reallocated_sectors: Some(0),
         ..SmartReading::default()
     }
+}
+
+/// The plan for `inputs`, checked to be what a replay of the run's artifact gives: the
+/// inputs written as JSON and read back plan the same (every scenario is replayed).
+fn plan(inputs: &Inputs) -> Plan {
+    let planned = super::plan::plan(inputs);
+    let saved: Inputs = serde_json::from_str(&serde_json::to_string(inputs).unwrap()).unwrap();
+    assert_eq!(saved, *inputs, "the inputs do not survive the artifact");
+    assert_eq!(super::plan::plan(&saved), planned, "the replay differs");
+    planned
 }
 
 fn steps(inputs: &Inputs) -> Vec<Step> {
@@ -490,4 +500,28 @@ fn memory_tracks_grace_flaps_trends_and_slowness() {
         m.disks[&DiskId(1)].bad_sectors.len(),
         super::inputs::MEMORY_RUNS
     );
+}
+
+#[test]
+fn health_changes_between_runs_are_events() {
+    let mut v = volume(6);
+    v.observation.disks[1].smart = Some(smart(2));
+    let m1 = v.memory.after(&v.observation);
+    assert!(m1.changes(&v.observation).is_empty());
+    lose(&mut v, 4, None);
+    v.observation.disks[1].smart = Some(smart(5));
+    let kinds: Vec<String> = m1
+        .changes(&v.observation)
+        .into_iter()
+        .map(|c| format!("{}:{}", c.disk, c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["d1:smart-bad-sectors-grew", "d4:disk-unavailable"]
+    );
+    let m2 = m1.after(&v.observation);
+    v.observation.disks[4].is_available = true;
+    let back = m2.changes(&v.observation);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].kind, "disk-available");
 }

@@ -326,6 +326,9 @@ fn autopilot(args: &AutopilotArgs, root: &Path) -> anyhow::Result<Outcome2> {
             tracing::warn!(error = %e, "could not record an event");
         }
     };
+    for change in inputs.memory.changes(&inputs.observation) {
+        event("health-changed", json!(change));
+    }
     if let Some(why) = &plan.refused {
         event("autopilot-refused", json!({ "why": why }));
     }
