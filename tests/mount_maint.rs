@@ -16,10 +16,15 @@ use std::time::Duration;
 
 const DISK: &str = env!("CARGO_BIN_EXE_argosfs-disk");
 
-/// `argosfs-disk ROOT ARGS --json` (no passphrase: the mount has the key): exit code and
-/// the JSON object.
+/// `argosfs-disk ROOT ARGS --json` (no passphrase: the mount has the key): exit code,
+/// the JSON object and stderr.
 fn disk(tv: &TestVolume, args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(DISK)
+    run_json(DISK, tv, args)
+}
+
+/// `PROGRAM ROOT ARGS --json` without a passphrase.
+fn run_json(program: &str, tv: &TestVolume, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(program)
         .arg(&tv.root)
         .args(args)
         .arg("--json")
@@ -309,18 +314,7 @@ const SCRUB: &str = env!("CARGO_BIN_EXE_argosfs-scrub");
 
 /// `argosfs-scrub ROOT ARGS --json` (the mount answers; no passphrase).
 fn scrub(tv: &TestVolume, args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(SCRUB)
-        .arg(&tv.root)
-        .args(args)
-        .arg("--json")
-        .env_remove("ARGOSFS_PASSPHRASE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), json, stderr)
+    run_json(SCRUB, tv, args)
 }
 
 /// Waits until the mount's scrub job has ended.

@@ -5,7 +5,7 @@
 
 use super::import::UsageError;
 use super::perform::Performer;
-use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
+use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging};
 use crate::autopilot::observe::{self, DiskHealth};
 use crate::autopilot::record::{self, Artifact, Event, StepResult, Verification};
 use crate::autopilot::{Inputs, Observation, Plan, Policy, Severity, execute, plan};
@@ -108,12 +108,7 @@ pub struct AutopilotArgs {
     pub common: CommonArgs,
 }
 
-/// What a run printed and how it ends.
-struct Outcome2 {
-    json: Value,
-    lines: Vec<String>,
-    is_ok: bool,
-}
+use super::Done as Outcome2;
 
 /// Entry point of argosfs-autopilot.
 pub fn main() -> ExitCode {
@@ -138,34 +133,7 @@ pub fn run(args: AutopilotArgs) -> ExitCode {
             autopilot(&args, &root)
         }
     };
-    match result {
-        Ok(outcome) => {
-            if args.common.json {
-                let mut object = header;
-                if let (Some(object), Value::Object(fields)) =
-                    (object.as_object_mut(), outcome.json)
-                {
-                    object.extend(fields);
-                }
-                super::print_json(&object);
-            } else if !args.common.quiet {
-                for line in &outcome.lines {
-                    println!("{line}");
-                }
-            }
-            ExitCode::from(if outcome.is_ok { exit::OK } else { exit::FAIL })
-        }
-        Err(e) => {
-            report_error(PROGRAM, &e);
-            if args.common.json {
-                let mut object = header;
-                object["error"] = json!(super::error_text(&e));
-                super::print_json(&object);
-            }
-            let is_usage = e.downcast_ref::<UsageError>().is_some();
-            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
-        }
-    }
+    super::finish(PROGRAM, &args.common, header, result)
 }
 
 fn now_unix() -> u64 {
@@ -501,6 +469,7 @@ fn present(artifact: &Artifact, path: &Path, explain: bool) -> Outcome2 {
             "inputs": artifact.inputs,
         }),
         lines,
+        failures: Vec::new(),
         is_ok,
     }
 }
@@ -530,6 +499,7 @@ fn replay(path: &Path, explain: bool) -> anyhow::Result<Outcome2> {
             "saved_plan": artifact.plan,
         }),
         lines,
+        failures: Vec::new(),
         is_ok: is_identical,
     })
 }

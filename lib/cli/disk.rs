@@ -7,7 +7,7 @@
 
 use super::import::UsageError;
 use super::perform::Performer;
-use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
+use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging};
 use crate::control::{Answer, Ask, Client, JobStatus};
 use crate::maint::action::{self, Request};
 use crate::maint::{Bounds, Report, Stop, Survey, disks};
@@ -21,9 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const PROGRAM: &str = "argosfs-disk";
-
-/// Failures printed one per line; the rest are counted.
-const SHOWN_FAILURES: usize = 10;
 
 /// Examples for `--help` and the man page.
 pub const EXAMPLES: &[Example] = &[
@@ -229,13 +226,7 @@ impl Action {
     }
 }
 
-/// What one subcommand did: its JSON object, its text, whether everything is whole.
-struct Outcome {
-    json: Value,
-    lines: Vec<String>,
-    failures: Vec<String>,
-    is_whole: bool,
-}
+use super::Done as Outcome;
 
 /// Entry point of argosfs-disk.
 pub fn main() -> ExitCode {
@@ -256,41 +247,12 @@ pub fn run(args: DiskArgs) -> ExitCode {
         "command": args.action.name(),
         "root": super::json_path(&root),
     });
-    match execute(&args).map_err(offline_only) {
-        Ok(outcome) => {
-            if args.common.json {
-                let mut object = header;
-                if let (Some(object), Value::Object(fields)) =
-                    (object.as_object_mut(), outcome.json)
-                {
-                    object.extend(fields);
-                }
-                super::print_json(&object);
-            } else {
-                if !args.common.quiet {
-                    for line in &outcome.lines {
-                        println!("{line}");
-                    }
-                }
-                print_failures(&outcome.failures);
-            }
-            ExitCode::from(if outcome.is_whole {
-                exit::OK
-            } else {
-                exit::FAIL
-            })
-        }
-        Err(e) => {
-            report_error(PROGRAM, &e);
-            if args.common.json {
-                let mut object = header;
-                object["error"] = json!(super::error_text(&e));
-                super::print_json(&object);
-            }
-            let is_usage = e.downcast_ref::<UsageError>().is_some();
-            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
-        }
-    }
+    super::finish(
+        PROGRAM,
+        &args.common,
+        header,
+        execute(&args).map_err(offline_only),
+    )
 }
 
 /// A volume in use, but not by a mount answering on its control socket, gets why this
@@ -300,18 +262,6 @@ fn offline_only(e: anyhow::Error) -> anyhow::Error {
         e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
     } else {
         e
-    }
-}
-
-fn print_failures(failures: &[String]) {
-    for failure in failures.iter().take(SHOWN_FAILURES) {
-        eprintln!("{PROGRAM}: {failure}");
-    }
-    if failures.len() > SHOWN_FAILURES {
-        eprintln!(
-            "{PROGRAM}: ... and {} more (all of them in --json)",
-            failures.len() - SHOWN_FAILURES
-        );
     }
 }
 
@@ -412,7 +362,7 @@ fn started(root: &Path, request: &Request) -> Outcome {
             root.display()
         )],
         failures: Vec::new(),
-        is_whole: true,
+        is_ok: true,
     }
 }
 
@@ -426,7 +376,7 @@ fn status(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
                 root.display()
             )],
             failures: Vec::new(),
-            is_whole: true,
+            is_ok: true,
         });
     };
     let job = match mount.ask(&Ask::Status).context("asking the mount")? {
@@ -445,7 +395,7 @@ fn status(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
         json: json!({ "is_mounted": true, "job": job }),
         lines,
         failures: Vec::new(),
-        is_whole: !failed,
+        is_ok: !failed,
     })
 }
 
@@ -493,7 +443,7 @@ fn stop(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
             )],
             json: json!({ "job": job }),
             failures: Vec::new(),
-            is_whole: true,
+            is_ok: true,
         }),
         Answer::Failed(why) => Err(anyhow::anyhow!(why)),
         _ => anyhow::bail!("the mount answered a stop with something else"),
@@ -612,7 +562,7 @@ fn list(root: &Path, sb: &Superblock, survey: &Survey) -> Outcome {
         json,
         lines: list_lines(&abs_root, sb, survey),
         failures: Vec::new(),
-        is_whole,
+        is_ok: is_whole,
     }
 }
 
@@ -750,7 +700,7 @@ fn explained(
         json: json!({ "path": path, "stripes": stripes }),
         lines,
         failures: Vec::new(),
-        is_whole: true,
+        is_ok: true,
     })
 }
 
@@ -776,7 +726,7 @@ fn added(root: &Path, config: &DiskConfig) -> Outcome {
             config.weight
         )],
         failures: Vec::new(),
-        is_whole: true,
+        is_ok: true,
     }
 }
 
@@ -834,7 +784,7 @@ fn replaced_outcome(
         json,
         lines,
         failures,
-        is_whole,
+        is_ok: is_whole,
     })
 }
 
@@ -876,7 +826,7 @@ fn drained(
         json,
         lines,
         failures: report.failures.clone(),
-        is_whole,
+        is_ok: is_whole,
     })
 }
 
@@ -896,7 +846,7 @@ fn run_outcome(root: &Path, name: &str, verb: &str, report: &Report) -> Outcome 
         json,
         lines,
         failures: report.failures.clone(),
-        is_whole: report.is_complete(),
+        is_ok: report.is_complete(),
     }
 }
 

@@ -221,6 +221,65 @@ pub fn detach_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a one-shot program (argosfs-disk, -scrub, -autopilot) did: the fields of its
+/// JSON object, its text, the failures to print on stderr, whether it ends well.
+pub(crate) struct Done {
+    pub(crate) json: serde_json::Value,
+    pub(crate) lines: Vec<String>,
+    pub(crate) failures: Vec<String>,
+    pub(crate) is_ok: bool,
+}
+
+/// Failures printed one per line; the rest are counted (all are in --json).
+const SHOWN_FAILURES: usize = 10;
+
+/// Prints what a one-shot program did and gives its exit status: with --json one object
+/// (`header` and the outcome's fields, or `error`), else the text (none with -q); the
+/// failures, at most [`SHOWN_FAILURES`], on stderr. 0 when it ends well, 2 for a usage
+/// error, else 1.
+pub(crate) fn finish(
+    program: &str,
+    common: &CommonArgs,
+    header: serde_json::Value,
+    result: anyhow::Result<Done>,
+) -> std::process::ExitCode {
+    use serde_json::Value;
+    let mut object = header;
+    match result {
+        Ok(done) => {
+            if common.json {
+                if let (Some(object), Value::Object(fields)) = (object.as_object_mut(), done.json) {
+                    object.extend(fields);
+                }
+                print_json(&object);
+            } else if !common.quiet {
+                for line in &done.lines {
+                    println!("{line}");
+                }
+            }
+            for failure in done.failures.iter().take(SHOWN_FAILURES) {
+                eprintln!("{program}: {failure}");
+            }
+            if done.failures.len() > SHOWN_FAILURES {
+                eprintln!(
+                    "{program}: ... and {} more (all of them in --json)",
+                    done.failures.len() - SHOWN_FAILURES
+                );
+            }
+            std::process::ExitCode::from(if done.is_ok { exit::OK } else { exit::FAIL })
+        }
+        Err(e) => {
+            report_error(program, &e);
+            if common.json {
+                object["error"] = serde_json::json!(error_text(&e));
+                print_json(&object);
+            }
+            let is_usage = e.downcast_ref::<import::UsageError>().is_some();
+            std::process::ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
+        }
+    }
+}
+
 /// Prints a JSON report on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!(

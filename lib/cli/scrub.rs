@@ -4,9 +4,8 @@
 //! scrubs in the background when there is one (asked through its control socket),
 //! else this process does, on the volume it opens under the lock.
 
-use super::import::UsageError;
 use super::perform::Performer;
-use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging, report_error};
+use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging};
 use crate::control::{Answer, Ask, Client, JobStatus};
 use crate::maint::Stop;
 use crate::maint::action::{Outcome as Done, Request, ScrubOutcome};
@@ -15,15 +14,12 @@ use crate::maint::scrub_state::RunState;
 use crate::placement::human_bytes;
 use anyhow::Context;
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 const PROGRAM: &str = "argosfs-scrub";
-
-/// Failures and lost stripes printed one per line; the rest are counted.
-const SHOWN_FAILURES: usize = 10;
 
 /// Examples for `--help` and the man page.
 pub const EXAMPLES: &[Example] = &[
@@ -147,14 +143,7 @@ fn command_name(args: &ScrubArgs) -> &'static str {
     }
 }
 
-/// What one invocation did: its JSON object, its text, what to print as failures, and
-/// whether nothing bad is left.
-struct Outcome {
-    json: Value,
-    lines: Vec<String>,
-    failures: Vec<String>,
-    is_clean: bool,
-}
+use super::Done as Outcome;
 
 /// Entry point of argosfs-scrub.
 pub fn main() -> ExitCode {
@@ -170,47 +159,12 @@ pub fn run(args: ScrubArgs) -> ExitCode {
         "command": command_name(&args),
         "root": super::json_path(&root),
     });
-    match execute(&args).map_err(offline_only) {
-        Ok(outcome) => {
-            if args.common.json {
-                let mut object = header;
-                if let (Some(object), Value::Object(fields)) =
-                    (object.as_object_mut(), outcome.json)
-                {
-                    object.extend(fields);
-                }
-                super::print_json(&object);
-            } else if !args.common.quiet {
-                for line in &outcome.lines {
-                    println!("{line}");
-                }
-            }
-            for failure in outcome.failures.iter().take(SHOWN_FAILURES) {
-                eprintln!("{PROGRAM}: {failure}");
-            }
-            if outcome.failures.len() > SHOWN_FAILURES {
-                eprintln!(
-                    "{PROGRAM}: ... and {} more (all of them in --json)",
-                    outcome.failures.len() - SHOWN_FAILURES
-                );
-            }
-            ExitCode::from(if outcome.is_clean {
-                exit::OK
-            } else {
-                exit::FAIL
-            })
-        }
-        Err(e) => {
-            report_error(PROGRAM, &e);
-            if args.common.json {
-                let mut object = header;
-                object["error"] = json!(super::error_text(&e));
-                super::print_json(&object);
-            }
-            let is_usage = e.downcast_ref::<UsageError>().is_some();
-            ExitCode::from(if is_usage { exit::USAGE } else { exit::FAIL })
-        }
-    }
+    super::finish(
+        PROGRAM,
+        &args.common,
+        header,
+        execute(&args).map_err(offline_only),
+    )
 }
 
 /// A volume in use, but not by a mount answering on its control socket, gets why this
@@ -272,7 +226,7 @@ fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
                 root.display()
             )],
             failures: Vec::new(),
-            is_clean: true,
+            is_ok: true,
         }),
         Some(Done::Scrub(ScrubOutcome::Ran(report))) => Ok(scrub_outcome(root, &report)),
         Some(Done::Scrub(ScrubOutcome::Status(status))) => status_outcome(&status, job.as_ref()),
@@ -326,7 +280,7 @@ fn paused_outcome(root: &Path, run: &RunState) -> Outcome {
             root.display()
         )],
         failures: Vec::new(),
-        is_clean: true,
+        is_ok: true,
     }
 }
 
@@ -399,7 +353,7 @@ fn scrub_outcome(root: &Path, report: &ScrubReport) -> Outcome {
         json,
         lines,
         failures,
-        is_clean: report.is_clean(),
+        is_ok: report.is_clean(),
     }
 }
 
@@ -459,7 +413,7 @@ fn status_outcome(status: &ScrubStatus, job: Option<&JobStatus>) -> anyhow::Resu
         json,
         lines,
         failures: Vec::new(),
-        is_clean: true,
+        is_ok: true,
     })
 }
 
