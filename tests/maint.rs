@@ -117,6 +117,7 @@ fn issue_10_heal_is_bounded_and_the_next_run_continues() {
             &vol,
             Bounds {
                 max_bytes: Some(20_000),
+                rate: None,
             },
             &argosfs::maint::Job::new(),
         )
@@ -331,6 +332,7 @@ fn issue_10_rebalance_evens_out_added_disks_within_bounds_and_waits_for_heal() {
         &vol,
         Bounds {
             max_bytes: Some(8192),
+            rate: None,
         },
         &argosfs::maint::Job::new(),
     )

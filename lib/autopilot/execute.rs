@@ -13,7 +13,10 @@ use crate::volume::DiskState;
 
 /// The request a step is performed with, `budget` bytes left for it.
 pub fn request_of(action: &Action, budget: Option<u64>) -> Request {
-    let bounds = Bounds { max_bytes: budget };
+    let bounds = Bounds {
+        max_bytes: budget,
+        rate: None,
+    };
     match &action.step {
         Step::Scrub { percent } => Request::Scrub(ScrubOptions {
             repair: true,

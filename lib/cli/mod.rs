@@ -280,6 +280,16 @@ pub(crate) fn finish(
     }
 }
 
+/// Parses a rate in MiB/s (decimals allowed) into bytes per second.
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(mib) if mib > 0.0 && mib.is_finite() => Ok(((mib * 1_048_576.0) as u64).max(1)),
+        _ => Err(format!(
+            "{text:?} is not a rate in MiB/s above 0 (e.g. 50, 0.5)"
+        )),
+    }
+}
+
 /// Prints a JSON report on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!(

@@ -84,7 +84,7 @@ pub struct ScrubArgs {
     #[arg(long, value_name = "AGE", value_parser = super::parse_age)]
     pub older_than: Option<Duration>,
     /// Read at most this many MiB of shards per second (decimals allowed, e.g. 0.5).
-    #[arg(long, value_name = "MB/s", value_parser = parse_rate)]
+    #[arg(long, value_name = "MB/s", value_parser = super::parse_rate)]
     pub rate: Option<u64>,
     /// Stop after reading about this many shard bytes (e.g. 64M, 1G); the run stays
     /// unfinished and the next start continues it.
@@ -118,15 +118,6 @@ fn parse_percent(text: &str) -> Result<f64, String> {
     match text.trim().trim_end_matches('%').parse::<f64>() {
         Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
         _ => Err(format!("{text:?} is not a percentage above 0, at most 100")),
-    }
-}
-
-fn parse_rate(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(mib) if mib > 0.0 && mib.is_finite() => Ok(((mib * 1_048_576.0) as u64).max(1)),
-        _ => Err(format!(
-            "{text:?} is not a rate in MiB/s above 0 (e.g. 50, 0.5)"
-        )),
     }
 }
 

@@ -220,7 +220,7 @@ fn answer(shared: &Shared, ask: Ask) -> Answer {
             }
             _ => Answer::Failed("no job is running".into()),
         },
-        Ask::Perform(request) if request.is_long() => start_job(shared, request),
+        Ask::Perform(request) if request.is_long() => start_job(shared, request.with_online_rate()),
         Ask::Perform(request) => {
             tracing::info!(request = request.name(), "control socket: performing");
             match action::perform(&shared.vol, &request, &Job::new()) {

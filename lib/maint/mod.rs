@@ -20,7 +20,7 @@ pub use job::{Job, Progress, Stop};
 
 use crate::error::Result;
 use crate::types::{DiskId, ShardIndex, ShardKey};
-use crate::volume::{DiskInfo, DiskState, Relocated, StripeAt, Volume};
+use crate::volume::{DiskInfo, DiskState, MoveBatch, Relocated, StripeAt, Volume};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -29,11 +29,61 @@ use std::collections::{HashMap, HashSet};
 pub struct Bounds {
     /// Stop once this many shard bytes were written (the stripe in progress finishes).
     pub max_bytes: Option<u64>,
+    /// Write at most this many shard bytes per second on average ([`pace::Pace`]).
+    #[serde(default)]
+    pub rate: Option<u64>,
 }
 
 impl Bounds {
     fn is_reached(&self, bytes: u64) -> bool {
         self.max_bytes.is_some_and(|max| bytes >= max)
+    }
+}
+
+/// Stripes moved between two commits of a run at most.
+const BATCH_STRIPES: usize = 16;
+/// Longest a run goes without committing its moves.
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One action's run: its bounds, the job that watches it, its pacing, and the moves not
+/// committed yet (a commit, with its syncs, per [`BATCH_STRIPES`] stripes or
+/// [`BATCH_TIME`] rather than per stripe; a crash loses only those moves, never a shard).
+struct Run<'a> {
+    bounds: Bounds,
+    job: &'a Job,
+    pace: pace::Pace,
+    batch: MoveBatch,
+    committed_at: std::time::Instant,
+}
+
+impl<'a> Run<'a> {
+    fn new(bounds: Bounds, job: &'a Job) -> Run<'a> {
+        Run {
+            bounds,
+            job,
+            pace: pace::Pace::new(bounds.rate),
+            batch: MoveBatch::default(),
+            committed_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Commits the moves so far when the batch is full or old enough (`is_last`:
+    /// whatever is there).
+    fn commit(&mut self, vol: &Volume, report: &mut Report, is_last: bool) {
+        let is_due = self.batch.len() >= BATCH_STRIPES || self.committed_at.elapsed() >= BATCH_TIME;
+        if self.batch.is_empty() || !(is_last || is_due) {
+            return;
+        }
+        let stripes = self.batch.len() as u64;
+        if let Err(e) = vol.finish_moves(&mut self.batch) {
+            // Not durable: counted as left (their old shards are all still there).
+            report.stripes_done = report.stripes_done.saturating_sub(stripes);
+            report.stripes_left += stripes;
+            report
+                .failures
+                .push(format!("committing {stripes} moved stripes: {e}"));
+        }
+        self.committed_at = std::time::Instant::now();
     }
 }
 
@@ -74,10 +124,18 @@ impl Report {
         self.is_bounded || self.stopped.is_some()
     }
 
-    fn relocated(&mut self, job: &Job, at: &StripeAt, moves: usize, result: Result<Relocated>) {
+    fn relocated(
+        &mut self,
+        job: &Job,
+        pace: &mut pace::Pace,
+        at: &StripeAt,
+        moves: usize,
+        result: Result<Relocated>,
+    ) {
         match result {
             Ok(Relocated::Done { bytes }) => {
                 job.advance(0, bytes);
+                pace.account(bytes);
                 self.stripes_done += 1;
                 self.shards_written += moves as u64;
                 self.bytes_written += bytes;
@@ -252,6 +310,7 @@ pub(crate) fn rebuild_lost(
     at: &StripeAt,
     lost: &[usize],
     infos: &HashMap<DiskId, DiskInfo>,
+    batch: &mut MoveBatch,
 ) -> Option<Rebuilt> {
     let (in_place, elsewhere): (Vec<usize>, Vec<usize>) = lost.iter().partition(|&&i| {
         at.stripe
@@ -271,7 +330,7 @@ pub(crate) fn rebuild_lost(
     Some(Rebuilt {
         moves: moves.len(),
         unplaced: lost.len() - moves.len(),
-        result: vol.relocate_shards(at, &moves),
+        result: vol.relocate_into(at, &moves, batch),
     })
 }
 
@@ -293,6 +352,7 @@ pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
     let present = vol.shards_present()?;
     let width = stripe_width(vol);
     let mut report = Report::default();
+    let mut run = Run::new(bounds, job);
     let stripes = vol.stripes();
     job.phase("healing", stripes.len() as u64);
     for at in stripes {
@@ -306,7 +366,7 @@ pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
             report.stripes_left += 1;
             continue;
         }
-        match rebuild_lost(vol, &at, &lost, &infos) {
+        match rebuild_lost(vol, &at, &lost, &infos, &mut run.batch) {
             None => {
                 report.stripes_left += 1;
                 report.failures.push(format!(
@@ -316,7 +376,7 @@ pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
             }
             Some(rebuilt) => {
                 let failed = rebuilt.result.is_err();
-                report.relocated(job, &at, rebuilt.moves, rebuilt.result);
+                report.relocated(run.job, &mut run.pace, &at, rebuilt.moves, rebuilt.result);
                 if rebuilt.unplaced > 0 && !failed {
                     report.stripes_left += 1;
                     report.failures.push(format!(
@@ -328,7 +388,9 @@ pub fn heal(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
             }
         }
         report.is_bounded = bounds.is_reached(report.bytes_written);
+        run.commit(vol, &mut report, false);
     }
+    run.commit(vol, &mut report, true);
     Ok(report)
 }
 
@@ -360,6 +422,7 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds, job: &Job) -> Result<Re
     if state == DiskState::Active {
         vol.set_disk_state(disk, DiskState::Draining, "drain requested")?;
     }
+    let mut run = Run::new(bounds, job);
     let mut report = Report::default();
     let mut stripes = stripes;
     // A stripe placed on the disk just before it was marked draining may be recorded
@@ -375,7 +438,8 @@ pub fn drain(vol: &Volume, disk: DiskId, bounds: Bounds, job: &Job) -> Result<Re
             report.stripes_left = 0;
             report.failures.clear();
         }
-        drain_pass(vol, disk, bounds, job, &stripes, &mut report);
+        drain_pass(vol, disk, &mut run, &stripes, &mut report);
+        run.commit(vol, &mut report, true);
         if !report.is_complete() {
             break;
         }
@@ -394,19 +458,18 @@ const DRAIN_PASSES: usize = 3;
 fn drain_pass(
     vol: &Volume,
     disk: DiskId,
-    bounds: Bounds,
-    job: &Job,
+    run: &mut Run<'_>,
     stripes: &[StripeAt],
     report: &mut Report,
 ) {
-    job.phase("draining", stripes.len() as u64);
+    run.job.phase("draining", stripes.len() as u64);
     for at in stripes {
-        job.advance(1, 0);
+        run.job.advance(1, 0);
         let Some(index) = at.stripe.placed().find(|(_, d)| *d == disk).map(|(i, _)| i) else {
             continue;
         };
         report.stripes_checked += 1;
-        if report.must_stop(job) {
+        if report.must_stop(run.job) {
             report.stripes_left += 1;
             continue;
         }
@@ -421,9 +484,10 @@ fn drain_pass(
                 .push(format!("{at}: no other disk can take shard {index}"));
             continue;
         };
-        let result = vol.relocate_shards(at, &[(index, target)]);
-        report.relocated(job, at, 1, result);
-        report.is_bounded = bounds.is_reached(report.bytes_written);
+        let result = vol.relocate_into(at, &[(index, target)], &mut run.batch);
+        report.relocated(run.job, &mut run.pace, at, 1, result);
+        run.commit(vol, report, false);
+        report.is_bounded = run.bounds.is_reached(report.bytes_written);
     }
 }
 
@@ -459,16 +523,18 @@ pub fn rebalance(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
             (d.info.config.id, share)
         })
         .collect();
+    let mut run = Run::new(bounds, job);
     let mut report = Report::default();
     // Passes over the stripes until one moves nothing (each pass moves at most one
     // shard per stripe, from its disk furthest over its share).
     loop {
         let moved_before = report.shards_written;
-        rebalance_pass(vol, bounds, job, &share, &mut used, &mut report);
+        rebalance_pass(vol, &mut run, &share, &mut used, &mut report);
         if report.must_stop(job) || report.shards_written == moved_before {
             break;
         }
     }
+    run.commit(vol, &mut report, true);
     Ok(report)
 }
 
@@ -476,8 +542,7 @@ pub fn rebalance(vol: &Volume, bounds: Bounds, job: &Job) -> Result<Report> {
 /// the same moves).
 fn rebalance_pass(
     vol: &Volume,
-    bounds: Bounds,
-    job: &Job,
+    run: &mut Run<'_>,
     share: &HashMap<DiskId, f64>,
     used: &mut HashMap<DiskId, u64>,
     report: &mut Report,
@@ -486,9 +551,9 @@ fn rebalance_pass(
         |used: &HashMap<DiskId, u64>, d: DiskId, len: u64| used[&d] as f64 - share[&d] > len as f64;
     let mut stripes = vol.stripes();
     stripes.sort_by_key(|at| at.stripe.id);
-    job.phase("rebalancing", stripes.len() as u64);
+    run.job.phase("rebalancing", stripes.len() as u64);
     for at in stripes {
-        job.advance(1, 0);
+        run.job.advance(1, 0);
         let len = u64::from(at.stripe.info.shard_len);
         // The shard of this stripe on the disk most over its share, if any is over.
         let Some((index, source)) = at
@@ -503,7 +568,7 @@ fn rebalance_pass(
             continue;
         };
         report.stripes_checked += 1;
-        if report.must_stop(job) {
+        if report.must_stop(run.job) {
             report.stripes_left += 1;
             continue;
         }
@@ -520,12 +585,13 @@ fn rebalance_pass(
         else {
             continue;
         };
-        let result = vol.relocate_shards(&at, &[(index, target)]);
+        let result = vol.relocate_into(&at, &[(index, target)], &mut run.batch);
         if matches!(result, Ok(Relocated::Done { .. })) {
             *used.get_mut(&source).expect("a writable disk") -= len;
             *used.entry(target).or_default() += len;
         }
-        report.relocated(job, &at, 1, result);
-        report.is_bounded = bounds.is_reached(report.bytes_written);
+        report.relocated(run.job, &mut run.pace, &at, 1, result);
+        report.is_bounded = run.bounds.is_reached(report.bytes_written);
+        run.commit(vol, report, false);
     }
 }

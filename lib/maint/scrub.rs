@@ -515,7 +515,16 @@ fn repair_stripe(
         .collect();
     lost.sort_unstable();
     lost.dedup();
-    match rebuild_lost(vol, at, &lost, infos) {
+    // One stripe, one commit: a repair is durable before the scrub goes on.
+    let mut batch = crate::volume::MoveBatch::default();
+    let rebuilt = rebuild_lost(vol, at, &lost, infos, &mut batch);
+    if let Err(e) = vol.finish_moves(&mut batch) {
+        report
+            .failures
+            .push(format!("{at}: committing the repair: {e}"));
+        return false;
+    }
+    match rebuilt {
         None => {
             report.failures.push(format!(
                 "{at}: no disk can take its {} bad or missing shard(s)",

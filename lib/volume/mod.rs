@@ -34,7 +34,7 @@ pub use attr::{SetAttr, SetTime, XATTR_CREATE, XATTR_REPLACE};
 pub use disk_stats::{DiskRecord, IoCounters, LatencySummary, Records, VolumeCounters};
 pub use format::{FormatOptions, KdfStrength, format};
 pub use namespace::{DirEntryOut, RenameFlags};
-pub use relocate::{DiskInfo, Relocated, ShardCheck, StripeAt, StripePlacement};
+pub use relocate::{DiskInfo, MoveBatch, Relocated, ShardCheck, StripeAt, StripePlacement};
 pub use store_access::audit_root;
 pub use superblock::{DiskConfig, DiskState, Layout, Superblock, VolumeKeys};
 

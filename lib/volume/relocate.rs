@@ -86,6 +86,26 @@ pub struct StripePlacement {
     pub now: placement::Explanation,
 }
 
+/// Moves recorded but not yet committed ([`Volume::relocate_into`]), and the shards
+/// they replace, deleted once [`Volume::finish_moves`] has committed them.
+#[derive(Debug, Default)]
+pub struct MoveBatch {
+    stripes: usize,
+    replaced: Vec<(DiskId, ShardKey)>,
+}
+
+impl MoveBatch {
+    /// Stripes moved since the last commit.
+    pub fn len(&self) -> usize {
+        self.stripes
+    }
+
+    /// Nothing waits for a commit.
+    pub fn is_empty(&self) -> bool {
+        self.stripes == 0
+    }
+}
+
 /// What [`Volume::relocate_shards`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relocated {
@@ -418,14 +438,49 @@ impl Volume {
         chosen
     }
 
+    /// Puts shards of a stripe on new disks (see [`Volume::relocate_into`]) and commits
+    /// at once: one stripe, one batch.
+    pub fn relocate_shards(&self, at: &StripeAt, moves: &[(usize, DiskId)]) -> Result<Relocated> {
+        let mut batch = MoveBatch::default();
+        let moved = self.relocate_into(at, moves, &mut batch)?;
+        self.finish_moves(&mut batch)?;
+        Ok(moved)
+    }
+
+    /// Makes the moves of `batch` durable and then deletes the shards they replaced: a
+    /// commit (which syncs every disk written since its last sync, the targets among
+    /// them, before the journal) makes the new references durable, and only then is
+    /// each old shard deleted.
+    pub fn finish_moves(&self, batch: &mut MoveBatch) -> Result<()> {
+        if batch.stripes == 0 {
+            return Ok(());
+        }
+        self.commit()?;
+        for (disk, key) in batch.replaced.drain(..) {
+            if let Some(d) = self.disk(disk)
+                && let Err(e) = d.delete_shard(key)
+            {
+                tracing::warn!(disk = %disk, shard = %key, error = %e, "could not delete a moved shard's old copy; fsck --remove-orphans will");
+            }
+        }
+        batch.stripes = 0;
+        Ok(())
+    }
+
     /// Puts shards of a stripe on new disks: `moves` lists (shard index, target disk). A
     /// shard is copied where it reads back good, else rebuilt from the others (any k of
     /// them), checked against the stripe's payload CRC either way. Then, in this order:
-    /// write each to its target, sync the targets, read each back and compare, commit the
-    /// new reference, delete each replaced shard from its old disk (when that disk is
-    /// another and at hand). A target may be the shard's own disk (a missing shard
-    /// rewritten in place).
-    pub fn relocate_shards(&self, at: &StripeAt, moves: &[(usize, DiskId)]) -> Result<Relocated> {
+    /// write each to its target (the disk is then synced by the next commit), read each
+    /// back and compare, record the new reference. The shards it replaces (on another
+    /// disk, at hand) join `batch`: [`Volume::finish_moves`] commits, and only after that
+    /// deletes them, so a crash before the commit leaves the old reference and its shards
+    /// whole. A target may be the shard's own disk (a missing shard rewritten in place).
+    pub fn relocate_into(
+        &self,
+        at: &StripeAt,
+        moves: &[(usize, DiskId)],
+        batch: &mut MoveBatch,
+    ) -> Result<Relocated> {
         let stripe = &at.stripe;
         // A shard rewritten on its own disk is missing or bad there (that is why it is
         // rewritten): it is rebuilt from the others without being read, so a heal does not
@@ -473,15 +528,11 @@ impl Volume {
                 written.push((i, d));
                 bytes += payloads[i].len() as u64;
             }
-            let mut synced = super::SeenDomains::default();
+            // Synced by the commit that makes the new reference durable.
+            let set = self.disk_set();
             for &(_, d) in &written {
-                let disk = target(d)?;
-                if synced.first(disk.sync_domain()) {
-                    let done = disk.sync();
-                    if let Some(stats) = self.disk_stats(d) {
-                        stats.note_sync(done.is_ok());
-                    }
-                    done.map_err(|source| Error::DiskIo { disk: d, source })?;
+                if let Some(slot) = set.slot(d) {
+                    slot.is_dirty.store(true, Ordering::Release);
                 }
             }
             for &(i, d) in &written {
@@ -544,14 +595,12 @@ impl Volume {
             unwrite(&written);
             return Ok(Relocated::Stale);
         }
-        self.commit()?;
+        batch.stripes += 1;
         for &(i, d) in moves {
             if let Some(old) = stripe.disk_of(i)
                 && old != d
-                && let Some(disk) = self.disk(old)
-                && let Err(e) = disk.delete_shard(key(i))
             {
-                tracing::warn!(disk = %old, shard = %key(i), error = %e, "could not delete a moved shard's old copy; fsck --remove-orphans will");
+                batch.replaced.push((old, key(i)));
             }
         }
         Ok(Relocated::Done { bytes })
