@@ -244,11 +244,12 @@ fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
 /// `argosfs-disk ROOT args` against a mounted volume (the mount runs it), checked to
 /// have started.
 fn start_in_mount(tv: &TestVolume, args: &[&str]) {
+    // Unpaced (a mount's default rate would make the few stripes here last seconds).
     common::run_ok(
         Command::new(DISK)
             .arg(&tv.root)
             .args(args)
-            .args(["--background", "-q"]),
+            .args(["--background", "--rate", "1000", "-q"]),
     );
 }
 
@@ -271,7 +272,7 @@ fn issue_10_kill_9_of_the_mount_during_online_drain_and_heal() {
     let mut left = check_invariants(&m.tv, &written, 6, drained, false);
     let mut trace = Vec::new();
     let mut interrupted = 0;
-    for delay in delays(10, 0xd1ce, 40) {
+    for delay in delays(16, 0xd1ce, 70) {
         m.mount();
         start_in_mount(&m.tv, &["drain", "d7"]);
         std::thread::sleep(Duration::from_millis(delay));
