@@ -245,12 +245,12 @@ fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
 /// have started.
 fn start_in_mount(tv: &TestVolume, args: &[&str]) {
     // Unpaced (a mount's default rate would make the few stripes here last seconds).
-    common::run_ok(
-        Command::new(DISK)
-            .arg(&tv.root)
-            .args(args)
-            .args(["--background", "--rate", "1000", "-q"]),
-    );
+    common::run_ok(Command::new(DISK).arg(&tv.root).args(args).args([
+        "--background",
+        "--rate",
+        "1000",
+        "-q",
+    ]));
 }
 
 /// kill -9 of the mount while it drains a disk, then heals a replaced one, for it
@@ -315,4 +315,55 @@ fn issue_10_kill_9_of_the_mount_during_online_drain_and_heal() {
     m.unmount();
     check_invariants(&m.tv, &written, 6, DiskId(2), false);
     fsck_ends_clean(&m.tv);
+}
+
+/// kill -9 of `argosfs-disk rebalance` at many points: no referenced shard lost, no
+/// stripe below its redundancy, every file intact; the next run finishes the work.
+#[test]
+fn issue_10_kill_9_during_rebalance_loses_nothing_and_the_rebalance_resumes() {
+    let tv = common::make(&Spec {
+        disks: 6,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, 60);
+    vol.close().unwrap();
+    for i in 6..8 {
+        common::run_ok(Command::new(DISK).arg(&tv.root).args([
+            "add",
+            tv.dir.path().join(format!("new{i}")).to_str().unwrap(),
+        ]));
+    }
+    let on_new = |tv: &TestVolume| {
+        let vol = open_read_only(tv);
+        let n = vol
+            .stripes()
+            .iter()
+            .filter(|at| at.stripe.uses(DiskId(6)) || at.stripe.uses(DiskId(7)))
+            .count();
+        drop(vol);
+        n
+    };
+    let mut trace = Vec::new();
+    for delay in delays(16, 0x7eba, 180) {
+        run_and_kill(&tv, &["rebalance"], 10 + delay);
+        check_invariants(&tv, &written, 6, DiskId(0), false);
+        trace.push((10 + delay, on_new(&tv)));
+    }
+    eprintln!("rebalance kills (delay ms, stripes using the added disks): {trace:?}");
+    assert!(
+        trace.windows(2).any(|w| w[1].1 > w[0].1),
+        "no kill caught a rebalance that had moved something: {trace:?}"
+    );
+    common::run_ok(Command::new(DISK).arg(&tv.root).arg("rebalance"));
+    let again = Command::new(DISK)
+        .arg(&tv.root)
+        .args(["rebalance", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["shards_written"], 0, "{report}");
+    check_invariants(&tv, &written, 6, DiskId(0), false);
+    fsck_ends_clean(&tv);
 }

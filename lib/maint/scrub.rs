@@ -286,6 +286,13 @@ pub fn scrub(vol: &Volume, options: &ScrubOptions, job: &Job) -> Result<ScrubRep
     }
     report.is_finished = !is_cut_short;
     if report.is_finished {
+        // Health shows when each disk's shards were last verified by a finished run.
+        let finished_unix = now_ms() / 1000;
+        for info in vol.disk_infos().iter().filter(|i| i.is_readable()) {
+            if let Err(e) = vol.note_scrubbed(info.config.id, finished_unix) {
+                tracing::warn!(disk = %info.config.id, error = %e, "could not record the scrub time");
+            }
+        }
         state.last_run = Some(FinishedRun {
             run: run.clone(),
             finished_ms: now_ms(),
