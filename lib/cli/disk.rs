@@ -7,7 +7,7 @@
 
 use super::import::UsageError;
 use super::perform::Performer;
-use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging};
+use super::{CommonArgs, Example, ExitStatus, exit, init_logging};
 use crate::control::{Answer, Ask, Client, JobStatus};
 use crate::maint::action::{self, Request};
 use crate::maint::{Bounds, Report, Stop, Survey, disks};
@@ -256,18 +256,8 @@ pub fn run(args: DiskArgs) -> ExitCode {
         PROGRAM,
         &args.common,
         header,
-        execute(&args).map_err(offline_only),
+        execute(&args).map_err(super::perform::explain_in_use),
     )
-}
-
-/// A volume in use, but not by a mount answering on its control socket, gets why this
-/// program cannot work next to that process.
-fn offline_only(e: anyhow::Error) -> anyhow::Error {
-    if e.chain().any(|cause| cause.is::<InUse>()) {
-        e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
-    } else {
-        e
-    }
 }
 
 fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {

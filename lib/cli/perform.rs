@@ -70,6 +70,16 @@ impl Performer {
     }
 }
 
+/// A volume in use, but not by a mount answering on its control socket, gets why a
+/// program that asks mounts cannot work next to that process.
+pub(crate) fn explain_in_use(e: anyhow::Error) -> anyhow::Error {
+    if e.chain().any(|cause| cause.is::<super::InUse>()) {
+        e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
+    } else {
+        e
+    }
+}
+
 fn online(
     mount: &Client,
     root: &Path,

@@ -5,7 +5,7 @@
 //! else this process does, on the volume it opens under the lock.
 
 use super::perform::Performer;
-use super::{CommonArgs, Example, ExitStatus, InUse, exit, init_logging};
+use super::{CommonArgs, Example, ExitStatus, exit, init_logging};
 use crate::control::{Answer, Ask, Client, JobStatus};
 use crate::maint::Stop;
 use crate::maint::action::{Outcome as Done, Request, ScrubOutcome};
@@ -154,18 +154,8 @@ pub fn run(args: ScrubArgs) -> ExitCode {
         PROGRAM,
         &args.common,
         header,
-        execute(&args).map_err(offline_only),
+        execute(&args).map_err(super::perform::explain_in_use),
     )
-}
-
-/// A volume in use, but not by a mount answering on its control socket, gets why this
-/// program cannot work next to that process.
-fn offline_only(e: anyhow::Error) -> anyhow::Error {
-    if e.chain().any(|cause| cause.is::<InUse>()) {
-        e.context("no mount answers on the volume's control socket, and another process holds the volume (an import, fsck, or a read-only mount): wait for it to finish")
-    } else {
-        e
-    }
 }
 
 fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
