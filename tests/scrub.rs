@@ -407,3 +407,25 @@ fn issue_10_scrub_state_file_corrupt_is_an_error_naming_it() {
     assert!(run(&vol, &ScrubOptions::default()).is_clean());
     vol.close().unwrap();
 }
+
+/// A finished run records each disk's last scrub, saved at once for health to read.
+#[test]
+fn issue_11_a_finished_scrub_records_each_disks_last_scrub() {
+    let tv = small(false, false);
+    let vol = tv.open();
+    files(&vol, 3);
+    assert!(
+        vol.disk_records()
+            .iter()
+            .all(|r| r.last_scrub_unix.is_none())
+    );
+    run(&vol, &ScrubOptions::default());
+    assert!(
+        vol.disk_records()
+            .iter()
+            .all(|r| r.last_scrub_unix.is_some())
+    );
+    let saved = argosfs::volume::Records::load(&tv.root).unwrap().unwrap();
+    assert!(saved.disks.iter().all(|r| r.last_scrub_unix.is_some()));
+    vol.close().unwrap();
+}

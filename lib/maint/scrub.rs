@@ -293,6 +293,10 @@ pub fn scrub(vol: &Volume, options: &ScrubOptions, job: &Job) -> Result<ScrubRep
                 tracing::warn!(disk = %info.config.id, error = %e, "could not record the scrub time");
             }
         }
+        // Saved now, so health next to a mount sees it without waiting for a commit.
+        if let Err(e) = vol.save_records() {
+            tracing::warn!(error = %e, "could not save the disk records");
+        }
         state.last_run = Some(FinishedRun {
             run: run.clone(),
             finished_ms: now_ms(),
