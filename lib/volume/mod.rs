@@ -21,6 +21,7 @@ mod data;
 mod disk_set;
 pub mod disk_stats;
 mod format;
+mod io_pool;
 mod namespace;
 mod relocate;
 mod store_access;
@@ -349,7 +350,7 @@ pub struct Volume {
     superblock_lock: Mutex<()>,
     cache: StripeCache,
     /// Threads that read or write the shards of one stripe at once.
-    shard_io: rayon::ThreadPool,
+    shard_io: io_pool::IoPool,
     dirty_bytes: AtomicU64,
     dirty_limit_bytes: u64,
     /// Fewest shards a new stripe is written with (the superblock's, or the open's).
@@ -386,12 +387,8 @@ const SHARD_IO_THREADS: usize = 8;
 
 /// The pool that reads and writes the shards of a stripe in parallel; its threads block
 /// on disk I/O, so it is separate from any pool doing computation.
-fn shard_io_pool() -> std::io::Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(SHARD_IO_THREADS)
-        .thread_name(|i| format!("argosfs-io-{i}"))
-        .build()
-        .map_err(std::io::Error::other)
+fn shard_io_pool() -> std::io::Result<io_pool::IoPool> {
+    io_pool::IoPool::new(SHARD_IO_THREADS)
 }
 
 /// The filesystems a walk over the disks has met: disks sharing one (the same

@@ -169,10 +169,7 @@ impl Volume {
                 || (ShardCheck::Corrupt("the read panicked".into()), 0),
             )
         };
-        self.shard_io.install(|| {
-            use rayon::prelude::*;
-            (0..width).into_par_iter().map(check).collect()
-        })
+        self.shard_io.map((0..width).collect(), check)
     }
 
     fn check_shard(&self, at: &StripeAt, i: usize) -> (ShardCheck, u64) {

@@ -10,7 +10,6 @@ use crate::meta::{Chunk, StripeRef};
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
-use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -68,11 +67,9 @@ impl Volume {
             }
             // Every shard at once, each to its own disk, on the shard I/O pool: the stripe
             // costs the slowest disk's write rather than the sum of them.
-            let results: Vec<std::io::Result<()>> = self.shard_io.install(|| {
-                reserved
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, slot)| {
+            let results: Vec<std::io::Result<()>> =
+                self.shard_io
+                    .map(reserved.iter().enumerate().collect(), |(i, slot)| {
                         let slot_ref = *slot;
                         let disk = slot_ref
                             .disk
@@ -99,9 +96,7 @@ impl Volume {
                             Err(e) => slot_ref.stats.note_write_failure(e),
                         }
                         result
-                    })
-                    .collect()
-            });
+                    });
             let mut written = vec![false; results.len()];
             let mut failure = None;
             for (i, result) in results.into_iter().enumerate() {
@@ -333,8 +328,7 @@ impl Volume {
         if parts.len() == 1 {
             return parts.into_iter().map(read_part).collect();
         }
-        self.shard_io
-            .install(|| parts.into_par_iter().map(read_part).collect())
+        self.shard_io.map(parts, read_part)
     }
 
     /// Reads a whole stripe that is neither compressed nor encrypted and fills its k
@@ -373,12 +367,10 @@ impl Volume {
         let mut order = (k..width).filter(at_hand);
         let first_parity: Vec<usize> = order.by_ref().take(k - data_indices.len()).collect();
         let mut parity: Vec<Option<shard::ShardObject>> = (k..width).map(|_| None).collect();
-        let (data_ok, first_found) = self.shard_io.install(|| {
-            rayon::join(
-                || self.read_shard_parts(stripe, data_parts, tracing::Level::WARN),
-                || self.read_checked_shards(stripe, &first_parity),
-            )
-        });
+        let (data_ok, first_found) = self.shard_io.join(
+            || self.read_shard_parts(stripe, data_parts, tracing::Level::WARN),
+            || self.read_checked_shards(stripe, &first_parity),
+        );
         for (i, ok) in data_indices.into_iter().zip(data_ok) {
             missing[i] = !ok;
         }
@@ -540,8 +532,7 @@ impl Volume {
         if indices.len() < 2 {
             return indices.iter().map(read).collect();
         }
-        self.shard_io
-            .install(|| indices.par_iter().map(read).collect())
+        self.shard_io.map(indices.iter().collect(), read)
     }
 
     /// The plaintext of a stored chunk.
