@@ -9,7 +9,9 @@
 #
 # When bindfs(1) is installed (apt-get install bindfs) the same measures run through a
 # bindfs mount of the plain directory too: a FUSE filesystem that stores nothing itself,
-# so its column shows what the kernel's FUSE boundary alone costs on this machine.
+# so its column shows what the kernel's FUSE boundary alone costs on this machine. When
+# gocryptfs is installed (apt-get install gocryptfs), through a gocryptfs mount as well
+# (-xchacha: XChaCha20-Poly1305 as ArgosFS), the peer for ENCRYPT=1 (GOCRYPTFS=0 skips).
 #
 # Usage (as root, needs /dev/fuse): contrib/bench-mount.sh [WORKDIR]
 # Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), FILE_BYTES (their size,
@@ -32,19 +34,26 @@ if [ "$PASSTHROUGH" = 1 ] && ! command -v bindfs >/dev/null; then
   echo "# bindfs not installed: no FUSE passthrough column (apt-get install bindfs)" >&2
   PASSTHROUGH=0
 fi
+GOCRYPTFS=${GOCRYPTFS:-1}
+if [ "$GOCRYPTFS" = 1 ] && ! command -v gocryptfs >/dev/null; then
+  echo "# gocryptfs not installed: no gocryptfs column (apt-get install gocryptfs)" >&2
+  GOCRYPTFS=0
+fi
 cargo build --release --locked --bins >/dev/null
 BIN=$PWD/target/release
 MNT=$WORK/mnt
 REF=$WORK/passthrough
+GOC=$WORK/gocryptfs
 cleanup() {
   umount "$MNT" 2>/dev/null || true
   umount "$REF" 2>/dev/null || true
+  umount "$GOC" 2>/dev/null || true
   sleep 0.5
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 cleanup
-mkdir -p "$WORK/plain" "$MNT" "$REF"
+mkdir -p "$WORK/plain" "$MNT" "$REF" "$GOC"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
@@ -113,6 +122,8 @@ remount_cold() { umount "$MNT"; sleep 0.5; drop_caches; mount_volume "$@"; }
 
 # through the FUSE passthrough too, when there is one: run_ref CMD DIR...
 run_ref() { if [ "$PASSTHROUGH" = 1 ]; then "$@"; else echo 0; fi; }
+# and through gocryptfs (XChaCha20-Poly1305, the encrypting FUSE peer): run_goc CMD DIR...
+run_goc() { if [ "$GOCRYPTFS" = 1 ]; then "$@"; else echo 0; fi; }
 
 echo "# sequential writes, $RUNS runs each, plain directory ($(df -T "$WORK" | awk 'NR==2 {print $2}')) and argosfs 4+2 in turn" >&2
 disks=(); for i in 0 1 2 3 4 5; do disks+=(--disk "$WORK/d$i"); done
@@ -127,18 +138,26 @@ if [ "$PASSTHROUGH" = 1 ]; then
   # kernel_cache: keep file pages across opens, as the mount's FOPEN_KEEP_CACHE does
   mkdir -p "$WORK/passthrough-data"; bindfs -o kernel_cache "$WORK/passthrough-data" "$REF"
 fi
-pw_runs=(); aw_runs=(); rw_runs=()
+if [ "$GOCRYPTFS" = 1 ]; then
+  mkdir -p "$WORK/gocryptfs-cipher"
+  gocryptfs -q -xchacha -init -extpass "echo bench" "$WORK/gocryptfs-cipher" >/dev/null
+  gocryptfs -q -extpass "echo bench" "$WORK/gocryptfs-cipher" "$GOC"
+fi
+pw_runs=(); aw_runs=(); rw_runs=(); gw_runs=()
 for run in $(seq "$RUNS"); do
-  if [ "$run" -gt 1 ]; then rm -f "$WORK/plain/big" "$MNT/big" "$REF/big"; sync; fi
+  if [ "$run" -gt 1 ]; then rm -f "$WORK/plain/big" "$MNT/big" "$REF/big" "$GOC/big"; sync; fi
   pw_runs+=("$(secs write_test "$WORK/plain")")
   aw_runs+=("$(secs write_test "$MNT")")
   rw_runs+=("$(run_ref secs write_test "$REF")")
+  gw_runs+=("$(run_goc secs write_test "$GOC")")
 done
 pw=$(printf '%s\n' "${pw_runs[@]}" | median); aw=$(printf '%s\n' "${aw_runs[@]}" | median)
 rw=$(printf '%s\n' "${rw_runs[@]}" | median)
+gw=$(printf '%s\n' "${gw_runs[@]}" | median)
 
 echo "# cold sequential and random reads, $RUNS runs each, plain and argosfs in turn" >&2
 pr_runs=(); ar_runs=(); rr_runs=(); prand_runs=(); arand_runs=(); rrand_runs=()
+gr_runs=(); grand_runs=()
 for _ in $(seq "$RUNS"); do
   drop_caches; pr_runs+=("$(secs read_test "$WORK/plain")")
   remount_cold; ar_runs+=("$(secs read_test "$MNT")")
@@ -146,22 +165,28 @@ for _ in $(seq "$RUNS"); do
   drop_caches; prand_runs+=("$(random_reads "$WORK/plain")")
   remount_cold; arand_runs+=("$(random_reads "$MNT")")
   drop_caches; rrand_runs+=("$(run_ref random_reads "$REF")")
+  drop_caches; gr_runs+=("$(run_goc secs read_test "$GOC")")
+  drop_caches; grand_runs+=("$(run_goc random_reads "$GOC")")
 done
 pr=$(printf '%s\n' "${pr_runs[@]}" | median); ar=$(printf '%s\n' "${ar_runs[@]}" | median)
 rr=$(printf '%s\n' "${rr_runs[@]}" | median)
 prand=$(printf '%s\n' "${prand_runs[@]}" | median); arand=$(printf '%s\n' "${arand_runs[@]}" | median)
 rrand=$(printf '%s\n' "${rrand_runs[@]}" | median)
+gr=$(printf '%s\n' "${gr_runs[@]}" | median); grand=$(printf '%s\n' "${grand_runs[@]}" | median)
 
 echo "# random reads of a file in the page cache ($WARM_READS each), $RUNS runs each" >&2
 read_test "$WORK/plain"; read_test "$MNT"; run_ref read_test "$REF" >/dev/null
-pwarm_runs=(); awarm_runs=(); rwarm_runs=()
+run_goc read_test "$GOC" >/dev/null
+pwarm_runs=(); awarm_runs=(); rwarm_runs=(); gwarm_runs=()
 for _ in $(seq "$RUNS"); do
   pwarm_runs+=("$(random_reads "$WORK/plain" "$WARM_READS")")
   awarm_runs+=("$(random_reads "$MNT" "$WARM_READS")")
   rwarm_runs+=("$(run_ref random_reads "$REF" "$WARM_READS")")
+  gwarm_runs+=("$(run_goc random_reads "$GOC" "$WARM_READS")")
 done
 pwarm=$(printf '%s\n' "${pwarm_runs[@]}" | median); awarm=$(printf '%s\n' "${awarm_runs[@]}" | median)
 rwarm=$(printf '%s\n' "${rwarm_runs[@]}" | median)
+gwarm=$(printf '%s\n' "${gwarm_runs[@]}" | median)
 
 echo "# small files" >&2
 read -r pc pcs ps pu <<<"$(small_files "$WORK/plain")"
@@ -170,6 +195,11 @@ rc=0 rcs=0 rs=0 ru=0
 if [ "$PASSTHROUGH" = 1 ]; then
   read -r rc rcs rs ru <<<"$(small_files "$REF")"
   umount "$REF"
+fi
+gc=0 gcs=0 gs=0 gu=0
+if [ "$GOCRYPTFS" = 1 ]; then
+  read -r gc gcs gs gu <<<"$(small_files "$GOC")"
+  umount "$GOC"
 fi
 
 echo "# degraded reads, 2 of 6 disks gone, $RUNS runs" >&2
@@ -187,20 +217,22 @@ mv "$WORK/d1.away" "$WORK/d1"; mv "$WORK/d4.away" "$WORK/d4"
 ratio() { awk "BEGIN {if ($2 > 0) printf \"%.2f\", $1 / $2; else printf \"-\"}"; }
 # ref FIGURE RATIO: the passthrough's two cells, or dashes without it
 ref() { if [ "$PASSTHROUGH" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
+# goc FIGURE RATIO: gocryptfs's two cells
+goc() { if [ "$GOCRYPTFS" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 kind="argosfs 4+2"; [ "$ENCRYPT" = 1 ] && kind="argosfs 4+2 zstd+encrypted"
 table() {
 cat <<EOF2
-| measure | plain dir | $kind | ratio | FUSE passthrough (bindfs) | its ratio | target |
-| --- | --- | --- | --- | --- | --- | --- |
-| sequential write ${SIZE_MIB} MiB + fsync (MB/s, median of $RUNS) | $(mbps "$pw") | $(mbps "$aw") | $(ratio "$pw" "$aw") | $(ref "$(mbps "$rw")" "$(ratio "$pw" "$rw")") | >= 0.57 (0.85 x plain / 1.5) |
-| cold sequential read (MB/s, median of $RUNS) | $(mbps "$pr") | $(mbps "$ar") | $(ratio "$pr" "$ar") | $(ref "$(mbps "$rr")" "$(ratio "$pr" "$rr")") | >= 0.90 |
-| cold random 4 KiB reads (/s, median of $RUNS) | ${prand%.*} | ${arand%.*} | $(ratio "$arand" "$prand") | $(ref "${rrand%.*}" "$(ratio "$rrand" "$prand")") | >= 1.00 |
-| random 4 KiB reads, file in the page cache (/s, median of $RUNS) | ${pwarm%.*} | ${awarm%.*} | $(ratio "$awarm" "$pwarm") | $(ref "${rwarm%.*}" "$(ratio "$rwarm" "$pwarm")") | >= 1.00 |
-| degraded cold read, 2 of 6 disks gone (MB/s, median of $RUNS) | - | $(mbps "$ad") | $(ratio "$ar" "$ad") vs healthy | - | - | >= 0.70 |
-| small files of $FILE_BYTES bytes in 20 dirs: creates/s | $pc | $ac | $(ratio "$ac" "$pc") | $(ref "$rc" "$(ratio "$rc" "$pc")") | >= 1.5 x passthrough |
-| small files: creates/s with a final sync | $pcs | $acs | $(ratio "$acs" "$pcs") | $(ref "$rcs" "$(ratio "$rcs" "$pcs")") | >= 1.5 x passthrough |
-| small files: stats/s | $ps | $as | $(ratio "$as" "$ps") | $(ref "$rs" "$(ratio "$rs" "$ps")") | >= 80000/s |
-| small files: unlinks/s | $pu | $au | $(ratio "$au" "$pu") | $(ref "$ru" "$(ratio "$ru" "$pu")") | - |
+| measure | plain dir | $kind | ratio | FUSE passthrough (bindfs) | its ratio | gocryptfs | its ratio | target |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| sequential write ${SIZE_MIB} MiB + fsync (MB/s, median of $RUNS) | $(mbps "$pw") | $(mbps "$aw") | $(ratio "$pw" "$aw") | $(ref "$(mbps "$rw")" "$(ratio "$pw" "$rw")") | $(goc "$(mbps "$gw")" "$(ratio "$pw" "$gw")") | >= 0.57 (0.85 x plain / 1.5) |
+| cold sequential read (MB/s, median of $RUNS) | $(mbps "$pr") | $(mbps "$ar") | $(ratio "$pr" "$ar") | $(ref "$(mbps "$rr")" "$(ratio "$pr" "$rr")") | $(goc "$(mbps "$gr")" "$(ratio "$pr" "$gr")") | >= 0.90 |
+| cold random 4 KiB reads (/s, median of $RUNS) | ${prand%.*} | ${arand%.*} | $(ratio "$arand" "$prand") | $(ref "${rrand%.*}" "$(ratio "$rrand" "$prand")") | $(goc "${grand%.*}" "$(ratio "$grand" "$prand")") | >= 1.00 |
+| random 4 KiB reads, file in the page cache (/s, median of $RUNS) | ${pwarm%.*} | ${awarm%.*} | $(ratio "$awarm" "$pwarm") | $(ref "${rwarm%.*}" "$(ratio "$rwarm" "$pwarm")") | $(goc "${gwarm%.*}" "$(ratio "$gwarm" "$pwarm")") | >= 1.00 |
+| degraded cold read, 2 of 6 disks gone (MB/s, median of $RUNS) | - | $(mbps "$ad") | $(ratio "$ar" "$ad") vs healthy | - | - | - | - | >= 0.70 |
+| small files of $FILE_BYTES bytes in 20 dirs: creates/s | $pc | $ac | $(ratio "$ac" "$pc") | $(ref "$rc" "$(ratio "$rc" "$pc")") | $(goc "$gc" "$(ratio "$gc" "$pc")") | >= 1.5 x passthrough |
+| small files: creates/s with a final sync | $pcs | $acs | $(ratio "$acs" "$pcs") | $(ref "$rcs" "$(ratio "$rcs" "$pcs")") | $(goc "$gcs" "$(ratio "$gcs" "$pcs")") | >= 1.5 x passthrough |
+| small files: stats/s | $ps | $as | $(ratio "$as" "$ps") | $(ref "$rs" "$(ratio "$rs" "$ps")") | $(goc "$gs" "$(ratio "$gs" "$ps")") | >= 80000/s |
+| small files: unlinks/s | $pu | $au | $(ratio "$au" "$pu") | $(ref "$ru" "$(ratio "$ru" "$pu")") | $(goc "$gu" "$(ratio "$gu" "$pu")") | - |
 EOF2
 }
 table
