@@ -21,8 +21,9 @@
 //! Each stripe verified good (or repaired) gets its verification time recorded in the
 //! state file (`scrub_state`), which also keeps the run in progress: a run stopped by a
 //! pause, a cancel, `max_bytes` or a crash is continued by the next start. The run is
-//! saved at most every [`SAVE_EVERY`] and at its end, so a crash costs only a few stripes
-//! verified again. It reads through the open Volume only, so it runs next to a mount's
+//! saved every [`SAVE_EVERY`] (or, where a save of a large state file is slow, so that
+//! saving takes at most a twentieth of the run) and at its end, so a crash costs only a
+//! few stripes verified again. It reads through the open Volume only, so it runs next to a mount's
 //! readers and writers: a stripe a writer replaced while it was read is skipped.
 
 use super::pace::Pace;
@@ -36,8 +37,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// Longest time between two saves of the state during a run.
+/// Time between two saves of the state during a run (longer when a save is slow).
 pub const SAVE_EVERY: Duration = Duration::from_secs(2);
+/// A save may take at most this share of the run: on a volume with millions of stripes
+/// the state file is large, and it is saved less often instead.
+const SAVE_SHARE: u32 = 20;
 
 /// What a scrub run is asked to do. Options of a run that is continued are its own
 /// (saved when it started), except `max_bytes`, which bounds each invocation.
@@ -251,6 +255,7 @@ pub fn scrub(vol: &Volume, options: &ScrubOptions, job: &Job) -> Result<ScrubRep
     let infos = disk_infos(vol);
     let mut pace = Pace::new(run.rate_bytes);
     let mut last_save = Instant::now();
+    let mut save_every = SAVE_EVERY;
     job.phase("scrubbing", due.len() as u64);
     let mut is_cut_short = false;
     for at in &due {
@@ -277,10 +282,12 @@ pub fn scrub(vol: &Volume, options: &ScrubOptions, job: &Job) -> Result<ScrubRep
         }
         job.advance(1, outcome.bytes);
         pace.account(outcome.bytes);
-        if last_save.elapsed() >= SAVE_EVERY {
+        if last_save.elapsed() >= save_every {
+            let started = Instant::now();
             state.run = Some(run.clone());
             save(vol, &mut state, &live)?;
             state.run = None;
+            save_every = SAVE_EVERY.max(started.elapsed() * SAVE_SHARE);
             last_save = Instant::now();
         }
     }
