@@ -100,23 +100,15 @@ pub struct FsckArgs {
 
 /// Entry point of argosfs-fsck.
 pub fn main() -> ExitCode {
-    match FsckArgs::try_parse() {
+    match super::parse_args_or_exit::<FsckArgs>(exit::USAGE) {
         Ok(args) => run(args),
-        Err(e) => {
-            let _ = e.print();
-            ExitCode::from(parse_error_code(&e))
-        }
+        Err(code) => code,
     }
 }
 
-/// The exit status for a command line clap refused: 0 for --help and --version, else 16
-/// (fsck(8) wants 16 for usage errors, where clap would exit 2).
+/// The exit status for a command line clap refused (0 for --help and --version).
 pub fn parse_error_code(error: &clap::Error) -> u8 {
-    use clap::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::CLEAN,
-        _ => exit::USAGE,
-    }
+    super::clap_error_code(error, exit::USAGE)
 }
 
 /// A terminal progress bar on stderr.

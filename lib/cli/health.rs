@@ -110,23 +110,15 @@ pub struct HealthArgs {
 
 /// Entry point of argosfs-health.
 pub fn main() -> ExitCode {
-    match HealthArgs::try_parse() {
+    match super::parse_args_or_exit::<HealthArgs>(exit::CANNOT_CHECK) {
         Ok(args) => run(args),
-        Err(e) => {
-            let _ = e.print();
-            ExitCode::from(parse_error_code(&e))
-        }
+        Err(code) => code,
     }
 }
 
-/// The exit status for a command line clap refused: 0 for --help and --version, else
-/// "could not check" (clap's 2 would read as critical).
+/// The exit status for a command line clap refused (0 for --help and --version).
 pub fn parse_error_code(error: &clap::Error) -> u8 {
-    use clap::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::HEALTHY,
-        _ => exit::CANNOT_CHECK,
-    }
+    super::clap_error_code(error, exit::CANNOT_CHECK)
 }
 
 /// The exit status for a volume's verdict.

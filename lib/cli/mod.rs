@@ -290,6 +290,26 @@ pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     }
 }
 
+/// The exit status for a command line clap refused, for a program whose usage errors
+/// exit `usage` rather than clap's 2 (fsck's 16; health's 8, since 2 means critical
+/// there): 0 for --help and --version.
+pub(crate) fn clap_error_code(error: &clap::Error, usage: u8) -> u8 {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+        _ => usage,
+    }
+}
+
+/// Parses the command line of such a program; on an error prints it and gives the exit
+/// status ([`clap_error_code`]).
+pub(crate) fn parse_args_or_exit<T: clap::Parser>(usage: u8) -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(clap_error_code(&e, usage))
+    })
+}
+
 /// Prints a JSON report on stdout.
 pub fn print_json(value: &serde_json::Value) {
     println!(
