@@ -6,9 +6,9 @@
 //! process opens the volume under its lock and performs it.
 
 use super::import::UsageError;
-use super::perform::Performer;
+use super::perform::{Performer, mount_job, stop_job};
 use super::{CommonArgs, Example, ExitStatus, exit, init_logging};
-use crate::control::{Answer, Ask, Client, JobStatus};
+use crate::control::{Client, JobStatus};
 use crate::maint::action::{self, Request};
 use crate::maint::{Bounds, Report, Stop, Survey, disks};
 use crate::placement::human_bytes;
@@ -269,18 +269,13 @@ fn execute(args: &DiskArgs) -> anyhow::Result<Outcome> {
         Action::Stop => return stop(root, mount.as_ref()),
         action => request_of(root, &sb, action, args.rate)?,
     };
-    let performer = Performer::new(
+    let outcome = Performer::perform_once(
         root,
         mount,
         args.passphrase_file.as_deref(),
-        request.is_read_only(),
+        &request,
+        args.background,
     )?;
-    let outcome = performer.perform(&request, args.background)?;
-    if request.is_read_only() {
-        drop(performer);
-    } else {
-        performer.close()?;
-    }
     match outcome {
         Some(outcome) => present(root, &sb, &request, outcome),
         None => Ok(started(root, &request)),
@@ -377,11 +372,7 @@ fn status(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
             is_ok: true,
         });
     };
-    let job = match mount.ask(&Ask::Status).context("asking the mount")? {
-        Answer::Status(job) => job,
-        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
-        _ => anyhow::bail!("the mount answered a status question with something else"),
-    };
+    let job = mount_job(mount)?;
     let lines = vec![match &job {
         None => "no job has run in this mount".to_string(),
         Some(job) => job_line(job),
@@ -429,23 +420,17 @@ fn stop(root: &Path, mount: Option<&Client>) -> anyhow::Result<Outcome> {
             root.display()
         );
     };
-    match mount
-        .ask(&Ask::Stop(Stop::Cancel))
-        .context("asking the mount")?
-    {
-        Answer::Status(Some(job)) => Ok(Outcome {
-            lines: vec![format!(
-                "asked job {} ({}) to stop after the stripe in progress; running it again continues it",
-                job.id,
-                job.request.name()
-            )],
-            json: json!({ "job": job }),
-            failures: Vec::new(),
-            is_ok: true,
-        }),
-        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
-        _ => anyhow::bail!("the mount answered a stop with something else"),
-    }
+    let job = stop_job(mount, Stop::Cancel)?;
+    Ok(Outcome {
+        lines: vec![format!(
+            "asked job {} ({}) to stop after the stripe in progress; running it again continues it",
+            job.id,
+            job.request.name()
+        )],
+        json: json!({ "job": job }),
+        failures: Vec::new(),
+        is_ok: true,
+    })
 }
 
 /// A library error from a maintenance call, in the words of this program (a refused

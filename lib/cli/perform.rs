@@ -3,7 +3,8 @@
 //! control socket, or by this process on the volume it opens under the lock.
 
 use super::import::open_volume;
-use crate::control::{Answer, Ask, Client};
+use crate::control::{Answer, Ask, Client, JobStatus};
+use crate::maint::Stop;
 use crate::maint::action::{self, Outcome, Request};
 use crate::volume::Volume;
 use anyhow::Context;
@@ -61,6 +62,23 @@ impl Performer {
         }
     }
 
+    /// Has `request` performed once: by `mount` when a mount serves the volume, else on
+    /// the volume opened here for it and closed again (committed, unless it only read).
+    pub(crate) fn perform_once(
+        root: &Path,
+        mount: Option<Client>,
+        passphrase_file: Option<&Path>,
+        request: &Request,
+        background: bool,
+    ) -> anyhow::Result<Option<Outcome>> {
+        let performer = Performer::new(root, mount, passphrase_file, request.is_read_only())?;
+        let outcome = performer.perform(request, background)?;
+        if !request.is_read_only() {
+            performer.close()?;
+        }
+        Ok(outcome)
+    }
+
     /// Commits and closes a volume opened here.
     pub(crate) fn close(self) -> anyhow::Result<()> {
         match self {
@@ -86,12 +104,7 @@ fn online(
     request: &Request,
     background: bool,
 ) -> anyhow::Result<Option<Outcome>> {
-    let ask = |ask: &Ask| {
-        mount
-            .ask(ask)
-            .with_context(|| format!("asking the mount through {}", mount.path().display()))
-    };
-    let job = match ask(&Ask::Perform(request.clone()))? {
+    let job = match ask(mount, &Ask::Perform(request.clone()))? {
         Answer::Done(outcome) => return Ok(Some(outcome)),
         Answer::Started(job) => job,
         Answer::Busy(job) => anyhow::bail!(
@@ -107,22 +120,51 @@ fn online(
     if background {
         return Ok(None);
     }
+    wait_for_job(mount, job.id).map(Some)
+}
+
+/// The mount's background job now, or its last one.
+pub(crate) fn mount_job(mount: &Client) -> anyhow::Result<Option<JobStatus>> {
+    match ask(mount, &Ask::Status)? {
+        Answer::Status(job) => Ok(job),
+        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a status question with something else"),
+    }
+}
+
+/// Asks the mount's running job to stop (`why`) after the stripe in progress.
+pub(crate) fn stop_job(mount: &Client, why: Stop) -> anyhow::Result<JobStatus> {
+    match ask(mount, &Ask::Stop(why))? {
+        Answer::Status(Some(job)) => Ok(job),
+        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
+        _ => anyhow::bail!("the mount answered a stop with something else"),
+    }
+}
+
+/// Waits for the mount's job `id` to end: its outcome, or why it failed.
+pub(crate) fn wait_for_job(mount: &Client, id: u64) -> anyhow::Result<Outcome> {
     loop {
         std::thread::sleep(POLL_EVERY);
-        let Answer::Status(Some(now)) = ask(&Ask::Status)? else {
-            anyhow::bail!("the mount lost track of job {}", job.id);
+        let Some(now) = mount_job(mount)? else {
+            anyhow::bail!("the mount lost track of job {id}");
         };
-        if now.id != job.id {
+        if now.id != id {
             anyhow::bail!(
-                "the mount lost track of job {} (it now reports job {})",
-                job.id,
+                "the mount lost track of job {id} (it now reports job {})",
                 now.id
             );
         }
         match now.result {
             None => continue,
-            Some(Ok(outcome)) => return Ok(Some(outcome)),
+            Some(Ok(outcome)) => return Ok(outcome),
             Some(Err(why)) => return Err(anyhow::anyhow!(why)),
         }
     }
+}
+
+/// Puts one question to the mount, naming its socket if that fails.
+fn ask(mount: &Client, question: &Ask) -> anyhow::Result<Answer> {
+    mount
+        .ask(question)
+        .with_context(|| format!("asking the mount through {}", mount.path().display()))
 }

@@ -4,9 +4,9 @@
 //! scrubs in the background when there is one (asked through its control socket),
 //! else this process does, on the volume it opens under the lock.
 
-use super::perform::Performer;
+use super::perform::{Performer, mount_job, stop_job, wait_for_job};
 use super::{CommonArgs, Example, ExitStatus, exit, init_logging};
-use crate::control::{Answer, Ask, Client, JobStatus};
+use crate::control::{Client, JobStatus};
 use crate::maint::Stop;
 use crate::maint::action::{Outcome as Done, Request, ScrubOutcome};
 use crate::maint::scrub::{ScrubOptions, ScrubReport, ScrubStatus};
@@ -187,18 +187,13 @@ fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
             is_resume: args.resume,
         })
     };
-    let performer = Performer::new(
+    let done = Performer::perform_once(
         root,
         mount,
         args.passphrase_file.as_deref(),
-        request.is_read_only(),
+        &request,
+        args.background,
     )?;
-    let done = performer.perform(&request, args.background)?;
-    if request.is_read_only() {
-        drop(performer);
-    } else {
-        performer.close()?;
-    }
     match done {
         None => Ok(Outcome {
             json: json!({ "is_started": true }),
@@ -216,39 +211,16 @@ fn execute(args: &ScrubArgs) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The mount's background job now, or its last one.
-fn mount_job(client: &Client) -> anyhow::Result<Option<JobStatus>> {
-    match client.ask(&Ask::Status).context("asking the mount")? {
-        Answer::Status(job) => Ok(job),
-        Answer::Failed(why) => Err(anyhow::anyhow!(why)),
-        _ => anyhow::bail!("the mount answered a status question with something else"),
-    }
-}
-
 /// Pauses the scrub the mount is running: asks it to stop, waits until it has saved
 /// the run as paused.
 fn pause_job(client: &Client, root: &Path, job: &JobStatus) -> anyhow::Result<Outcome> {
-    match client
-        .ask(&Ask::Stop(Stop::Pause))
-        .context("asking the mount")?
-    {
-        Answer::Status(_) => {}
-        Answer::Failed(why) => return Err(anyhow::anyhow!(why)),
-        _ => anyhow::bail!("the mount answered a pause with something else"),
-    }
-    loop {
-        let Some(now) = mount_job(client)?.filter(|now| now.id == job.id) else {
-            anyhow::bail!("the mount lost track of the scrub job {}", job.id);
-        };
-        match now.result {
-            None => std::thread::sleep(Duration::from_millis(100)),
-            Some(Ok(Done::Scrub(ScrubOutcome::Ran(report)))) => {
-                let run = report.run.context("the paused scrub reported no run")?;
-                return Ok(paused_outcome(root, &run));
-            }
-            Some(Ok(_)) => anyhow::bail!("the scrub job ended with something else"),
-            Some(Err(why)) => return Err(anyhow::anyhow!(why)),
+    stop_job(client, Stop::Pause)?;
+    match wait_for_job(client, job.id)? {
+        Done::Scrub(ScrubOutcome::Ran(report)) => {
+            let run = report.run.context("the paused scrub reported no run")?;
+            Ok(paused_outcome(root, &run))
         }
+        _ => anyhow::bail!("the scrub job ended with something else"),
     }
 }
 
