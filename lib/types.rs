@@ -128,6 +128,14 @@ impl<'de> Deserialize<'de> for VolumeId {
     }
 }
 
+/// Seconds since the Unix epoch now (0 on a clock set before 1970: not worth failing
+/// over in a timestamp).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

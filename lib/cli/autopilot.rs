@@ -136,12 +136,6 @@ pub fn run(args: AutopilotArgs) -> ExitCode {
     super::finish(PROGRAM, &args.common, header, result)
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Whether an error opening the volume is the person's to fix before anything (the
 /// volume in use, a passphrase, an old format) rather than damage the plan reports.
 fn is_usage_of_the_volume(e: &anyhow::Error) -> bool {
@@ -264,7 +258,7 @@ fn disk_health(
 fn autopilot(args: &AutopilotArgs, root: &Path) -> anyhow::Result<Outcome2> {
     let sb = Superblock::load(root)
         .with_context(|| format!("reading the volume at {}", root.display()))?;
-    let now = now_unix();
+    let now = crate::types::unix_now();
     let policy = Policy {
         down_after_secs: args.down_after.unwrap_or(Policy::default().down_after_secs),
         budget_bytes: args.max_bytes,
@@ -285,7 +279,7 @@ fn autopilot(args: &AutopilotArgs, root: &Path) -> anyhow::Result<Outcome2> {
     let source = PROGRAM.to_string();
     let event = |kind: &str, data: Value| {
         let event = Event {
-            unix: now_unix(),
+            unix: crate::types::unix_now(),
             kind: kind.to_string(),
             source: source.clone(),
             data,

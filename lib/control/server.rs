@@ -75,12 +75,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Server {
     /// Makes `ROOT/control.sock` (replacing one a dead mount left) and starts answering.
     pub fn start(vol: Arc<Volume>) -> std::io::Result<Server> {
@@ -245,7 +239,7 @@ fn start_job(shared: &Shared, request: Request) -> Answer {
     let running = Arc::new(Running {
         id: shared.next_job.fetch_add(1, Ordering::Relaxed),
         request,
-        started_unix: now_unix(),
+        started_unix: crate::types::unix_now(),
         job: Job::new(),
         ended: Mutex::new(None),
     });
@@ -264,7 +258,7 @@ fn start_job(shared: &Shared, request: Request) -> Answer {
                 Ok(_) => tracing::info!(id = job.id, request = job.request.name(), "background job ended"),
                 Err(e) => tracing::error!(id = job.id, request = job.request.name(), error = %e, "background job failed"),
             }
-            *lock(&job.ended) = Some((now_unix(), result));
+            *lock(&job.ended) = Some((crate::types::unix_now(), result));
         });
     match spawned {
         Ok(handle) => {

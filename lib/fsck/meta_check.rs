@@ -584,9 +584,7 @@ pub fn reset(
     primary: Option<usize>,
 ) -> crate::Result<PathBuf> {
     let journal_path = meta_dir.join(JOURNAL_FILE);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let stamp = crate::types::unix_now();
     let saved = meta_dir.join(format!("{JOURNAL_FILE}.fsck-saved.{stamp}"));
     match std::fs::read(&journal_path) {
         Ok(bytes) => {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::maint::Survey;
 use crate::maint::action::{Outcome, Request};
 use crate::store::{DirDisk, Disk, DiskLabel};
-use crate::volume::disk_stats::unix_now;
+use crate::types::unix_now;
 use crate::volume::{DiskConfig, DiskRecord, OpenOptions, Records, Superblock, Volume};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

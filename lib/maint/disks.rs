@@ -10,12 +10,6 @@ use crate::types::DiskId;
 use crate::volume::{DiskConfig, DiskState, Superblock, Volume};
 use std::path::{Path, PathBuf};
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Where a change to the list of disks is made.
 #[derive(Clone, Copy)]
 pub enum Target<'a> {
@@ -107,11 +101,7 @@ fn label_new_disk(path: &Path, sb: &Superblock, id: DiskId) -> Result<()> {
         });
     }
     let disk = DirDisk::create(path).map_err(|e| Error::io(path, e))?;
-    let label = DiskLabel {
-        volume: sb.volume,
-        disk: id,
-        created_unix: now_unix(),
-    };
+    let label = DiskLabel::new(sb.volume, id);
     disk.write_label(&label.encode())
         .map_err(|e| Error::io(path, e))
 }
@@ -135,7 +125,7 @@ fn add_to(root: &Path, sb: &mut Superblock, text: &str) -> Result<DiskConfig> {
     }
     label_new_disk(&absolute, sb, id)?;
     config.path = stored;
-    config.state_since_unix = now_unix();
+    config.state_since_unix = crate::types::unix_now();
     config.state_reason = "added".into();
     sb.disks.push(config.clone());
     Ok(config)
@@ -185,7 +175,7 @@ fn replace_in(root: &Path, sb: &mut Superblock, disk: DiskId, new: &Path) -> Res
     let entry = &mut sb.disks[entry];
     entry.path = stored;
     entry.state = DiskState::Active;
-    entry.state_since_unix = now_unix();
+    entry.state_since_unix = crate::types::unix_now();
     entry.state_reason = format!("replaced {}", old_path.display());
     Ok(Replaced {
         disk,
@@ -269,7 +259,7 @@ pub fn set_state(vol: &Volume, disk: DiskId, state: DiskState, reason: &str) -> 
             )));
         }
         entry.state = state;
-        entry.state_since_unix = now_unix();
+        entry.state_since_unix = crate::types::unix_now();
         entry.state_reason = reason.to_string();
         Ok(())
     })

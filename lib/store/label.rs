@@ -19,7 +19,6 @@
 use crate::format::{FormatError, json};
 use crate::types::{DiskId, VolumeId};
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Document kind of a disk label.
 pub const LABEL_MAGIC: &str = "argosfs-disk-label";
@@ -40,10 +39,7 @@ pub struct DiskLabel {
 impl DiskLabel {
     /// A label for `disk` of `volume`, created now.
     pub fn new(volume: VolumeId, disk: DiskId) -> DiskLabel {
-        // A clock before 1970 is not worth failing mkfs over.
-        let created_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |age| age.as_secs());
+        let created_unix = crate::types::unix_now();
         DiskLabel {
             volume,
             disk,

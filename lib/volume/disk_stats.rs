@@ -236,13 +236,6 @@ impl Records {
     }
 }
 
-/// Seconds since the Unix epoch now.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The histogram bucket of a latency: exact below 4 µs, then four per power of two.
 fn bucket_of(us: u64) -> usize {
     if us < 4 {
@@ -434,7 +427,7 @@ impl DiskStats {
     pub(super) fn new(base: Option<&DiskRecord>) -> DiskStats {
         DiskStats {
             base: base.map(|b| b.io).unwrap_or_default(),
-            since_unix: base.map_or_else(unix_now, |b| b.since_unix),
+            since_unix: base.map_or_else(crate::types::unix_now, |b| b.since_unix),
             live: LiveCounters::default(),
             read: Latency::new(base.map(|b| b.read_latency).unwrap_or_default()),
             write: Latency::new(base.map(|b| b.write_latency).unwrap_or_default()),
@@ -677,7 +670,7 @@ impl super::Volume {
     pub fn records(&self) -> Records {
         Records {
             volume: self.sb.volume,
-            taken_unix: unix_now(),
+            taken_unix: crate::types::unix_now(),
             disks: self.disk_records(),
             counters: self.records.counters(),
         }

@@ -16,7 +16,6 @@ use crate::store::{
 use crate::types::VolumeId;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How expensive the passphrase key derivation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,9 +120,7 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
         let _lock = super::take_lock(&root, true)?;
     }
     let volume = VolumeId::random();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::types::unix_now();
 
     // Check everything before writing anything, so a refused mkfs leaves no labels.
     let mut disks = Vec::new();

@@ -372,9 +372,7 @@ impl Volume {
             .ok_or_else(|| Error::Config(format!("no disk {disk} in the superblock")))?;
         entry.state = state;
         entry.state_reason = reason.to_string();
-        entry.state_since_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        entry.state_since_unix = crate::types::unix_now();
         sb.store(&self.root)?;
         *lock_poisoned(&slot.state) = state;
         tracing::info!(disk = %disk, state = ?state, reason, "disk state changed");
