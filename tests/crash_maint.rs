@@ -148,7 +148,7 @@ fn issue_10_kill_9_during_drain_never_lowers_redundancy_and_the_drain_resumes() 
     );
     let mut interrupted = 0;
     let mut trace = Vec::new();
-    for delay in delays(25, 0x5eed, 50) {
+    for delay in delays(25, 0x5eed, 100) {
         run_and_kill(&tv, &["drain", "d3"], 10 + delay);
         let now = check_invariants(&tv, &written, 6, drained, false);
         assert!(now <= left, "a drain moved shards back");
