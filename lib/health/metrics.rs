@@ -16,12 +16,15 @@ use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 
 /// Builds a registry holding every metric of `report`.
 pub fn registry(report: &Report) -> prometheus::Result<Registry> {
-    let b = Builder {
-        registry: Registry::new(),
-    };
-    volume_metrics(&b, report)?;
-    disk_metrics(&b, report)?;
-    Ok(b.registry)
+    let b = Builder::new();
+    add_report(&b, report)?;
+    Ok(b.into_registry())
+}
+
+/// Adds every metric of `report` to `b` (a mount adds its own counters beside them).
+pub(crate) fn add_report(b: &Builder, report: &Report) -> prometheus::Result<()> {
+    volume_metrics(b, report)?;
+    disk_metrics(b, report)
 }
 
 /// The report in the text exposition format.
@@ -30,21 +33,37 @@ pub fn text(report: &Report) -> prometheus::Result<String> {
     prometheus::TextEncoder::new().encode_to_string(&families)
 }
 
-struct Builder {
+/// Metrics being registered: each made, registered and handed back to be set.
+pub(crate) struct Builder {
     registry: Registry,
 }
 
 impl Builder {
+    pub(crate) fn new() -> Builder {
+        Builder {
+            registry: Registry::new(),
+        }
+    }
+
+    pub(crate) fn into_registry(self) -> Registry {
+        self.registry
+    }
+
     fn register<C: Collector + Clone + 'static>(&self, c: C) -> prometheus::Result<C> {
         self.registry.register(Box::new(c.clone()))?;
         Ok(c)
     }
 
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    pub(crate) fn gauge(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> prometheus::Result<GaugeVec> {
         self.register(GaugeVec::new(Opts::new(name, help), labels)?)
     }
 
-    fn counter(
+    pub(crate) fn counter(
         &self,
         name: &str,
         help: &str,

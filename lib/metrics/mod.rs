@@ -10,9 +10,9 @@
 //! a few seconds is dropped.
 
 use crate::control::JobWatch;
+use crate::health::metrics::Builder;
 use crate::posix::ops::OpCounters;
 use crate::volume::Volume;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -137,46 +137,24 @@ pub fn render_for(
         run_smartctl: false,
     };
     let report = crate::health::assess(&crate::health::observe_open(vol, None, &options));
-    let registry = crate::health::metrics::registry(&report)?;
-    mount_metrics(&registry, vol, ops, jobs)?;
-    prometheus::TextEncoder::new().encode_to_string(&registry.gather())
+    let b = Builder::new();
+    crate::health::metrics::add_report(&b, &report)?;
+    mount_metrics(&b, vol, ops, jobs)?;
+    prometheus::TextEncoder::new().encode_to_string(&b.into_registry().gather())
 }
 
 fn render(sources: &Sources) -> prometheus::Result<String> {
     render_for(&sources.vol, &sources.ops, sources.jobs.as_ref())
 }
 
-fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
-}
-
-fn gauge(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntGaugeVec> {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
-}
-
-/// The mount's own counters, added to `registry`.
+/// The mount's own counters, added to `b`.
 fn mount_metrics(
-    registry: &Registry,
+    b: &Builder,
     vol: &Volume,
     ops: &OpCounters,
     jobs: Option<&JobWatch>,
 ) -> prometheus::Result<()> {
-    let requests = counter(
-        registry,
+    let requests = b.counter(
         "argosfs_fuse_requests_total",
         "FUSE requests served by this mount, by operation",
         &["op"],
@@ -185,16 +163,14 @@ fn mount_metrics(
         requests.with_label_values(&[op]).inc_by(n);
     }
     let (read, written) = ops.bytes();
-    counter(
-        registry,
+    b.counter(
         "argosfs_fuse_read_bytes_total",
         "Bytes returned by reads through this mount",
         &[],
     )?
     .with_label_values::<&str>(&[])
     .inc_by(read);
-    counter(
-        registry,
+    b.counter(
         "argosfs_fuse_written_bytes_total",
         "Bytes taken by writes through this mount",
         &[],
@@ -244,24 +220,21 @@ fn mount_metrics(
             s.cache_misses,
         ),
     ] {
-        counter(registry, name, help, &[])?
+        b.counter(name, help, &[])?
             .with_label_values::<&str>(&[])
             .inc_by(value);
     }
-    let running = gauge(
-        registry,
+    let running = b.gauge(
         "argosfs_background_job_running",
         "1 while the mount runs a background job (heal, drain, scrub, ...), by kind",
         &["kind"],
     )?;
-    let done = gauge(
-        registry,
+    let done = b.gauge(
         "argosfs_background_job_stripes_done",
         "Stripes the background job (running or last) has gone through in its phase",
         &["kind"],
     )?;
-    let bytes = gauge(
-        registry,
+    let bytes = b.gauge(
         "argosfs_background_job_bytes",
         "Bytes the background job (running or last) has read or written",
         &["kind"],
@@ -270,12 +243,12 @@ fn mount_metrics(
         let kind = job.request.name();
         running
             .with_label_values(&[kind])
-            .set(i64::from(!job.is_finished()));
+            .set(f64::from(u8::from(!job.is_finished())));
         done.with_label_values(&[kind])
-            .set(i64::try_from(job.progress.done).unwrap_or(i64::MAX));
+            .set(job.progress.done as f64);
         bytes
             .with_label_values(&[kind])
-            .set(i64::try_from(job.progress.bytes).unwrap_or(i64::MAX));
+            .set(job.progress.bytes as f64);
     }
     Ok(())
 }
