@@ -3,8 +3,8 @@
 //! middle of a plan loses nothing. The planner's rules are tested one by one in
 //! lib/autopilot/scenarios.rs.
 
-use crate::common::{self, Spec, TestVolume};
-use crate::crash_maint::{check_invariants, delays, files, fsck_ends_clean};
+use crate::common::TestVolume;
+use crate::crash_maint::{check_invariants, delays, fsck_ends_clean, volume_with_files};
 use argosfs::types::{DiskId, InodeId};
 use serde_json::Value;
 use std::path::Path;
@@ -70,15 +70,7 @@ fn assert_replays(report: &Value) {
 }
 
 fn volume(disks: usize) -> (TestVolume, Vec<(InodeId, Vec<u8>)>) {
-    let tv = common::make(&Spec {
-        disks,
-        stripe_bytes: 16 << 10,
-        ..Spec::default()
-    });
-    let vol = tv.open();
-    let written = files(&vol, 40);
-    vol.close().unwrap();
-    (tv, written)
+    volume_with_files(disks, 40)
 }
 
 #[test]

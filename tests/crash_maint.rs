@@ -21,6 +21,20 @@ pub(crate) fn files(vol: &Volume, count: u64) -> Vec<(InodeId, Vec<u8>)> {
         .collect()
 }
 
+/// A volume of `disks` disks with 16 KiB stripes (many stripes from little data) and
+/// `count` files written to it, closed.
+pub(crate) fn volume_with_files(disks: usize, count: u64) -> (TestVolume, Vec<(InodeId, Vec<u8>)>) {
+    let tv = common::make(&Spec {
+        disks,
+        stripe_bytes: 16 << 10,
+        ..Spec::default()
+    });
+    let vol = tv.open();
+    let written = files(&vol, count);
+    vol.close().unwrap();
+    (tv, written)
+}
+
 /// A small deterministic sequence of delays (milliseconds), so a failure replays.
 pub(crate) fn delays(count: usize, seed: u64, max_ms: u64) -> Vec<u64> {
     let mut x = seed | 1;
@@ -132,14 +146,7 @@ pub(crate) fn fsck_ends_clean(tv: &TestVolume) {
 
 #[test]
 fn issue_10_kill_9_during_drain_never_lowers_redundancy_and_the_drain_resumes() {
-    let tv = common::make(&Spec {
-        disks: 8,
-        stripe_bytes: 16 << 10,
-        ..Spec::default()
-    });
-    let vol = tv.open();
-    let written = files(&vol, 60);
-    vol.close().unwrap();
+    let (tv, written) = volume_with_files(8, 60);
     let drained = DiskId(3);
     let mut left = check_invariants(&tv, &written, 6, drained, false);
     assert!(
@@ -170,13 +177,7 @@ fn issue_10_kill_9_during_drain_never_lowers_redundancy_and_the_drain_resumes() 
 
 #[test]
 fn issue_10_kill_9_during_heal_loses_nothing_and_the_heal_resumes() {
-    let tv = common::make(&Spec {
-        stripe_bytes: 16 << 10,
-        ..Spec::default()
-    });
-    let vol = tv.open();
-    let written = files(&vol, 60);
-    vol.close().unwrap();
+    let (tv, written) = volume_with_files(6, 60);
     std::fs::remove_dir_all(&tv.disks[2]).unwrap();
     let new = tv.dir.path().join("disk2-new");
     let out = Command::new(DISK)
@@ -258,14 +259,7 @@ fn start_in_mount(tv: &TestVolume, args: &[&str]) {
 #[test]
 fn issue_10_kill_9_of_the_mount_during_online_drain_and_heal() {
     crate::mount_util::require_fuse!();
-    let tv = common::make(&Spec {
-        disks: 8,
-        stripe_bytes: 16 << 10,
-        ..Spec::default()
-    });
-    let vol = tv.open();
-    let written = files(&vol, 60);
-    vol.close().unwrap();
+    let (tv, written) = volume_with_files(8, 60);
     let mut m = crate::mount_util::Mounted::with_options(tv, &[]);
     m.kill9();
     let drained = DiskId(7);
@@ -321,14 +315,7 @@ fn issue_10_kill_9_of_the_mount_during_online_drain_and_heal() {
 /// stripe below its redundancy, every file intact; the next run finishes the work.
 #[test]
 fn issue_10_kill_9_during_rebalance_loses_nothing_and_the_rebalance_resumes() {
-    let tv = common::make(&Spec {
-        disks: 6,
-        stripe_bytes: 16 << 10,
-        ..Spec::default()
-    });
-    let vol = tv.open();
-    let written = files(&vol, 60);
-    vol.close().unwrap();
+    let (tv, written) = volume_with_files(6, 60);
     for i in 6..8 {
         common::run_ok(Command::new(DISK).arg(&tv.root).args([
             "add",
