@@ -397,8 +397,8 @@ fn issue_10_an_encrypted_volume_lists_and_heals() {
     assert_eq!(report["degraded_stripes"], 0);
     // Shard files lost from a disk that is there: heal writes them back in place.
     let lost = tv.shard_files(0);
-    for path in &lost {
-        std::fs::remove_file(path).unwrap();
+    for shard in &lost {
+        shard.remove();
     }
     let report = list(&tv, 1);
     assert_eq!(

@@ -323,7 +323,7 @@ fn front_command_and_single_programs_agree_on_fsck_and_verify_journal() {
     assert_eq!(text(&front.stdout), text(&single.stdout));
 
     // A lost shard: exit 4 from both, the same findings; then both repair it.
-    std::fs::remove_file(&tv.shard_files(0)[0]).unwrap();
+    tv.shard_files(0)[0].remove();
     let (single, front) = both("fsck", &[root, "--json"]);
     assert_eq!(single.status.code(), Some(4), "{}", text(&single.stdout));
     assert_eq!(front.status.code(), Some(4));

@@ -1,7 +1,6 @@
 //! argosfs-scrub from the command line (issue 10): exit codes, messages, --json.
 
 use crate::common::{self, Spec, TestVolume, pattern, put_file};
-use argosfs::store::DirDisk;
 use argosfs::types::{ShardIndex, ShardKey};
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -94,13 +93,14 @@ fn issue_10_scrub_cli_deleted_shard_fails_then_repair_fixes_it() {
     let at = vol.stripes().into_iter().next().unwrap();
     vol.close().unwrap();
     let disk = at.stripe.disk_of(2).unwrap();
-    let path = DirDisk::open(&tv.disks[usize::from(disk.0)])
-        .unwrap()
-        .shard_file(ShardKey {
+    let path = common::Shard::at(
+        &tv.disks[usize::from(disk.0)],
+        ShardKey {
             stripe: at.stripe.id,
             index: ShardIndex(2),
-        });
-    std::fs::remove_file(&path).unwrap();
+        },
+    );
+    path.remove();
 
     let found = scrub(&tv, &["--json"]);
     assert_eq!(found.code, Some(1), "{}\n{}", found.stdout, found.stderr);

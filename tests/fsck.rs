@@ -1,7 +1,7 @@
 //! argosfs-fsck and argosfs-verify-journal from the command line: a corruption matrix
 //! (each case a fresh volume damaged on purpose), locking, data loss, orphan safety.
 
-use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all, root};
+use crate::common::{self, Shard, Spec, TestVolume, pattern, put_file, read_all, root};
 use argosfs::meta::journal::{JOURNAL_FILE, Journal};
 use argosfs::meta::snapshot::{self, SLOTS};
 use argosfs::meta::{Chunk, MetaStore, Op, StripeRef};
@@ -218,16 +218,23 @@ fn key(stripe: &StripeRef, index: usize) -> ShardKey {
     }
 }
 
-/// The file of shard `index` of `stripe`.
-fn shard_file(tv: &TestVolume, stripe: &StripeRef, index: usize) -> PathBuf {
-    let disk = DirDisk::open(&disk_path(tv, stripe.disk_of(index).unwrap())).unwrap();
-    disk.shard_file(key(stripe, index))
+/// Shard `index` of `stripe` where the metadata places it.
+fn shard_file(tv: &TestVolume, stripe: &StripeRef, index: usize) -> Shard {
+    Shard::at(
+        &disk_path(tv, stripe.disk_of(index).unwrap()),
+        key(stripe, index),
+    )
 }
 
-fn flip_byte(path: &Path, at: usize) {
+fn flip_file_byte(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[at] ^= 0x5a;
     std::fs::write(path, bytes).unwrap();
+}
+
+fn flip_byte(shard: &Shard, at: usize) {
+    let bytes = shard.read();
+    shard.overwrite_at(at as u64, &[bytes[at] ^ 0x5a]);
 }
 
 /// Bytes and mtimes of everything under the test directory (ROOT and the disks).
@@ -360,8 +367,8 @@ fn matrix_deleted_shard() {
     for spec in specs() {
         let (tv, files) = fixture(spec, false);
         let s = stripes(&tv, files[0].ino);
-        std::fs::remove_file(shard_file(&tv, &s[0], 0)).unwrap();
-        std::fs::remove_file(shard_file(&tv, &s[1], 5)).unwrap();
+        shard_file(&tv, &s[0], 0).remove();
+        shard_file(&tv, &s[1], 5).remove();
         let repair = matrix(&tv, "shard_missing", &files);
         assert_eq!(repair.summary["stats"]["shards_rebuilt"], 2, "{repair}");
         assert!(shard_file(&tv, &s[0], 0).exists());
@@ -373,9 +380,9 @@ fn matrix_flipped_byte_in_a_shard() {
     for spec in specs() {
         let (tv, files) = fixture(spec, false);
         let s = stripes(&tv, files[1].ino);
-        let path = shard_file(&tv, &s[0], 2);
-        let len = std::fs::metadata(&path).unwrap().len() as usize;
-        flip_byte(&path, len / 2);
+        let shard = shard_file(&tv, &s[0], 2);
+        let len = shard.read().len();
+        flip_byte(&shard, len / 2);
         matrix(&tv, "shard_corrupt", &files);
     }
 }
@@ -386,10 +393,11 @@ fn matrix_shard_header_of_another_volume() {
         let (tv, files) = fixture(spec, false);
         let s = stripes(&tv, files[0].ino);
         let disk = DirDisk::open(&disk_path(&tv, s[1].disk_of(1).unwrap())).unwrap();
-        let bytes = std::fs::read(disk.shard_file(key(&s[1], 1))).unwrap();
+        let bytes = shard_file(&tv, &s[1], 1).read();
         let (object, _) = shard::decode_shard("test", bytes, None).unwrap();
         let other = VolumeId::random();
         shard::write_shard(&disk, other, &object.header, object.payload()).unwrap();
+        argosfs::store::Disk::sync(&disk).unwrap();
         let repair = matrix(&tv, "shard_foreign", &files);
         assert_eq!(
             repair.summary["stats"]["objects_quarantined"], 1,
@@ -418,7 +426,7 @@ fn matrix_flipped_byte_in_the_primary_snapshot() {
     let primary = usize::from(txids[1] > txids[0]);
     let path = meta_dir(&tv).join(SLOTS[primary]);
     let len = std::fs::metadata(&path).unwrap().len() as usize;
-    flip_byte(&path, len / 2);
+    flip_file_byte(&path, len / 2);
     let (code, text) = verify_journal(&tv, false);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("DAMAGED"), "{text}");
@@ -480,14 +488,10 @@ fn matrix_orphan_shard_file() {
         chunk: 0,
     };
     shard::write_shard(&disk, volume_id(&tv), &header, &[7u8; 4096]).unwrap();
-    let path = disk.shard_file(header.key());
-    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    argosfs::store::Disk::sync(&disk).unwrap();
+    drop(disk);
+    let path = Shard::at(&tv.disks[3], header.key());
+    path.backdate(Duration::from_secs(2 * 3600));
     let repair = matrix(&tv, "orphan_shard", &files);
     assert_eq!(repair.summary["stats"]["orphans_removed"], 1, "{repair}");
     assert!(!path.exists());
@@ -614,7 +618,7 @@ fn matrix_damaged_record_in_the_middle_of_the_journal() {
     assert!(scan.records.len() >= 3);
     // The record committing "b": "a" came before it, everything after is lost.
     let record = &scan.records[1];
-    flip_byte(
+    flip_file_byte(
         &path,
         (record.offset + 16) as usize + record.payload.len() / 2,
     );
@@ -732,7 +736,7 @@ fn lost_stripes_are_data_loss_with_the_path_and_stay_exit_4() {
     assert_eq!(victim.name, b"dir/nested");
     let s = stripes(&tv, victim.ino);
     for index in [0, 2, 4] {
-        std::fs::remove_file(shard_file(&tv, &s[1], index)).unwrap();
+        shard_file(&tv, &s[1], index).remove();
     }
     for args in [&["-n"][..], REPAIR] {
         let run = fsck(&tv, args);
@@ -804,7 +808,9 @@ fn a_fresh_orphan_is_kept_for_the_grace_period() {
         chunk: 0,
     };
     shard::write_shard(&disk, volume_id(&tv), &header, &[1u8; 4096]).unwrap();
-    let path = disk.shard_file(header.key());
+    argosfs::store::Disk::sync(&disk).unwrap();
+    drop(disk);
+    let path = Shard::at(&tv.disks[0], header.key());
     let run = fsck(&tv, &["--repair", "--remove-orphans"]);
     assert_eq!(run.code, 0, "{run}");
     assert!(
@@ -886,11 +892,10 @@ fn a_stray_copy_of_a_shard_saves_a_stripe() {
     let s = &stripes(&tv, files[0].ino)[2];
     // A copy of shard 0 sits on the disk of shard 1 (as an earlier placement could
     // leave it); then three shards are lost where the metadata puts them.
-    let copy_disk = DirDisk::open(&disk_path(&tv, s.disk_of(1).unwrap())).unwrap();
-    let copy = copy_disk.shard_file(key(s, 0));
-    std::fs::copy(shard_file(&tv, s, 0), &copy).unwrap();
+    let copy = Shard::at(&disk_path(&tv, s.disk_of(1).unwrap()), key(s, 0));
+    copy.write(&shard_file(&tv, s, 0).read());
     for index in [0, 2, 4] {
-        std::fs::remove_file(shard_file(&tv, s, index)).unwrap();
+        shard_file(&tv, s, index).remove();
     }
     let repair = matrix(&tv, "shard_missing", &files);
     assert!(!repair.has("data_loss"), "{repair}");

@@ -256,7 +256,7 @@ fn issue_10_survey_counts_shards_and_what_each_lost_disk_degrades() {
     // disk that is there degrades its stripe too (heal would rebuild both).
     std::fs::remove_dir_all(&tv.disks[2]).unwrap();
     let gone = tv.indexed_shard_files(0)[0].0.clone();
-    std::fs::remove_file(&gone).unwrap();
+    gone.remove();
     let vol = tv.open_with(argosfs::volume::OpenOptions {
         read_only: true,
         ..tv.options()

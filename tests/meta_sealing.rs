@@ -420,15 +420,10 @@ fn fsck_and_verify_journal_without_the_passphrase_check_the_structure_and_say_so
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
 
     // A damaged shard is found without the key, repaired with it.
-    let shard = {
-        let mut files = Vec::new();
-        files_under(&tv.disks[0].join("shards"), &mut files);
-        files.into_iter().next().unwrap()
-    };
-    let mut bytes = fs::read(&shard).unwrap();
+    let shard = tv.shard_files(0).into_iter().next().unwrap();
+    let bytes = shard.read();
     let at = bytes.len() - 10;
-    bytes[at] ^= 0x10;
-    fs::write(&shard, bytes).unwrap();
+    shard.overwrite_at(at as u64, &[bytes[at] ^ 0x10]);
     let (code, text) = fsck_cli(&tv, &["-n"], false);
     assert_eq!(code, 4, "{text}");
     assert!(text.contains("shard_corrupt"), "{text}");

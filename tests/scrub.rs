@@ -1,7 +1,7 @@
 //! Scrub through the library (issue 10): what it finds, what it repairs, and how runs
 //! are ordered, bounded, paused and resumed across a close and reopen.
 
-use crate::common::{self, Spec, TestVolume, pattern, put_file, read_all};
+use crate::common::{self, Shard, Spec, TestVolume, pattern, put_file, read_all};
 use argosfs::maint::scrub::{self, ScrubOptions, ScrubReport};
 use argosfs::maint::{Job, Stop, scrub_state};
 use argosfs::meta::StripeRef;
@@ -10,7 +10,6 @@ use argosfs::store::shard;
 use argosfs::types::{InodeId, ShardIndex, ShardKey, StripeId};
 use argosfs::volume::Volume;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn small(encryption: bool, compression: bool) -> TestVolume {
@@ -50,14 +49,15 @@ fn assert_files(vol: &Volume, files: &[(InodeId, Vec<u8>)]) {
 }
 
 /// The file of shard `index` of `stripe`.
-fn shard_file(tv: &TestVolume, stripe: &StripeRef, index: usize) -> PathBuf {
+fn shard_file(tv: &TestVolume, stripe: &StripeRef, index: usize) -> Shard {
     let disk = stripe.disk_of(index).unwrap();
-    DirDisk::open(&tv.disks[usize::from(disk.0)])
-        .unwrap()
-        .shard_file(ShardKey {
+    Shard::at(
+        &tv.disks[usize::from(disk.0)],
+        ShardKey {
             stripe: stripe.id,
             index: ShardIndex(index as u8),
-        })
+        },
+    )
 }
 
 /// Stripes of the volume in id order.
@@ -90,16 +90,15 @@ fn issue_10_scrub_finds_and_repairs_a_flipped_byte_a_truncated_and_a_deleted_sha
     let s = stripes(&vol);
     assert_eq!(clean.stripes_verified, s.len() as u64);
     assert_eq!(clean.shards_verified, 6 * s.len() as u64);
+    // Damaged behind the volume's back, with the volume closed: the store's index lives
+    // in the open volume too.
+    vol.close().unwrap();
     common::flip_payload_byte(&shard_file(&tv, &s[0], 1), 100);
     let truncated = shard_file(&tv, &s[3], 4);
-    let len = std::fs::metadata(&truncated).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&truncated)
-        .unwrap()
-        .set_len(len - 1000)
-        .unwrap();
-    std::fs::remove_file(shard_file(&tv, &s[7], 0)).unwrap();
+    let bytes = truncated.read();
+    truncated.write(&bytes[..bytes.len() - 1000]);
+    shard_file(&tv, &s[7], 0).remove();
+    let vol = tv.open();
 
     let found = run(&vol, &ScrubOptions::default());
     assert_eq!(
@@ -128,12 +127,16 @@ fn issue_10_scrub_finds_a_parity_shard_that_verifies_but_disagrees() {
     vol.commit().unwrap();
     let s = stripes(&vol);
     // Shard 5 (parity) rewritten as a valid object of the right shard with other bytes.
+    vol.close().unwrap();
     let path = shard_file(&tv, &s[2], 5);
-    let (object, volume) = shard::decode_shard("t", std::fs::read(&path).unwrap(), None).unwrap();
+    let (object, volume) = shard::decode_shard("t", path.read(), None).unwrap();
     let mut payload = object.payload().to_vec();
     payload[7] ^= 0xff;
-    let disk = DirDisk::open(&tv.disks[usize::from(s[2].disk_of(5).unwrap().0)]).unwrap();
+    let disk = DirDisk::open(&path.disk).unwrap();
     shard::write_shard(&disk, volume, &object.header, &payload).unwrap();
+    argosfs::store::Disk::sync(&disk).unwrap();
+    drop(disk);
+    let vol = tv.open();
 
     let found = run(&vol, &ScrubOptions::default());
     assert_eq!(found.found.parity_disagrees, 1, "{found:#?}");

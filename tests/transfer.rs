@@ -884,7 +884,7 @@ fn export_reports_an_unreadable_file_and_goes_on() {
     // Three of six disks lose every shard: a 4+2 stripe cannot be rebuilt.
     for disk in 0..3 {
         for shard in tv.shard_files(disk) {
-            fs::remove_file(shard).unwrap();
+            shard.remove();
         }
     }
     for strict in [false, true] {

@@ -76,10 +76,9 @@ fn a_flipped_byte_in_a_shard_is_detected_and_reconstructed() {
         .pop()
         .or_else(|| tv.shard_files(1).pop())
         .unwrap();
-    let mut bytes = std::fs::read(&shard).unwrap();
+    let bytes = shard.read();
     let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&shard, bytes).unwrap();
+    shard.overwrite_at(mid as u64, &[bytes[mid] ^ 0x01]);
     let vol = tv.open();
     assert_eq!(read_all(&vol, ino).unwrap(), data);
     assert_eq!(vol.stats().degraded_reads, 1);
@@ -102,10 +101,9 @@ fn encrypted_stripe_damaged_beyond_repair_is_eio_never_garbage() {
     };
     for disk in 0..2 {
         for shard in tv.shard_files(disk) {
-            let mut bytes = std::fs::read(&shard).unwrap();
+            let bytes = shard.read();
             let mid = bytes.len() / 2;
-            bytes[mid] ^= 0x80;
-            std::fs::write(&shard, bytes).unwrap();
+            shard.overwrite_at(mid as u64, &[bytes[mid] ^ 0x80]);
         }
     }
     let vol = tv.open();
@@ -136,7 +134,7 @@ fn a_moved_shard_fails_authentication() {
     let objs: Vec<_> = shards
         .iter()
         .map(|p| {
-            argosfs::store::shard::decode_shard("t", std::fs::read(p).unwrap(), Some(vol_id))
+            argosfs::store::shard::decode_shard("t", p.read(), Some(vol_id))
                 .unwrap()
                 .0
         })
@@ -150,7 +148,7 @@ fn a_moved_shard_fails_authentication() {
         };
         argosfs::store::shard::write_shard(&disk, vol_id, &objs[i].header, other.payload())
             .unwrap();
-        std::fs::write(path, argosfs::store::Disk::get_shard(&disk, key).unwrap()).unwrap();
+        path.write(&argosfs::store::Disk::get_shard(&disk, key).unwrap());
     }
     let vol = tv.open();
     for ino in [a, b] {

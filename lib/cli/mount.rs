@@ -470,7 +470,7 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         ..OpenOptions::default()
     };
     // Signals are taken by one thread with sigwait; block them before any thread starts
-    // (opening the volume starts the disks' spare-file threads).
+    // (opening the volume starts the shard I/O pool).
     let signals = shutdown_signals();
     signals.thread_block().context("blocking signals")?;
     let vol = Volume::open(&args.root, options).map_err(|e| match e {

@@ -4,10 +4,9 @@
 //!
 //! Looks at everything fsck may touch: ROOT's objects and everything below `meta/`, and
 //! on each disk whose label checks out, the disk directory, its label and everything
-//! below `shards/`, `spare/` and `argosfs-quarantine/` (a disk that is not this volume's
-//! is left alone). One finding per area, ROOT or a disk, naming the first few paths with
-//! their modes and counting the rest, so a store written by an older version (every
-//! shard 0644) does not flood the report. A repair clears the group and other bits as it
+//! below `store/` and `argosfs-quarantine/` (a disk that is not this volume's is left
+//! alone). One finding per area, ROOT or a disk, naming the first few paths with their
+//! modes and counting the rest, so a store loosened by hand does not flood the report. A repair clears the group and other bits as it
 //! walks and keeps the owner's. It depends on nothing else fsck checks, so it runs first,
 //! whether or not the metadata can be read.
 

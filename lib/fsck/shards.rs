@@ -855,16 +855,34 @@ impl Paths<'_> {
     }
 }
 
-/// Moves an object out of the shard tree into `DISK/argosfs-quarantine/`, under a name
-/// that keeps its key and says when it was moved.
+/// Moves an object out of the store into a file of `DISK/argosfs-quarantine/`, under a
+/// name that keeps its key and says when it was moved: the copy is durable before the
+/// object leaves the index. An object whose bytes cannot be read leaves a note
+/// (`NAME.unreadable`) saying where it was and why.
 fn quarantine(handle: &DiskHandle, disk: &DirDisk, key: ShardKey) -> std::io::Result<PathBuf> {
     let dir = handle.path.join(QUARANTINE_DIR);
     crate::store::create_private_dir(&dir)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let dest = dir.join(format!("{:016x}.{}.{stamp}", key.stripe.0, key.index.0));
-    std::fs::rename(disk.shard_file(key), &dest)?;
+    let name = format!("{:016x}.{}.{stamp}", key.stripe.0, key.index.0);
+    let dest = match disk.get_shard(key) {
+        Ok(bytes) => {
+            let dest = dir.join(name);
+            crate::store::write_atomic(&dest, &bytes)?;
+            dest
+        }
+        Err(e) => {
+            let dest = dir.join(format!("{name}.unreadable"));
+            let place = disk
+                .shard_location(key)
+                .map(|(file, at)| format!("{} at {}, {} bytes", file.display(), at.offset, at.len))
+                .unwrap_or_default();
+            crate::store::write_atomic(&dest, format!("{place}: {e}\n").as_bytes())?;
+            dest
+        }
+    };
+    disk.delete_shard(key)?;
     Ok(dest)
 }
 

@@ -93,9 +93,7 @@ fn stored_path(root: &Path, given: &Path) -> Result<(PathBuf, PathBuf)> {
 /// Creates and labels a disk directory for disk `id`; refuses one that already holds an
 /// ArgosFS label.
 fn label_new_disk(path: &Path, sb: &Superblock, id: DiskId) -> Result<()> {
-    if let Ok(existing) = DirDisk::open(path)
-        && existing.read_label().ok().flatten().is_some()
-    {
+    if DirDisk::label_at(path).ok().flatten().is_some() {
         return Err(Error::AlreadyFormatted {
             path: path.to_path_buf(),
         });

@@ -1,200 +1,135 @@
-//! `DirDisk`: the shard store of one real disk, kept in a directory.
+//! `DirDisk`: the shard store of one real disk, kept in a directory as a few large
+//! append-only segment files and an index of where each shard object is.
 //!
 //! ```text
-//! DISK/argosfs-disk.json                 the disk label (written with write_atomic)
-//! DISK/shards/XX/SSSSSSSSSSSSSSSS.I      one file per shard object
-//! DISK/spare/<hex>                       files a new shard takes over by rename
+//! DISK/argosfs-disk.json        the disk label (written with write_atomic)
+//! DISK/store/seg.NNNNNNNN       segments: shard objects at 4 KiB-aligned offsets
+//! DISK/store/index              index checkpoint (see `super::index`)
+//! DISK/store/index.log          index entries appended since the checkpoint
 //! ```
 //!
-//! `XX` is the low byte of the stripe id in hex (a 256-way fan-out keeps directories
-//! small), `S…` the stripe id as 16 lowercase hex digits, `I` the shard index in decimal.
-//! Any other name under `shards/` is ignored, so temp files and debris never look like
-//! shards.
+//! A put appends the object to the segment being filled (a new one per open, and a new
+//! one every [`SEGMENT_BYTES`]) with one `pwritev` and notes an index entry in memory; a
+//! delete drops the key from the in-memory index and notes that. Nothing is fsynced one
+//! by one. [`Disk::sync`] runs three steps, which the volume can also run apart when
+//! several disks share a filesystem and so one `syncfs` between them:
+//! [`Disk::stage_sync`] appends the noted entries to `index.log`; the sync proper is one
+//! syncfs(2) on the filesystem holding the disk (writes back the segments, the log and
+//! directory entries, and on Linux 5.8+ reports writeback errors); [`Disk::synced`] then
+//! punches holes (`FALLOC_FL_PUNCH_HOLE`) over the records of deletes the log now holds
+//! durably, removes segments with no live record left, appends a *synced* mark, and now
+//! and then writes a checkpoint and starts a fresh log.
 //!
-//! Durability: `put_shard` and `delete_shard` do not fsync. [`Disk::sync`] issues one
-//! syncfs(2) on the filesystem holding the disk directory, which writes back every dirty
-//! file and directory entry of that filesystem and (on Linux 5.8 and later) reports any
-//! writeback error raised since the last sync. A shard is durable once a later `sync` has
-//! returned Ok. The disk directory and its `shards/` tree must therefore live on one
-//! filesystem (no other filesystem mounted below it).
+//! Crash safety: an object's bytes are written before its entry, and both are durable
+//! after the next sync, before which the volume references no shard. Entries after the
+//! log's last *synced* mark may name objects that never reached the disk: opening the
+//! store reads each such object back and drops the entries that do not verify. A hole is
+//! punched only over a record whose delete entry is durable, so no index entry ever
+//! points at zeros. A segment written by an earlier open is never appended to again.
 //!
-//! Privacy: every directory here is created 0700 and every file 0600 (`super::private`),
-//! and `create` sets an existing disk directory to 0700; [`DirDisk::audit`] lists the
-//! objects to check.
+//! Privacy: every directory here is created 0700 and every file 0600 (`super::private`);
+//! `create` sets an existing disk directory to 0700; [`DirDisk::audit`] lists what to
+//! check.
 
-use super::private::{
-    Audit, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all, make_dir_private,
-};
+use super::index::{self, BLOCK, ENTRY_LEN, Entry, Location};
+use super::private::{Audit, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all};
 use super::{Disk, DiskSpace, ShardRange, sync_dir, write_atomic};
-use crate::types::{ShardIndex, ShardKey, StripeId};
+use crate::store::private::make_dir_private;
+use crate::store::shard;
+use crate::types::ShardKey;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, IoSliceMut, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Name of the label file in the disk directory.
 pub const LABEL_FILE: &str = "argosfs-disk.json";
-/// Name of the directory holding the shard fan-out.
-const SHARDS_DIR: &str = "shards";
+/// Name of the directory holding segments and index.
+pub const STORE_DIR: &str = "store";
+/// Name of the index checkpoint in the store directory.
+const CHECKPOINT_FILE: &str = "index";
+/// Name of the index log in the store directory.
+const LOG_FILE: &str = "index.log";
+/// A segment takes no new record once it holds this many bytes.
+#[cfg(not(test))]
+pub const SEGMENT_BYTES: u64 = 1 << 30;
+/// Small in unit tests, so that they see several segments.
+#[cfg(test)]
+pub const SEGMENT_BYTES: u64 = 64 << 10;
+/// The log is folded into a new checkpoint once it holds more entries than this and
+/// than the index has shards.
+#[cfg(not(test))]
+const CHECKPOINT_AFTER_ENTRIES: u64 = 1 << 16;
+#[cfg(test)]
+const CHECKPOINT_AFTER_ENTRIES: u64 = 16;
+/// Bytes of index log allocated ahead of its end, so that a disk that fills up can still
+/// log the deletes that free it.
+const LOG_PREALLOC_BYTES: u64 = 1 << 20;
 
 /// A shard store in a directory, usually the mount point of one drive.
 ///
-/// Layout: the label in `DISK/argosfs-disk.json`, each shard in
-/// `DISK/shards/XX/SSSSSSSSSSSSSSSS.I` (`XX` the low byte of the stripe id in hex, `S…`
-/// the stripe id in 16 hex digits, `I` the shard index in decimal).
-///
-/// Durability: puts and deletes are not fsynced one by one. [`Disk::sync`] issues one
-/// syncfs(2) on the filesystem holding the disk directory, which writes back every dirty
-/// file and directory entry there and (Linux 5.8+) reports writeback errors raised since
-/// the last sync; a shard is durable once a later `sync` returned Ok. The `shards/` tree
-/// must therefore be on the same filesystem as the disk directory.
-///
-/// Holds no lock: every operation works on its own file, so many threads may use one
-/// `DirDisk` at once.
+/// Safe to use from many threads: the index sits behind one mutex held only for map
+/// updates, never across I/O; object bytes are read and written with positional I/O on
+/// shared segment handles. One process at a time may write a store (the volume's lock
+/// sees to that).
 #[derive(Debug)]
 pub struct DirDisk {
     root: PathBuf,
-    shards: PathBuf,
+    store: PathBuf,
+    /// Device and inode of `store` when opened: a put checks the directory is still
+    /// there (a removed disk directory must fail writes, not fill unlinked files).
+    store_id: (u64, u64),
     /// Kept open for syncfs(2) and statvfs, which act on the filesystem behind it.
     dir: File,
-    /// Files a new shard can take by rename (see [`DirDisk::start_spares`]).
-    spares: Arc<SparePool>,
-    filler: Option<std::thread::JoinHandle<()>>,
+    state: Mutex<State>,
+    /// Open segment files by number.
+    segments: RwLock<HashMap<u32, Arc<File>>>,
+    /// One sync at a time (the steps must not interleave).
+    sync_lock: Mutex<()>,
 }
 
-/// Name of the directory of spare files inside a disk directory.
-pub const SPARE_DIR: &str = "spare";
-/// Empty files the filler thread keeps ready.
-const SPARES_WANTED: usize = 128;
-/// Files of deleted shards kept for reuse at most.
-const SPARES_MAX: usize = 1024;
-
-/// Files made ahead of time by a background thread, and files of deleted shards, that a
-/// new shard takes over by rename. Creating a file costs the filesystem an inode
-/// allocation (on ext4 without a journal, a scan for recently deleted inodes that
-/// dominated the write path in profiles); a rename costs directory entries only.
-#[derive(Debug, Default)]
-struct SparePool {
-    dir: PathBuf,
-    files: Mutex<Vec<PathBuf>>,
-    wanted: Condvar,
-    is_active: AtomicBool,
-    is_stopping: AtomicBool,
-    next_name: AtomicU64,
+#[derive(Debug)]
+struct State {
+    index: HashMap<ShardKey, Location>,
+    /// Live records per segment.
+    live: HashMap<u32, u64>,
+    /// The segment being filled: its number and where the next record goes.
+    active: Option<(u32, u64)>,
+    /// Number for the next new segment.
+    next_segment: u32,
+    /// Entries not yet appended to the log.
+    pending: Vec<u8>,
+    /// Records freed since the last stage: their delete entries are still in `pending`.
+    freed: Vec<Location>,
+    /// Records freed whose delete entries are in the log, waiting for a sync to punch.
+    staged_frees: Vec<Location>,
+    log: LogState,
 }
 
-impl SparePool {
-    fn take(&self) -> Option<PathBuf> {
-        if !self.is_active.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let file = files.pop();
-        if files.len() < SPARES_WANTED / 2 {
-            self.wanted.notify_one();
-        }
-        file
-    }
-
-    fn fresh_name(&self) -> PathBuf {
-        self.dir.join(format!(
-            "{:016x}",
-            self.next_name.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-
-    /// Keeps the file of a deleted shard, emptied, for reuse; false when the pool is full
-    /// or off (the bound is checked before the rename, so concurrent deletes may overshoot
-    /// it by a few files).
-    fn recycle(&self, path: &Path) -> bool {
-        if !self.is_active.load(Ordering::Acquire) {
-            return false;
-        }
-        if self.files.lock().unwrap_or_else(|p| p.into_inner()).len() >= SPARES_MAX {
-            return false;
-        }
-        let target = self.fresh_name();
-        if fs::rename(path, &target).is_err() {
-            return false;
-        }
-        // Free the deleted shard's blocks now rather than when a new shard takes the
-        // file: the space shows as free at once, and deleted bytes do not linger. The
-        // file becomes a new shard as it is, so one left 0644 by an older version is
-        // made private here, off the write path.
-        let emptied = nix::unistd::truncate(&target, 0)
-            .map_err(io::Error::from)
-            .and_then(|()| {
-                fs::set_permissions(&target, fs::Permissions::from_mode(PRIVATE_FILE_MODE))
-            });
-        if let Err(e) = emptied {
-            tracing::debug!(file = %target.display(), error = %e, "cannot empty a recycled shard file");
-            let _ = fs::remove_file(&target);
-            return true;
-        }
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(target);
-        true
-    }
-
-    /// The filler thread: tops the pool up whenever it runs low.
-    fn fill(&self) {
-        while !self.is_stopping.load(Ordering::Acquire) {
-            let missing = {
-                let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-                let files = if files.len() >= SPARES_WANTED {
-                    self.wanted
-                        .wait_timeout(files, std::time::Duration::from_millis(200))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                } else {
-                    files
-                };
-                SPARES_WANTED.saturating_sub(files.len())
-            };
-            for _ in 0..missing {
-                let path = self.fresh_name();
-                let created = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(PRIVATE_FILE_MODE)
-                    .open(&path);
-                match created {
-                    Ok(_) => self
-                        .files
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(path),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        tracing::debug!(dir = %self.dir.display(), error = %e, "cannot make spare shard files");
-                        std::thread::sleep(std::time::Duration::from_secs(1));
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for DirDisk {
-    fn drop(&mut self) {
-        self.spares.is_stopping.store(true, Ordering::Release);
-        self.spares.wanted.notify_all();
-        if let Some(filler) = self.filler.take() {
-            let _ = filler.join();
-        }
-    }
+/// What the store knows of its log file.
+#[derive(Debug)]
+struct LogState {
+    generation: u64,
+    /// Bytes of valid log (appends go here); more may be torn debris until cut.
+    len: u64,
+    /// Entries in the log, for deciding when to checkpoint.
+    entries: u64,
+    /// The log must be started afresh (missing, or left from an older generation).
+    needs_reset: bool,
+    /// The log has bytes after `len` that must be cut before the next append.
+    needs_cut: bool,
+    /// Bytes allocated to the log file (its end included), as far as this open knows.
+    allocated: u64,
 }
 
 impl DirDisk {
-    /// Creates (if missing) the disk directory and its 256 fan-out directories, and makes
-    /// the new directories durable. An existing disk directory is reused, set to mode 0700
-    /// (often a drive's mount point, 0755: the shards must not be readable through it).
+    /// Creates (if missing) the disk directory and an empty store in it, and makes them
+    /// durable. An existing disk directory is reused, set to mode 0700 (often a drive's
+    /// mount point, 0755: the shards must not be readable through it); an existing store
+    /// in it is replaced.
     pub fn create(path: &Path) -> io::Result<DirDisk> {
         // Directories that do not exist yet: their entries in their parents need an fsync.
         let mut missing = Vec::new();
@@ -208,12 +143,17 @@ impl DirDisk {
         }
         create_private_dir_all(path)?;
         make_dir_private(path)?;
-        let shards = path.join(SHARDS_DIR);
-        create_private_dir(&shards)?;
-        for fan in 0..=u8::MAX {
-            create_private_dir(&shards.join(fan_name(fan)))?;
+        let store = path.join(STORE_DIR);
+        match fs::remove_dir_all(&store) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
-        sync_dir(&shards)?;
+        create_private_dir(&store)?;
+        write_atomic(
+            &store.join(CHECKPOINT_FILE),
+            &index::encode_checkpoint(1, &HashMap::new()),
+        )?;
+        write_atomic(&store.join(LOG_FILE), &index::log_header(1))?;
         sync_dir(path)?;
         for dir in &missing {
             match dir.parent() {
@@ -224,52 +164,151 @@ impl DirDisk {
         DirDisk::open(path)
     }
 
-    /// Opens an existing disk directory. Refuses a path that is not a directory; missing
-    /// fan-out directories are recreated when a shard is written into them.
+    /// Opens the store of an existing disk directory. Reading never changes anything on
+    /// the disk; the first write or sync does the upkeep opening found due (cutting a torn
+    /// log tail, dropping entries of objects that never reached the disk, removing
+    /// segments nothing lives in).
     pub fn open(path: &Path) -> io::Result<DirDisk> {
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(path)?;
-        Ok(DirDisk {
+        let store = path.join(STORE_DIR);
+        let bad = |what: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {what}", store.display()),
+            )
+        };
+        let checkpoint = match fs::read(store.join(CHECKPOINT_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "{}: no shard store here (no {STORE_DIR}/{CHECKPOINT_FILE}; a disk of an older ArgosFS keeps shards/ instead)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let (generation, mut map) = index::decode_checkpoint(&checkpoint)
+            .map_err(|e| bad(format!("{CHECKPOINT_FILE}: {e}")))?;
+        let mut log = LogState {
+            generation,
+            len: index::HEADER_LEN as u64,
+            entries: 0,
+            needs_reset: true,
+            needs_cut: false,
+            allocated: 0,
+        };
+        // Keys put after the log's last synced mark: their objects may not be on disk.
+        let mut unverified: HashSet<ShardKey> = HashSet::new();
+        match fs::read(store.join(LOG_FILE)) {
+            Ok(bytes) => {
+                let read =
+                    index::decode_log(&bytes).map_err(|e| bad(format!("{LOG_FILE}: {e}")))?;
+                if read.generation > generation {
+                    return Err(bad(format!(
+                        "{LOG_FILE} is of generation {}, newer than the checkpoint's {generation}",
+                        read.generation
+                    )));
+                }
+                if read.generation == generation {
+                    for entry in &read.entries {
+                        match *entry {
+                            Entry::Put(key, at) => {
+                                map.insert(key, at);
+                                unverified.insert(key);
+                            }
+                            Entry::Delete(key) => {
+                                map.remove(&key);
+                                unverified.remove(&key);
+                            }
+                            Entry::Synced => unverified.clear(),
+                        }
+                    }
+                    log = LogState {
+                        generation,
+                        len: read.valid_len,
+                        entries: read.entries.len() as u64,
+                        needs_reset: false,
+                        needs_cut: read.has_torn_tail,
+                        allocated: 0,
+                    };
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+
+        let mut next_segment = 1;
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        for entry in fs::read_dir(&store)? {
+            let entry = entry?;
+            if let Some(number) = entry.file_name().to_str().and_then(parse_segment_name) {
+                next_segment = next_segment.max(number.saturating_add(1));
+                live.entry(number).or_insert(0);
+            }
+        }
+        for at in map.values() {
+            *live.entry(at.segment).or_insert(0) += 1;
+            next_segment = next_segment.max(at.segment.saturating_add(1));
+        }
+        let store_id = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = fs::metadata(&store)?;
+            (meta.dev(), meta.ino())
+        };
+        let disk = DirDisk {
             root: path.to_path_buf(),
-            shards: path.join(SHARDS_DIR),
+            store,
+            store_id,
             dir,
-            spares: Arc::new(SparePool {
-                dir: path.join(SPARE_DIR),
-                ..SparePool::default()
+            state: Mutex::new(State {
+                index: map,
+                live,
+                active: None,
+                next_segment,
+                pending: Vec::new(),
+                freed: Vec::new(),
+                staged_frees: Vec::new(),
+                log,
             }),
-            filler: None,
-        })
+            segments: RwLock::new(HashMap::new()),
+            sync_lock: Mutex::new(()),
+        };
+        disk.verify_unsynced(unverified);
+        Ok(disk)
     }
 
-    /// Lets new shards take spare files by rename, kept ready by a background thread,
-    /// and keeps files of deleted shards for reuse (in `DISK/spare/`, empty or holding
-    /// freed shard bytes until reused). Only for a volume open for writing: a reader or
-    /// fsck must not create files.
-    pub fn start_spares(&mut self) -> io::Result<()> {
-        if self.filler.is_some() {
-            return Ok(());
+    /// Reads back the objects of entries the log did not mark synced and forgets those
+    /// that are not whole, verified shard objects of their key (a crash before the sync
+    /// that would have made them durable). Their deletes are logged with the next write.
+    fn verify_unsynced(&self, keys: HashSet<ShardKey>) {
+        for key in keys {
+            let intact = self.get_shard(key).is_ok_and(|bytes| {
+                shard::decode_shard("", bytes, None).is_ok_and(|(o, _)| o.header.key() == key)
+            });
+            if !intact {
+                tracing::info!(disk = %self.root.display(), shard = %key, "dropping an index entry whose object never reached the disk");
+                let mut state = self.lock();
+                if let Some(at) = state.index.remove(&key) {
+                    state.note_freed(key, at);
+                }
+            }
         }
-        let pool = &self.spares;
-        create_private_dir(&pool.dir)?;
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&pool.dir)? {
-            found.push(entry?.path());
+    }
+
+    /// The disk label at `path`, without opening the store: for tools that only ask
+    /// whose disk a directory is.
+    pub fn label_at(path: &Path) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(path.join(LABEL_FILE)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        pool.next_name.store(seed, Ordering::Relaxed);
-        *pool.files.lock().unwrap_or_else(|p| p.into_inner()) = found;
-        pool.is_active.store(true, Ordering::Release);
-        let filler_pool = Arc::clone(pool);
-        self.filler = Some(
-            std::thread::Builder::new()
-                .name("argosfs-spares".into())
-                .spawn(move || filler_pool.fill())?,
-        );
-        Ok(())
     }
 
     /// The disk directory.
@@ -278,77 +317,328 @@ impl DirDisk {
     }
 
     /// Puts the objects of the disk directory at `path` that must be private into
-    /// `audit`: the directory, its label, `shards/` with its fan-out directories, and
-    /// `spare/`; with `is_deep`, also everything below `shards/` and `spare/` (a stat per
-    /// shard: for fsck, not for every open).
-    pub fn audit(path: &Path, is_deep: bool, audit: &mut Audit) {
+    /// `audit`: the directory, its label, `store/` and what it holds (a few files, so the
+    /// cheap and the deep audit are the same here).
+    pub fn audit(path: &Path, _is_deep: bool, audit: &mut Audit) {
         audit.configured_dir(path);
         audit.object(&path.join(LABEL_FILE));
-        let shards = path.join(SHARDS_DIR);
-        let spare = path.join(SPARE_DIR);
-        if is_deep {
-            audit.tree(&shards);
-            audit.tree(&spare);
-        } else {
-            audit.dir_and_entries(&shards);
-            audit.object(&spare);
-        }
+        audit.tree(&path.join(STORE_DIR));
     }
 
-    /// The file that holds (or would hold) the shard object `key`. For fsck, which
-    /// moves foreign or unreadable objects out of the shard tree instead of deleting them.
-    pub fn shard_file(&self, key: ShardKey) -> PathBuf {
-        self.shard_path(key)
+    /// Where the object `key` is: its segment file and its place there. For fsck's
+    /// messages, and for tests that damage objects on purpose.
+    pub fn shard_location(&self, key: ShardKey) -> io::Result<(PathBuf, Location)> {
+        let at = self.locate(key)?;
+        Ok((self.segment_path(at.segment), at))
     }
 
-    fn fan_dir(&self, stripe: StripeId) -> PathBuf {
-        self.shards.join(fan_name(stripe.0 as u8))
-    }
-
-    fn shard_path(&self, key: ShardKey) -> PathBuf {
-        self.fan_dir(key.stripe).join(shard_name(key))
-    }
-
-    /// Makes `shards/` and a fan-out directory someone removed again (sync() makes the
-    /// new entries durable), but never the disk directory itself: when that is gone, the
-    /// disk is gone (a failed drive, an unmounted one), and recreating the path would
-    /// write shards where no label says which disk they belong to.
-    fn recreate_fan(&self, stripe: StripeId) -> io::Result<()> {
-        create_private_dir(&self.shards)?;
-        create_private_dir(&self.fan_dir(stripe))
-    }
-
-    fn open_for_put(&self, key: ShardKey) -> io::Result<(PathBuf, File)> {
-        let path = self.shard_path(key);
-        if let Some(spare) = self.spares.take() {
-            let renamed = match fs::rename(&spare, &path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.recreate_fan(key.stripe)?;
-                    fs::rename(&spare, &path)
-                }
-                other => other,
-            };
-            if renamed.is_ok() {
-                let file = OpenOptions::new().write(true).truncate(true).open(&path)?;
-                return Ok((path, file));
+    /// Bytes the segments take on the filesystem (allocated blocks, holes excluded).
+    pub fn allocated_bytes(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let mut total = 0;
+        for entry in fs::read_dir(&self.store)? {
+            let entry = entry?;
+            if entry
+                .file_name()
+                .to_str()
+                .and_then(parse_segment_name)
+                .is_some()
+            {
+                total += entry.metadata()?.blocks() * 512;
             }
         }
-        let open = |path: &Path| {
+        Ok(total)
+    }
+
+    /// Fails when the store directory is no longer the one opened (removed with its
+    /// disk directory, or replaced).
+    fn check_store(&self) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let now = fs::metadata(&self.store)?;
+        if (now.dev(), now.ino()) != self.store_id {
+            return Err(io::Error::other(format!(
+                "{} is another directory than the one opened",
+                self.store.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics half-way through an update, so a poisoned state is whole.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn segment_path(&self, number: u32) -> PathBuf {
+        self.store.join(segment_name(number))
+    }
+
+    fn locate(&self, key: ShardKey) -> io::Result<Location> {
+        self.lock()
+            .index
+            .get(&key)
+            .copied()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    /// The open file of segment `number`, opened on first use.
+    fn segment(&self, number: u32) -> io::Result<Arc<File>> {
+        if let Some(file) = self
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&number)
+        {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(
             OpenOptions::new()
+                .read(true)
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .open(self.segment_path(number))?,
+        );
+        let mut open = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        Ok(Arc::clone(open.entry(number).or_insert(file)))
+    }
+
+    /// Takes room for a record of `span` bytes, counted live in its segment: the segment
+    /// and offset to write it at.
+    fn reserve(&self, span: u64) -> io::Result<(u32, u64, Arc<File>)> {
+        let mut state = self.lock();
+        if let Some((number, end)) = state.active
+            && (end == 0 || end + span <= SEGMENT_BYTES)
+        {
+            state.active = Some((number, end + span));
+            // Counted live from now, so the segment is never taken for empty while the
+            // record is being written.
+            *state.live.entry(number).or_insert(0) += 1;
+            drop(state);
+            return Ok((number, end, self.segment(number)?));
+        }
+        // A new segment (the previous one is full, or this open has none yet). A number
+        // taken by a file someone left is skipped.
+        loop {
+            let number = state.next_segment;
+            state.next_segment = number
+                .checked_add(1)
+                .ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
+            let created = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
                 .mode(PRIVATE_FILE_MODE)
-                .open(path)
-        };
-        match open(&path) {
-            Ok(file) => Ok((path, file)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.recreate_fan(key.stripe)?;
-                let file = open(&path)?;
-                Ok((path, file))
+                .open(self.segment_path(number));
+            match created {
+                Ok(file) => {
+                    state.active = Some((number, span));
+                    state.live.insert(number, 1);
+                    // The first write of this open: room for the log's entries before
+                    // the segments can fill the disk.
+                    if !state.log.needs_reset
+                        && let Ok(log) = OpenOptions::new()
+                            .write(true)
+                            .open(self.store.join(LOG_FILE))
+                    {
+                        let end = state.log.len;
+                        state.log.keep_room(&log, end);
+                    }
+                    let file = Arc::new(file);
+                    self.segments
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(number, Arc::clone(&file));
+                    return Ok((number, 0, file));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends the noted entries to the log (cutting a torn tail or starting a fresh log
+    /// first when opening found one due). Not durable until the sync after it.
+    fn stage(&self) -> io::Result<()> {
+        if let Err(e) = self.check_store() {
+            // The disk went away: nothing written to it can be made durable, and its
+            // shards are as lost as the directory. Like a sync of a removed directory,
+            // that is not this commit's failure; reads and heal see the shards missing.
+            tracing::warn!(disk = %self.root.display(), error = %e, "disk directory gone; its index is not saved");
+            return Ok(());
+        }
+        let mut state = self.lock();
+        let log_path = self.store.join(LOG_FILE);
+        if state.log.needs_reset {
+            // Entries of an older generation are all in the checkpoint already.
+            write_atomic(&log_path, &index::log_header(state.log.generation))?;
+            state.log.len = index::HEADER_LEN as u64;
+            state.log.entries = 0;
+            state.log.needs_reset = false;
+            state.log.needs_cut = false;
+        }
+        if state.pending.is_empty() {
+            let freed = std::mem::take(&mut state.freed);
+            state.staged_frees.extend(freed);
+            return Ok(());
+        }
+        let file = OpenOptions::new().write(true).open(&log_path)?;
+        if state.log.needs_cut {
+            file.set_len(state.log.len)?;
+            state.log.needs_cut = false;
+        }
+        let end = state.log.len + state.pending.len() as u64;
+        state.log.keep_room(&file, end);
+        if let Err(e) = file.write_all_at(&state.pending, state.log.len) {
+            // Part of the batch may be there: cut it before the next try.
+            state.log.needs_cut = true;
+            return Err(e);
+        }
+        state.log.len += state.pending.len() as u64;
+        state.log.entries += (state.pending.len() / ENTRY_LEN) as u64;
+        state.pending.clear();
+        let freed = std::mem::take(&mut state.freed);
+        state.staged_frees.extend(freed);
+        Ok(())
+    }
+
+    /// After a sync that followed [`DirDisk::stage`]: frees the space of deleted records,
+    /// removes empty segments, marks the log synced, checkpoints when the log is long.
+    fn after_sync(&self) -> io::Result<()> {
+        if self.check_store().is_err() {
+            return Ok(()); // a vanished disk: see `stage`
+        }
+        let (frees, empty) = {
+            let mut state = self.lock();
+            let frees = std::mem::take(&mut state.staged_frees);
+            // A segment can go once nothing lives in it and no delete in it waits to be
+            // logged (its record would still be named by the durable log).
+            let waiting: HashSet<u32> = state.freed.iter().map(|at| at.segment).collect();
+            let active = state.active.map(|(number, _)| number);
+            let empty: Vec<u32> = state
+                .live
+                .iter()
+                .filter(|(number, count)| {
+                    **count == 0 && Some(**number) != active && !waiting.contains(number)
+                })
+                .map(|(number, _)| *number)
+                .collect();
+            for number in &empty {
+                state.live.remove(number);
+            }
+            (frees, empty)
+        };
+        let gone: HashSet<u32> = empty.iter().copied().collect();
+        for at in frees.iter().filter(|at| !gone.contains(&at.segment)) {
+            self.punch(at);
+        }
+        for number in &empty {
+            self.segments
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(number);
+            match fs::remove_file(self.segment_path(*number)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(segment = %self.segment_path(*number).display(), error = %e, "cannot remove an empty segment");
+                }
+                _ => {}
+            }
+        }
+        self.mark_synced()
+    }
+
+    /// Gives a freed record's blocks back to the filesystem. Best effort: a filesystem
+    /// that cannot punch holes keeps the bytes until the whole segment empties.
+    fn punch(&self, at: &Location) {
+        let Ok(file) = self.segment(at.segment) else {
+            return;
+        };
+        let punched = nix::fcntl::fallocate(
+            &*file,
+            nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            at.offset as i64,
+            at.span() as i64,
+        );
+        if let Err(e) = punched {
+            tracing::debug!(disk = %self.root.display(), error = %e, "cannot punch a hole over a freed record");
+        }
+    }
+
+    /// Appends a synced mark (everything logged so far is durable), and folds a long log
+    /// into a new checkpoint. The mark itself need not be durable: without it, the next
+    /// open only checks a few more objects.
+    fn mark_synced(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.log.needs_reset || state.log.needs_cut {
+            return Ok(());
+        }
+        let log_path = self.store.join(LOG_FILE);
+        if state.log.entries > CHECKPOINT_AFTER_ENTRIES
+            && state.log.entries > state.index.len() as u64
+            && state.pending.is_empty()
+        {
+            // Everything in the index is durable now (logged and synced) except entries
+            // noted since the stage, and there are none: the index is the durable state.
+            let generation = state.log.generation + 1;
+            let written = write_atomic(
+                &self.store.join(CHECKPOINT_FILE),
+                &index::encode_checkpoint(generation, &state.index),
+            );
+            match written {
+                Ok(()) => {
+                    state.log.generation = generation;
+                    state.log.needs_reset = true;
+                    state.log.allocated = 0;
+                    write_atomic(&log_path, &index::log_header(generation))?;
+                    state.log.needs_reset = false;
+                    state.log.len = index::HEADER_LEN as u64;
+                    state.log.entries = 0;
+                    return Ok(());
+                }
+                // A full disk, say: the log goes on growing until a checkpoint fits.
+                Err(e) => {
+                    tracing::warn!(disk = %self.root.display(), error = %e, "cannot write an index checkpoint; the log grows on")
+                }
+            }
+        }
+        let file = OpenOptions::new().write(true).open(&log_path)?;
+        let mark = Entry::Synced.encode();
+        if let Err(e) = file.write_all_at(&mark, state.log.len) {
+            state.log.needs_cut = true;
+            return Err(e);
+        }
+        state.log.len += mark.len() as u64;
+        state.log.entries += 1;
+        Ok(())
+    }
+}
+
+impl LogState {
+    /// Keeps [`LOG_PREALLOC_BYTES`] allocated past `end` of the log `file` while the
+    /// filesystem has room: failing only means less reserve.
+    fn keep_room(&mut self, file: &File, end: u64) {
+        if end + LOG_PREALLOC_BYTES / 2 <= self.allocated {
+            return;
+        }
+        let ahead = nix::fcntl::fallocate(
+            file,
+            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            0,
+            (end + LOG_PREALLOC_BYTES) as i64,
+        );
+        self.allocated = match ahead {
+            Ok(()) => end + LOG_PREALLOC_BYTES,
+            Err(_) => end,
+        };
+    }
+}
+
+impl State {
+    /// Notes that the record `at` of `key` no longer holds a live object.
+    fn note_freed(&mut self, key: ShardKey, at: Location) {
+        self.pending.extend_from_slice(&Entry::Delete(key).encode());
+        self.freed.push(at);
+        if let Some(count) = self.live.get_mut(&at.segment) {
+            *count = count.saturating_sub(1);
         }
     }
 }
@@ -376,108 +666,145 @@ fn read_exact_vectored_at(file: &File, mut offset: u64, bufs: &mut [&mut [u8]]) 
     Ok(())
 }
 
+/// Writes the parts at `offset` of `file` with as few `pwritev` calls as the kernel
+/// allows, without joining them.
+fn write_all_parts_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(|part| IoSlice::new(part))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match nix::sys::uio::pwritev(file, rest, offset as i64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                offset += written as u64;
+                IoSlice::advance_slices(&mut rest, written);
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 impl Disk for DirDisk {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
 
     fn put_shard(&self, key: ShardKey, parts: &[&[u8]]) -> io::Result<()> {
-        let (path, mut file) = self.open_for_put(key)?;
-        if let Err(e) = write_all_parts(&mut file, parts) {
-            // A partial object would only be caught later by its CRC; better not to leave it.
-            drop(file);
-            let _ = fs::remove_file(&path);
+        self.check_store()?;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(len).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a shard object of {len} bytes"),
+            )
+        })?;
+        let written = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let span = u64::from(len).div_ceil(BLOCK).max(1) * BLOCK;
+        let (segment, offset, file) = self.reserve(span)?;
+        let at = Location {
+            segment,
+            offset,
+            len,
+            written,
+        };
+        if let Err(e) = write_all_parts_at(&file, offset, parts) {
+            // Nothing names the record: give back what part of it was written.
+            self.punch(&at);
+            if let Some(count) = self.lock().live.get_mut(&segment) {
+                *count = count.saturating_sub(1);
+            }
             return Err(e);
+        }
+        let mut state = self.lock();
+        state
+            .pending
+            .extend_from_slice(&Entry::Put(key, at).encode());
+        if let Some(old) = state.index.insert(key, at) {
+            // A replaced object: its record is freed like a deleted one (the put entry
+            // above already supersedes it, so no delete entry is needed).
+            state.freed.push(old);
+            if let Some(count) = state.live.get_mut(&old.segment) {
+                *count = count.saturating_sub(1);
+            }
         }
         Ok(())
     }
 
     fn get_shard(&self, key: ShardKey) -> io::Result<Vec<u8>> {
-        fs::read(self.shard_path(key))
+        let at = self.locate(key)?;
+        let mut bytes = vec![0u8; at.len as usize];
+        read_exact_vectored_at(&*self.segment(at.segment)?, at.offset, &mut [&mut bytes])?;
+        Ok(bytes)
     }
 
     fn read_shard_ranges(&self, key: ShardKey, ranges: &mut [ShardRange<'_>]) -> io::Result<()> {
-        let file = File::open(self.shard_path(key))?;
-        if ranges.len() > 1 {
-            // A small read (a head, then blocks further on): exactly these ranges are
-            // wanted and the descriptor lives for this call only, so read-ahead could
-            // only add bytes nobody reads (the head's read dragged 16 KiB; a cold 4 KiB
-            // read fetched 21 KiB from the disk instead of 14). A read of one range from
-            // the start (a whole stripe's worth, say) keeps the kernel's usual
-            // behaviour. Only a hint, as below.
-            let _ = nix::fcntl::posix_fadvise(
-                &file,
-                0,
-                0,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_RANDOM,
-            );
+        let at = self.locate(key)?;
+        for range in ranges.iter() {
+            if range.offset + range.len() as u64 > u64::from(at.len) {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
         }
+        let file = self.segment(at.segment)?;
         // Start the disk on every range but the first at once, so a cold read of a head
         // and a distant block waits for the disk about once rather than once per range.
-        // (Announcing a large first range as well measured no faster.)
         for range in ranges.iter().skip(1) {
             // Only a hint: a failure costs nothing but the overlap.
             let _ = nix::fcntl::posix_fadvise(
-                &file,
-                range.offset as i64,
+                &*file,
+                (at.offset + range.offset) as i64,
                 range.len() as i64,
                 nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
             );
         }
         for range in ranges.iter_mut() {
-            read_exact_vectored_at(&file, range.offset, &mut range.bufs)?;
+            read_exact_vectored_at(&file, at.offset + range.offset, &mut range.bufs)?;
         }
         Ok(())
     }
 
     fn delete_shard(&self, key: ShardKey) -> io::Result<()> {
-        let path = self.shard_path(key);
-        if self.spares.recycle(&path) {
-            return Ok(());
+        let mut state = self.lock();
+        if let Some(at) = state.index.remove(&key) {
+            state.note_freed(key, at);
         }
-        match fs::remove_file(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
+        Ok(())
     }
 
     fn list_shards(&self) -> io::Result<Vec<ShardKey>> {
-        let mut keys = Vec::new();
-        let fans = match fs::read_dir(&self.shards) {
-            Ok(fans) => fans,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(keys),
-            Err(e) => return Err(e),
-        };
-        for fan in fans {
-            let fan = fan?;
-            let Some(fan_byte) = fan.file_name().to_str().and_then(parse_fan_name) else {
-                continue;
-            };
-            if !fan.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(fan.path())? {
-                let entry = entry?;
-                let Some(key) = entry.file_name().to_str().and_then(parse_shard_name) else {
-                    continue;
-                };
-                // A shard filed under the wrong fan-out could never be read by its key.
-                if key.stripe.0 as u8 != fan_byte || !entry.file_type()?.is_file() {
-                    continue;
-                }
-                keys.push(key);
-            }
-        }
+        let mut keys: Vec<ShardKey> = self.lock().index.keys().copied().collect();
         keys.sort_unstable();
         Ok(keys)
     }
 
     fn shard_modified(&self, key: ShardKey) -> io::Result<SystemTime> {
-        fs::metadata(self.shard_path(key))?.modified()
+        let at = self.locate(key)?;
+        Ok(UNIX_EPOCH + Duration::from_secs(u64::from(at.written)))
+    }
+
+    fn stage_sync(&self) -> io::Result<()> {
+        // Under the sync lock: a sync running now must not punch holes over records
+        // whose deletes this stage logs after its syncfs.
+        let _one = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.stage()
     }
 
     fn sync(&self) -> io::Result<()> {
-        nix::unistd::syncfs(&self.dir).map_err(io::Error::from)
+        let _one = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.stage()?;
+        nix::unistd::syncfs(&self.dir).map_err(io::Error::from)?;
+        self.after_sync()
+    }
+
+    fn synced(&self) -> io::Result<()> {
+        let _one = self.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.after_sync()
     }
 
     fn sync_domain(&self) -> Option<u64> {
@@ -509,11 +836,7 @@ impl Disk for DirDisk {
     }
 
     fn read_label(&self) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.root.join(LABEL_FILE)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        DirDisk::label_at(&self.root)
     }
 
     fn write_label(&self, bytes: &[u8]) -> io::Result<()> {
@@ -521,54 +844,22 @@ impl Disk for DirDisk {
     }
 }
 
-/// Writes the parts with as few system calls as the kernel allows, without joining them.
-fn write_all_parts(file: &mut File, parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = parts
-        .iter()
-        .filter(|part| !part.is_empty())
-        .map(|part| IoSlice::new(part))
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => IoSlice::advance_slices(&mut rest, written),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+fn segment_name(number: u32) -> String {
+    format!("seg.{number:08x}")
 }
 
-fn fan_name(fan: u8) -> String {
-    format!("{fan:02x}")
-}
-
-fn shard_name(key: ShardKey) -> String {
-    format!("{:016x}.{}", key.stripe.0, key.index.0)
-}
-
-fn parse_fan_name(name: &str) -> Option<u8> {
-    let fan = u8::from_str_radix(name, 16).ok()?;
-    (fan_name(fan) == name).then_some(fan)
-}
-
-/// Accepts only the exact form `shard_name` writes, so no two names map to one key.
-fn parse_shard_name(name: &str) -> Option<ShardKey> {
-    let (stripe, index) = name.split_once('.')?;
-    if stripe.len() != 16 || !stripe.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let key = ShardKey {
-        stripe: StripeId(u64::from_str_radix(stripe, 16).ok()?),
-        index: ShardIndex(index.parse().ok()?),
-    };
-    (shard_name(key) == name).then_some(key)
+/// Accepts only the exact form `segment_name` writes.
+fn parse_segment_name(name: &str) -> Option<u32> {
+    let hex = name.strip_prefix("seg.")?;
+    let number = u32::from_str_radix(hex, 16).ok()?;
+    (segment_name(number) == name).then_some(number)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{InodeId, ShardIndex, StripeId, VolumeId};
+    use std::os::unix::fs::PermissionsExt;
 
     fn key(stripe: u64, index: u8) -> ShardKey {
         ShardKey {
@@ -577,75 +868,265 @@ mod tests {
         }
     }
 
-    fn spare_count(root: &Path) -> usize {
-        fs::read_dir(root.join(SPARE_DIR)).map_or(0, |d| d.count())
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn segments(root: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root.join(STORE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("seg."))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A real shard object of `key` with `len` payload bytes, as the volume writes them.
+    fn put_object(disk: &DirDisk, key: ShardKey, len: usize) {
+        let header = shard::ShardHeader {
+            stripe: key.stripe,
+            inode: InodeId(7),
+            chunk: 0,
+            index: key.index,
+            k: 4,
+            m: 2,
+        };
+        shard::write_shard(disk, VolumeId([3; 16]), &header, &vec![key.index.0; len]).unwrap();
     }
 
     #[test]
-    fn spare_files_are_taken_by_new_shards_and_deleted_shards_recycled() {
+    fn put_get_ranges_delete_list_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("disk");
-        DirDisk::create(&root).unwrap();
-        // Without start_spares (readers, fsck) nothing is created.
-        let plain = DirDisk::open(&root).unwrap();
-        plain.put_shard(key(1, 0), &[b"one"]).unwrap();
-        assert!(!root.join(SPARE_DIR).exists());
-        drop(plain);
-
-        let mut disk = DirDisk::open(&root).unwrap();
-        disk.start_spares().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while spare_count(&root) < SPARES_WANTED && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert_eq!(spare_count(&root), SPARES_WANTED);
-        disk.put_shard(key(2, 0), &[b"two", b"!"]).unwrap();
-        assert_eq!(disk.get_shard(key(2, 0)).unwrap(), b"two!");
-        // A deleted shard's file goes to the pool, and a new shard overwrites it fully.
-        disk.put_shard(key(3, 1), &[&[9u8; 5000]]).unwrap();
-        disk.delete_shard(key(3, 1)).unwrap();
-        assert!(disk.get_shard(key(3, 1)).is_err());
-        disk.put_shard(key(4, 1), &[&[7u8; 5000]]).unwrap();
-        let in_use = disk.shard_file(key(4, 1));
-        use std::os::unix::fs::MetadataExt;
-        let inode = fs::metadata(&in_use).unwrap().ino();
-        disk.delete_shard(key(4, 1)).unwrap();
-        assert!(!in_use.exists());
-        // The same file (the filler may add others meanwhile), emptied.
-        let recycled: Vec<u64> = fs::read_dir(root.join(SPARE_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap())
-            .filter(|m| m.ino() == inode)
-            .map(|m| m.len())
-            .collect();
+        let disk = DirDisk::create(&tmp.path().join("d")).unwrap();
+        disk.put_shard(key(1, 0), &[b"hello ", b"", b"world"])
+            .unwrap();
+        disk.put_shard(key(2, 5), &[&[9u8; 10_000]]).unwrap();
+        assert_eq!(disk.get_shard(key(1, 0)).unwrap(), b"hello world");
+        assert_eq!(disk.get_shard(key(2, 5)).unwrap(), vec![9u8; 10_000]);
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0), key(2, 5)]);
+        let (mut a, mut b, mut c) = ([0u8; 2], [0u8; 3], [0u8; 5]);
+        let mut ranges = [
+            ShardRange {
+                offset: 6,
+                bufs: vec![&mut a, &mut b],
+            },
+            ShardRange {
+                offset: 0,
+                bufs: vec![&mut c],
+            },
+        ];
+        disk.read_shard_ranges(key(1, 0), &mut ranges).unwrap();
+        assert_eq!((&a, &b, &c), (b"wo", b"rld", b"hello"));
+        let mut past = [0u8; 4];
+        let err = disk
+            .read_shard_ranges(
+                key(1, 0),
+                &mut [ShardRange {
+                    offset: 9,
+                    bufs: vec![&mut past],
+                }],
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // Replacing an object keeps one entry.
+        disk.put_shard(key(1, 0), &[b"again"]).unwrap();
+        assert_eq!(disk.get_shard(key(1, 0)).unwrap(), b"again");
+        disk.delete_shard(key(1, 0)).unwrap();
+        disk.delete_shard(key(1, 0)).unwrap();
         assert_eq!(
-            recycled,
-            [0],
-            "the deleted shard's file waits in the pool, empty"
+            disk.get_shard(key(1, 0)).unwrap_err().kind(),
+            io::ErrorKind::NotFound
         );
-        for stripe in 10..10 + 2 * SPARES_WANTED as u64 {
-            disk.put_shard(key(stripe, 0), &[b"short"]).unwrap();
-        }
-        for stripe in 10..10 + 2 * SPARES_WANTED as u64 {
-            assert_eq!(disk.get_shard(key(stripe, 0)).unwrap(), b"short");
-        }
-        assert!(
-            !disk
-                .list_shards()
-                .unwrap()
-                .iter()
-                .any(|k| k.stripe == StripeId(3))
+        assert_eq!(
+            disk.shard_modified(key(1, 0)).unwrap_err().kind(),
+            io::ErrorKind::NotFound
         );
-        drop(disk); // stops the filler thread
-        // A later open adopts the spares left behind.
-        let mut again = DirDisk::open(&root).unwrap();
-        again.start_spares().unwrap();
-        again.put_shard(key(99, 0), &[b"x"]).unwrap();
-        assert_eq!(again.get_shard(key(99, 0)).unwrap(), b"x");
+        assert!(disk.shard_modified(key(2, 5)).unwrap() <= SystemTime::now());
+        assert_eq!(disk.list_shards().unwrap(), vec![key(2, 5)]);
     }
 
-    fn mode_of(path: &Path) -> u32 {
-        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    #[test]
+    fn synced_writes_and_deletes_survive_a_reopen_and_unsynced_ones_do_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        put_object(&disk, key(1, 0), 5000);
+        put_object(&disk, key(1, 1), 100);
+        disk.sync().unwrap();
+        disk.delete_shard(key(1, 1)).unwrap();
+        put_object(&disk, key(2, 0), 100);
+        disk.sync().unwrap();
+        // Neither logged nor synced: as after a crash, never there.
+        put_object(&disk, key(3, 0), 100);
+        disk.delete_shard(key(1, 0)).unwrap();
+        drop(disk);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0), key(2, 0)]);
+        let (object, _) =
+            shard::decode_shard("t", disk.get_shard(key(1, 0)).unwrap(), None).unwrap();
+        assert_eq!(object.payload(), vec![0u8; 5000]);
+        // Writing again goes to a new segment, never after an old one's end.
+        let before = segments(&root);
+        put_object(&disk, key(4, 0), 10);
+        disk.sync().unwrap();
+        assert_eq!(segments(&root).len(), before.len() + 1);
+    }
+
+    #[test]
+    fn entries_logged_but_not_synced_are_checked_at_open_and_dropped_when_bad() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        put_object(&disk, key(1, 0), 100);
+        disk.sync().unwrap();
+        // Logged (the first step of a sync) but the sync never ran: the log may reach
+        // the disk while the segment's bytes do not. Here the bytes are lost on purpose.
+        put_object(&disk, key(2, 0), 100);
+        put_object(&disk, key(2, 1), 100);
+        disk.stage_sync().unwrap();
+        let (segment, at) = disk.shard_location(key(2, 1)).unwrap();
+        drop(disk);
+        let file = OpenOptions::new().write(true).open(&segment).unwrap();
+        file.write_all_at(&vec![0u8; at.len as usize], at.offset)
+            .unwrap();
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0), key(2, 0)]);
+        // The drop is logged with the next sync and holds after another reopen.
+        disk.sync().unwrap();
+        drop(disk);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0), key(2, 0)]);
+    }
+
+    #[test]
+    fn a_torn_log_tail_is_ignored_then_cut_before_the_next_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        put_object(&disk, key(1, 0), 100);
+        disk.sync().unwrap();
+        drop(disk);
+        let log = root.join(STORE_DIR).join(LOG_FILE);
+        let mut bytes = fs::read(&log).unwrap();
+        bytes.extend_from_slice(&Entry::Delete(key(1, 0)).encode()[..17]);
+        fs::write(&log, &bytes).unwrap();
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0)]);
+        put_object(&disk, key(2, 0), 100);
+        disk.sync().unwrap();
+        drop(disk);
+        let read = index::decode_log(&fs::read(&log).unwrap()).unwrap();
+        assert!(!read.has_torn_tail);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), vec![key(1, 0), key(2, 0)]);
+    }
+
+    #[test]
+    fn freed_records_give_their_space_back_and_empty_segments_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        // Records of 20 KiB in segments of 64 KiB: several segments.
+        for stripe in 0..12 {
+            put_object(&disk, key(stripe, 0), 20_000);
+        }
+        disk.sync().unwrap();
+        let full = disk.allocated_bytes().unwrap();
+        let count = segments(&root).len();
+        assert!(count >= 4, "{count} segments");
+        for stripe in 0..9 {
+            disk.delete_shard(key(stripe, 0)).unwrap();
+        }
+        // Deleted but not yet logged: nothing is freed.
+        assert_eq!(disk.allocated_bytes().unwrap(), full);
+        disk.sync().unwrap();
+        let after = disk.allocated_bytes().unwrap();
+        assert!(after <= full - 8 * 20_000, "{full} -> {after}");
+        assert!(segments(&root).len() < count, "empty segments removed");
+        for stripe in 9..12 {
+            let (object, _) =
+                shard::decode_shard("t", disk.get_shard(key(stripe, 0)).unwrap(), None).unwrap();
+            assert_eq!(object.payload().len(), 20_000);
+        }
+        drop(disk);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_long_log_is_folded_into_a_checkpoint_and_reopens_the_same() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        for stripe in 0..40u64 {
+            put_object(&disk, key(stripe, 1), 10);
+            if stripe % 3 == 0 {
+                disk.delete_shard(key(stripe, 1)).unwrap();
+            }
+        }
+        disk.sync().unwrap();
+        disk.sync().unwrap();
+        let expected = disk.list_shards().unwrap();
+        drop(disk);
+        let log = fs::read(root.join(STORE_DIR).join(LOG_FILE)).unwrap();
+        let (generation, map) = index::decode_checkpoint(
+            &fs::read(root.join(STORE_DIR).join(CHECKPOINT_FILE)).unwrap(),
+        )
+        .unwrap();
+        assert!(generation > 1);
+        assert_eq!(map.len(), expected.len());
+        assert!(index::decode_log(&log).unwrap().entries.len() < 4);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), expected);
+        for key in expected {
+            shard::decode_shard("t", disk.get_shard(key).unwrap(), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_log_of_an_older_generation_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        for stripe in 0..20u64 {
+            put_object(&disk, key(stripe, 0), 10);
+        }
+        disk.sync().unwrap();
+        disk.sync().unwrap();
+        drop(disk);
+        // As if the crash came between the checkpoint and the fresh log: the old log's
+        // entries (here: a delete) are all in the checkpoint already.
+        let mut stale = index::log_header(1).to_vec();
+        stale.extend_from_slice(&Entry::Delete(key(0, 0)).encode());
+        fs::write(root.join(STORE_DIR).join(LOG_FILE), stale).unwrap();
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap().len(), 20);
+        put_object(&disk, key(99, 0), 10);
+        disk.sync().unwrap();
+        drop(disk);
+        assert_eq!(
+            DirDisk::open(&root).unwrap().list_shards().unwrap().len(),
+            21
+        );
+    }
+
+    #[test]
+    fn damaged_index_files_are_errors_naming_them_and_an_old_layout_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        drop(DirDisk::create(&root).unwrap());
+        let checkpoint = root.join(STORE_DIR).join(CHECKPOINT_FILE);
+        let mut bytes = fs::read(&checkpoint).unwrap();
+        bytes[3] ^= 1;
+        fs::write(&checkpoint, &bytes).unwrap();
+        let err = DirDisk::open(&root).unwrap_err();
+        assert!(err.to_string().contains("index"), "{err}");
+        let old = tmp.path().join("old");
+        fs::create_dir_all(old.join("shards")).unwrap();
+        let err = DirDisk::open(&old).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("older ArgosFS"), "{err}");
     }
 
     #[test]
@@ -654,220 +1135,86 @@ mod tests {
         let root = tmp.path().join("mnt");
         fs::create_dir(&root).unwrap();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        let mut disk = DirDisk::create(&root).unwrap();
+        let disk = DirDisk::create(&root).unwrap();
         assert_eq!(
             mode_of(&root),
             0o700,
             "a drive's mount point is made private"
         );
         disk.write_label(b"label").unwrap();
-        disk.start_spares().unwrap();
-        disk.put_shard(key(1, 0), &[b"one"]).unwrap();
-        // A shard file of an older version (0644) is private again once recycled.
-        disk.put_shard(key(2, 0), &[b"two"]).unwrap();
-        let old = disk.shard_file(key(2, 0));
-        fs::set_permissions(&old, fs::Permissions::from_mode(0o644)).unwrap();
-        use std::os::unix::fs::MetadataExt;
-        let inode = fs::metadata(&old).unwrap().ino();
-        disk.delete_shard(key(2, 0)).unwrap();
-        let recycled: Vec<u32> = fs::read_dir(root.join(SPARE_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| fs::metadata(p).unwrap().ino() == inode)
-            .map(|p| mode_of(&p))
-            .collect();
-        assert_eq!(recycled, [0o600]);
-        // A removed fan-out directory comes back private.
-        fs::remove_dir(root.join("shards/03")).unwrap();
-        disk.put_shard(key(3, 0), &[b"three"]).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while spare_count(&root) < SPARES_WANTED && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        for stripe in 0..10 {
+            put_object(&disk, key(stripe, 0), 30_000);
         }
-        drop(disk); // stops the filler: nothing changes under the checks below
-
-        for dir in [
-            "",
-            "shards",
-            "shards/00",
-            "shards/03",
-            "shards/ff",
-            SPARE_DIR,
-        ] {
-            assert_eq!(mode_of(&root.join(dir)), 0o700, "{dir}");
-        }
-        for file in [
-            LABEL_FILE,
-            "shards/01/0000000000000001.0",
-            "shards/03/0000000000000003.0",
-        ] {
-            assert_eq!(mode_of(&root.join(file)), 0o600, "{file}");
-        }
-        let spares: Vec<u32> = fs::read_dir(root.join(SPARE_DIR))
-            .unwrap()
-            .map(|e| mode_of(&e.unwrap().path()))
-            .collect();
-        assert!(
-            !spares.is_empty() && spares.iter().all(|m| *m == 0o600),
-            "{spares:?}"
+        disk.sync().unwrap();
+        assert_eq!(mode_of(&root.join(STORE_DIR)), 0o700);
+        let mut files = vec![root.join(LABEL_FILE)];
+        files.extend(
+            fs::read_dir(root.join(STORE_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
         );
-        let mut audit = Audit::new(10);
-        DirDisk::audit(&root, true, &mut audit);
-        assert!(audit.is_clean(), "{audit:?}");
-        // The audit sees a loosened object in either depth where it looks.
-        fs::set_permissions(root.join("shards/ff"), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(files.len() > 4, "{files:?}");
+        for file in &files {
+            assert_eq!(mode_of(file), 0o600, "{}", file.display());
+        }
         let mut audit = Audit::new(10);
         DirDisk::audit(&root, false, &mut audit);
-        assert_eq!(audit.loose_count, 1, "{audit:?}");
-        assert_eq!(audit.loose[0].path, root.join("shards/ff"));
-    }
-
-    #[test]
-    fn create_lays_out_fan_out_and_open_refuses_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("a").join("disk");
-        let disk = DirDisk::create(&root).unwrap();
-        assert_eq!(disk.path(), root);
-        for fan in [0u8, 0x7f, 0xff] {
-            assert!(root.join("shards").join(format!("{fan:02x}")).is_dir());
-        }
-        assert_eq!(fs::read_dir(root.join("shards")).unwrap().count(), 256);
-        // Creating again over an existing disk is harmless.
-        DirDisk::create(&root).unwrap();
-
-        let file = tmp.path().join("plain");
-        fs::write(&file, b"x").unwrap();
-        let err = DirDisk::open(&file).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR));
-        assert!(DirDisk::create(&file).is_err());
-        let err = DirDisk::open(&tmp.path().join("nope")).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn put_get_delete_list_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        let disk = DirDisk::create(tmp.path()).unwrap();
-        let a = key(0x0123_4567_89ab_cdef, 0);
-        let b = key(0x0123_4567_89ab_cdef, 17);
-        let c = key(7, 255);
-        disk.put_shard(a, &[b"head", b"", b"payload", b"crc!"])
-            .unwrap();
-        disk.put_shard(b, &[b"bee"]).unwrap();
-        disk.put_shard(c, &[]).unwrap();
-        assert_eq!(disk.get_shard(a).unwrap(), b"headpayloadcrc!");
-        assert_eq!(disk.get_shard(b).unwrap(), b"bee");
-        assert_eq!(disk.get_shard(c).unwrap(), b"");
-        assert!(tmp.path().join("shards/ef/0123456789abcdef.17").is_file());
-        let mut expected = vec![a, b, c];
-        expected.sort();
-        assert_eq!(disk.list_shards().unwrap(), expected);
-
-        // A put replaces a leftover completely, even a longer one.
-        disk.put_shard(a, &[b"short"]).unwrap();
-        assert_eq!(disk.get_shard(a).unwrap(), b"short");
-
-        disk.delete_shard(b).unwrap();
-        disk.delete_shard(b).unwrap();
-        assert_eq!(
-            disk.get_shard(b).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            disk.shard_modified(b).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert!(disk.shard_modified(a).unwrap() <= SystemTime::now());
-        let mut expected = vec![a, c];
-        expected.sort();
-        assert_eq!(disk.list_shards().unwrap(), expected);
-        disk.sync().unwrap();
-
-        // Reopening sees the same objects.
-        let again = DirDisk::open(tmp.path()).unwrap();
-        assert_eq!(again.list_shards().unwrap(), expected);
-        assert_eq!(again.get_shard(c).unwrap(), b"");
-    }
-
-    #[test]
-    fn list_ignores_foreign_names() {
-        let tmp = tempfile::tempdir().unwrap();
-        let disk = DirDisk::create(tmp.path()).unwrap();
-        let good = key(0x10, 3);
-        disk.put_shard(good, &[b"x"]).unwrap();
-        let shards = tmp.path().join("shards");
-        for junk in [
-            "10/0000000000000010.3.tmp",
-            "10/.0000000000000010.3",
-            "10/0000000000000010.03",
-            "10/0000000000000010.256",
-            "10/000000000000010.3",
-            "10/00000000000000AB.3",
-            "10/+000000000000010.3",
-            "10/notes.txt",
-            // Right name, wrong fan-out: get_shard could never find it.
-            "11/0000000000000010.4",
-        ] {
-            fs::write(shards.join(junk), b"junk").unwrap();
-        }
-        fs::write(shards.join("README"), b"junk").unwrap();
-        fs::create_dir(shards.join("zz")).unwrap();
-        fs::create_dir(shards.join("10/0000000000000110.1")).unwrap();
-        assert_eq!(disk.list_shards().unwrap(), vec![good]);
-    }
-
-    #[test]
-    fn missing_fan_out_is_recreated_on_put_and_missing_tree_lists_empty() {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::create_dir(tmp.path().join("disk")).unwrap();
-        let disk = DirDisk::open(&tmp.path().join("disk")).unwrap();
-        assert_eq!(disk.list_shards().unwrap(), Vec::new());
-        let k = key(0xabcd, 1);
-        disk.put_shard(k, &[b"data"]).unwrap();
-        assert_eq!(disk.get_shard(k).unwrap(), b"data");
-        assert_eq!(disk.list_shards().unwrap(), vec![k]);
-        // A disk directory that vanished is not made again: the write fails.
-        fs::remove_dir_all(tmp.path().join("disk")).unwrap();
-        let err = disk.put_shard(key(0x1234, 0), &[b"data"]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(!tmp.path().join("disk").exists());
-    }
-
-    #[test]
-    fn label_round_trip_and_space() {
-        let tmp = tempfile::tempdir().unwrap();
-        let disk = DirDisk::create(tmp.path()).unwrap();
-        assert_eq!(disk.read_label().unwrap(), None);
-        disk.write_label(b"label one").unwrap();
-        disk.write_label(b"label two").unwrap();
-        assert_eq!(disk.read_label().unwrap().unwrap(), b"label two");
-        assert_eq!(fs::read(tmp.path().join(LABEL_FILE)).unwrap(), b"label two");
-        let space = disk.space().unwrap();
-        assert!(space.total_bytes > 0);
-        assert!(space.free_bytes <= space.total_bytes);
+        assert!(audit.is_clean(), "{audit:?}");
+        fs::set_permissions(&files[2], fs::Permissions::from_mode(0o644)).unwrap();
+        let mut audit = Audit::new(10);
+        DirDisk::audit(&root, false, &mut audit);
+        assert_eq!(audit.loose.len(), 1, "{audit:?}");
     }
 
     #[test]
     fn usable_from_many_threads() {
         let tmp = tempfile::tempdir().unwrap();
-        let disk = std::sync::Arc::new(DirDisk::create(tmp.path()).unwrap());
-        let threads: Vec<_> = (0..4u64)
+        let root = tmp.path().join("d");
+        let disk = Arc::new(DirDisk::create(&root).unwrap());
+        let threads: Vec<_> = (0..8u64)
             .map(|t| {
-                let disk = disk.clone();
+                let disk = Arc::clone(&disk);
                 std::thread::spawn(move || {
                     for i in 0..50u64 {
-                        let k = key(t * 1000 + i, (i % 6) as u8);
-                        let body = format!("{t}-{i}");
-                        disk.put_shard(k, &[body.as_bytes()]).unwrap();
-                        assert_eq!(disk.get_shard(k).unwrap(), body.as_bytes());
+                        let stripe = t * 1000 + i;
+                        put_object(&disk, key(stripe, (i % 6) as u8), 3000 + i as usize);
+                        if i % 10 == 0 {
+                            disk.sync().unwrap();
+                        }
+                        if i % 4 == 0 {
+                            disk.delete_shard(key(stripe, (i % 6) as u8)).unwrap();
+                        }
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for thread in threads {
+            thread.join().unwrap();
         }
         disk.sync().unwrap();
-        assert_eq!(disk.list_shards().unwrap().len(), 200);
+        let keys = disk.list_shards().unwrap();
+        assert_eq!(keys.len(), 8 * 50 - 8 * 13);
+        drop(disk);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), keys);
+        for key in keys {
+            let (object, _) = shard::decode_shard("t", disk.get_shard(key).unwrap(), None).unwrap();
+            assert_eq!(object.header.key(), key);
+        }
+    }
+
+    #[test]
+    fn label_round_trip_and_space() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        assert_eq!(DirDisk::label_at(&root).unwrap(), None);
+        let disk = DirDisk::create(&root).unwrap();
+        assert_eq!(disk.read_label().unwrap(), None);
+        disk.write_label(b"{}").unwrap();
+        assert_eq!(disk.read_label().unwrap(), Some(b"{}".to_vec()));
+        assert_eq!(DirDisk::label_at(&root).unwrap(), Some(b"{}".to_vec()));
+        let space = disk.space().unwrap();
+        assert!(space.total_bytes > 0 && space.free_bytes <= space.total_bytes);
+        assert!(disk.check_present().is_ok());
     }
 }

@@ -260,6 +260,20 @@ impl Disk for FaultyDisk {
         self.inner.sync()
     }
 
+    fn stage_sync(&self) -> io::Result<()> {
+        if self.vanished() {
+            return Err(eio());
+        }
+        self.inner.stage_sync()
+    }
+
+    fn synced(&self) -> io::Result<()> {
+        if self.vanished() {
+            return Err(eio());
+        }
+        self.inner.synced()
+    }
+
     fn check_present(&self) -> io::Result<()> {
         if self.vanished() {
             return Err(eio());

@@ -8,12 +8,13 @@
 
 mod dir;
 mod faulty;
+pub mod index;
 mod label;
 mod mem;
 mod private;
 pub mod shard;
 
-pub use dir::{DirDisk, LABEL_FILE};
+pub use dir::{DirDisk, LABEL_FILE, SEGMENT_BYTES, STORE_DIR};
 pub use faulty::FaultyDisk;
 pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
 pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
@@ -76,6 +77,19 @@ pub trait Disk: Send + Sync {
     fn shard_modified(&self, key: ShardKey) -> io::Result<SystemTime>;
     /// Makes every write and delete so far durable (data and directory entries).
     fn sync(&self) -> io::Result<()>;
+    /// The first step of a sync, for disks sharing a [`Disk::sync_domain`]: writes out
+    /// what the disk keeps beside its shard objects (an index), so that the one `sync` of
+    /// the domain, by any of its disks, makes this disk's writes durable too. Then
+    /// [`Disk::synced`] finishes. A plain [`Disk::sync`] runs all three steps itself.
+    fn stage_sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The last step of a sync, after a `sync` of the disk's domain succeeded since its
+    /// [`Disk::stage_sync`]: upkeep that must wait for durability (freeing the space of
+    /// deleted objects).
+    fn synced(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// The filesystem the disk lives on, when [`Disk::sync`] syncs that whole filesystem:
     /// disks sharing one need a single sync per commit and share its free space. `None`:
     /// each disk syncs and counts on its own.

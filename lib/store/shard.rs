@@ -1,5 +1,6 @@
-//! Shard object format: one file per shard, framed by `crate::format`, self-describing so
-//! fsck can recognise and verify every shard without the metadata.
+//! Shard object format: one object per shard (a record in a disk's segment store),
+//! framed by `crate::format`, self-describing so fsck can recognise and verify every
+//! shard without the metadata.
 //!
 //! ```text
 //! offset size field
@@ -476,11 +477,9 @@ mod tests {
         }
     }
 
-    fn shard_file(dir: &std::path::Path, key: ShardKey) -> std::path::PathBuf {
-        dir.join(format!(
-            "shards/{:02x}/{:016x}.{}",
-            key.stripe.0 as u8, key.stripe.0, key.index.0
-        ))
+    /// Replaces the object `key` with `bytes`, whatever they are.
+    fn rewrite(disk: &dyn Disk, key: ShardKey, bytes: &[u8]) {
+        disk.put_shard(key, &[bytes]).unwrap();
     }
 
     #[test]
@@ -536,15 +535,14 @@ mod tests {
         let vol = VolumeId::random();
         let h = header(0x42, 2);
         write_shard(&disk, vol, &h, b"payload bytes of a shard").unwrap();
-        let path = shard_file(tmp.path(), h.key());
-        let good = std::fs::read(&path).unwrap();
+        let good = disk.get_shard(h.key()).unwrap();
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
-            std::fs::write(&path, &bad).unwrap();
+            rewrite(&disk, h.key(), &bad);
             corrupt(read_shard(&disk, vol, h.key()));
         }
-        std::fs::write(&path, &good).unwrap();
+        rewrite(&disk, h.key(), &good);
         read_shard(&disk, vol, h.key()).unwrap();
     }
 
@@ -555,10 +553,9 @@ mod tests {
         let vol = VolumeId::random();
         let h = header(0x43, 0);
         write_shard(&disk, vol, &h, b"some payload").unwrap();
-        let path = shard_file(tmp.path(), h.key());
-        let good = std::fs::read(&path).unwrap();
+        let good = disk.get_shard(h.key()).unwrap();
         for len in 0..good.len() {
-            std::fs::write(&path, &good[..len]).unwrap();
+            rewrite(&disk, h.key(), &good[..len]);
             corrupt(read_shard(&disk, vol, h.key()));
         }
     }
@@ -681,11 +678,10 @@ mod tests {
             }
         }
         // A flipped payload byte fails the range covering it, not the others.
-        let path = shard_file(dir.path(), key);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = disk.get_shard(key).unwrap();
         let at = payload_offset(n);
         bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        rewrite(&disk, key, &bytes);
         assert!(read_shard_range(&disk, vol, key, n, 2 * BLOCK_BYTES, 10).is_err());
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
         assert!(
@@ -695,15 +691,15 @@ mod tests {
         // A flipped head byte, another volume, a wrong length, a missing shard.
         bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
         bytes[40] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        rewrite(&disk, key, &bytes);
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_err());
         bytes[40] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        rewrite(&disk, key, &bytes);
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
         // A flipped byte of the volume field is damage (head CRC), as in a whole read,
         // not an object of another volume; a real other volume is that.
         bytes[20] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        rewrite(&disk, key, &bytes);
         for result in [
             read_shard_range(&disk, vol, key, n, 0, 10).map(|_| ()),
             read_shard(&disk, vol, key).map(|_| ()),
@@ -714,7 +710,7 @@ mod tests {
             assert!(matches!(e.kind, FormatErrorKind::Checksum { .. }), "{e}");
         }
         bytes[20] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
+        rewrite(&disk, key, &bytes);
         let Err(ShardReadError::Corrupt(e)) =
             read_shard_range(&disk, VolumeId::random(), key, n, 0, 10)
         else {

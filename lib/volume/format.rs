@@ -136,13 +136,13 @@ pub fn format(root: &Path, options: FormatOptions) -> Result<Superblock> {
                 path.display()
             )));
         }
-        if let Ok(existing) = DirDisk::open(&path)
-            && existing.read_label().ok().flatten().is_some()
-        {
+        if DirDisk::label_at(&path).ok().flatten().is_some() {
             if !options.force {
                 return Err(Error::AlreadyFormatted { path });
             }
+            // An older build's shard tree and spare files; the store is replaced below.
             to_wipe.push(path.join("shards"));
+            to_wipe.push(path.join("spare"));
         }
         let mut stored = config.clone();
         stored.state_since_unix = now;

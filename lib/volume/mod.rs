@@ -475,7 +475,7 @@ impl Volume {
         let mut unavailable = Vec::new();
         for config in &sb.disks {
             let opened = config.state.is_in_use().then(|| {
-                let opened = open_disk(root, &sb, config, !options.read_only);
+                let opened = open_disk(root, &sb, config);
                 match (&options.disk_wrapper, opened) {
                     (Some(wrap), Ok(disk)) => Ok(wrap(config.id, disk)),
                     (_, opened) => opened,
@@ -560,6 +560,14 @@ impl Volume {
     /// Flushes everything and makes it durable; the volume is closed when this returns.
     pub fn close(self) -> Result<()> {
         self.commit()?;
+        // The commit deleted what it freed after its sync: one more sync makes those
+        // deletes durable, so the stores give the space back now rather than leaving
+        // the objects for fsck.
+        {
+            let _commit = lock_poisoned(&self.commit_lock);
+            let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            self.sync_dirty_disks(&self.disk_set())?;
+        }
         self.save_records()
     }
 
@@ -671,6 +679,7 @@ impl Volume {
             std::mem::take(&mut state.frees)
         };
         self.delete_stripes(&frees);
+        self.stage_deletes();
         self.prune_file_states();
         self.save_records_if_due();
         unstored.map_or(Ok(()), Err)
@@ -679,27 +688,60 @@ impl Volume {
     /// Syncs every disk of `disks` written since its last sync (one sync per filesystem).
     /// The caller holds the gate exclusively, so no shard write is in flight.
     fn sync_dirty_disks(&self, disks: &DiskSet) -> Result<()> {
-        let mut synced = SeenDomains::default();
-        for slot in disks.iter() {
-            if !slot.is_dirty.swap(false, Ordering::AcqRel) {
-                continue;
-            }
-            let Some(disk) = &slot.disk else { continue };
-            if !synced.first(disk.sync_domain()) {
-                continue; // that filesystem's sync covers this disk too
-            }
-            let synced_ok = disk.sync();
-            slot.stats.note_sync(synced_ok.is_ok());
-            if let Err(e) = synced_ok {
+        let dirty: Vec<_> = disks
+            .iter()
+            .filter(|slot| slot.is_dirty.swap(false, Ordering::AcqRel))
+            .filter(|slot| slot.disk.is_some())
+            .collect();
+        let failed = |slot: &DiskSlot, e: std::io::Error| {
+            for slot in &dirty {
                 slot.is_dirty.store(true, Ordering::Release);
-                tracing::error!(disk = %slot.config.id, error = %e, "disk sync failed; metadata not committed");
-                return Err(Error::DiskIo {
-                    disk: slot.config.id,
-                    source: e,
-                });
+            }
+            slot.stats.note_sync(false);
+            tracing::error!(disk = %slot.config.id, error = %e, "disk sync failed; metadata not committed");
+            Error::DiskIo {
+                disk: slot.config.id,
+                source: e,
+            }
+        };
+        // Disks sharing a filesystem get one sync between them, so each first writes out
+        // what that sync must cover (its index), then one syncs, then all finish.
+        for slot in &dirty {
+            let disk = slot.disk.as_ref().expect("filtered");
+            disk.stage_sync().map_err(|e| failed(slot, e))?;
+        }
+        let mut synced = SeenDomains::default();
+        let mut finished = Vec::with_capacity(dirty.len());
+        for slot in &dirty {
+            let disk = slot.disk.as_ref().expect("filtered");
+            let is_first = synced.first(disk.sync_domain());
+            if is_first {
+                disk.sync().map_err(|e| failed(slot, e))?;
+                slot.stats.note_sync(true);
+            }
+            finished.push(is_first); // a sync runs all three steps
+        }
+        for (slot, _) in dirty.iter().zip(finished).filter(|(_, done)| !done) {
+            let disk = slot.disk.as_ref().expect("filtered");
+            if let Err(e) = disk.synced() {
+                // The commit is durable; only freeing space waits for the next sync.
+                tracing::warn!(disk = %slot.config.id, error = %e, "upkeep after a disk sync failed");
             }
         }
         Ok(())
+    }
+
+    /// Writes out the stores' notes of the deletes just made (no sync: the next commit's
+    /// makes them durable), so the disks say at once what they hold.
+    fn stage_deletes(&self) {
+        for slot in self.disk_set().iter() {
+            if slot.is_dirty.load(Ordering::Acquire)
+                && let Some(disk) = &slot.disk
+                && let Err(e) = disk.stage_sync()
+            {
+                tracing::debug!(disk = %slot.config.id, error = %e, "cannot write out deletes yet");
+            }
+        }
     }
 
     /// Deletes the shards of stripes that no committed metadata references any more.
@@ -711,9 +753,7 @@ impl Volume {
                     stripe: stripe.id,
                     index: crate::types::ShardIndex(index as u8),
                 };
-                if let Some(disk) = self.disk(disk_id)
-                    && let Err(e) = disk.delete_shard(key)
-                {
+                if let Err(e) = self.delete_shard_on(disk_id, key) {
                     tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not delete a freed shard; fsck --remove-orphans will");
                 }
             }
@@ -742,6 +782,26 @@ impl Volume {
     /// The store of disk `id` when it is open.
     fn disk(&self, id: DiskId) -> Option<DiskRef> {
         self.disk_set().disk(id).cloned()
+    }
+
+    /// Deletes shard object `key` from disk `id` and marks the disk for the next sync,
+    /// which makes the delete durable (and lets the store free its space). A disk not
+    /// open is nothing to do.
+    pub(super) fn delete_shard_on(
+        &self,
+        id: DiskId,
+        key: crate::types::ShardKey,
+    ) -> std::io::Result<()> {
+        let disks = self.disk_set();
+        let Some(slot) = disks.slot(id) else {
+            return Ok(());
+        };
+        let Some(disk) = &slot.disk else {
+            return Ok(());
+        };
+        disk.delete_shard(key)?;
+        slot.is_dirty.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Builds the attributes reported for an inode.
@@ -807,19 +867,14 @@ impl Volume {
     }
 }
 
-fn open_disk(
-    root: &Path,
-    sb: &Superblock,
-    config: &DiskConfig,
-    is_writable: bool,
-) -> Result<DiskRef> {
+fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRef> {
     let path = config.resolve(root);
     let bad = |why: String| Error::BadDisk {
         disk: config.id,
         path: path.clone(),
         why,
     };
-    let mut disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let label_bytes = crate::store::Disk::read_label(&disk)
         .map_err(|e| bad(format!("cannot read label: {e}")))?
         .ok_or_else(|| bad("no ArgosFS label (not a disk of this volume?)".into()))?;
@@ -836,10 +891,6 @@ fn open_disk(
             "label names disk {}, the superblock expects {} here",
             label.disk, config.id
         )));
-    }
-    if is_writable && let Err(e) = disk.start_spares() {
-        // Only speed is lost: shards are then created one file at a time.
-        tracing::warn!(disk = %config.id, error = %e, "no spare shard files");
     }
     Ok(Arc::new(disk))
 }

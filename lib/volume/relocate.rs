@@ -452,9 +452,7 @@ impl Volume {
         }
         self.commit()?;
         for (disk, key) in batch.replaced.drain(..) {
-            if let Some(d) = self.disk(disk)
-                && let Err(e) = d.delete_shard(key)
-            {
+            if let Err(e) = self.delete_shard_on(disk, key) {
                 tracing::warn!(disk = %disk, shard = %key, error = %e, "could not delete a moved shard's old copy; fsck --remove-orphans will");
             }
         }
@@ -551,8 +549,7 @@ impl Volume {
                 // Only a shard on another disk than the recorded one is new: one written
                 // in place replaces a missing or bad one and stays.
                 if stripe.disk_of(i) != Some(d)
-                    && let Some(disk) = self.disk(d)
-                    && let Err(e) = disk.delete_shard(key(i))
+                    && let Err(e) = self.delete_shard_on(d, key(i))
                 {
                     tracing::warn!(disk = %d, shard = %key(i), error = %e, "could not remove a shard of a move that did not finish; fsck --remove-orphans will");
                 }

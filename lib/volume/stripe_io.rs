@@ -127,14 +127,12 @@ impl Volume {
                 });
             };
             for (i, disk_id) in disks.iter().enumerate().filter(|(i, _)| written[*i]) {
-                if let Some(disk) = self.disk(*disk_id) {
-                    let key = ShardKey {
-                        stripe: id,
-                        index: ShardIndex(i as u8),
-                    };
-                    if let Err(e) = disk.delete_shard(key) {
-                        tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not remove a shard of a failed stripe write");
-                    }
+                let key = ShardKey {
+                    stripe: id,
+                    index: ShardIndex(i as u8),
+                };
+                if let Err(e) = self.delete_shard_on(*disk_id, key) {
+                    tracing::warn!(disk = %disk_id, shard = %key, error = %e, "could not remove a shard of a failed stripe write");
                 }
             }
             let no_space = matches!(

@@ -18,7 +18,7 @@ pub const SUPERBLOCK_MAGIC: &str = "argosfs-superblock";
 /// volume seals its metadata (snapshots, journal records) as well as its data; stripes
 /// may be written degraded (`min_shards`), so stripe references and the table changed;
 /// disks record when and why their state changed. Version 1 volumes are refused.
-pub const SUPERBLOCK_VERSION: u32 = 2;
+pub const SUPERBLOCK_VERSION: u32 = 3;
 /// Largest stripe a volume may use.
 pub const MAX_STRIPE_BYTES: u32 = 64 << 20;
 
@@ -261,11 +261,11 @@ impl Superblock {
             SUPERBLOCK_MAGIC,
             SUPERBLOCK_VERSION,
         )?;
-        if version < 2 {
+        if version < SUPERBLOCK_VERSION {
             return Err(Error::OldFormat {
                 path,
                 found: version,
-                why: "this build reads format 2 (degraded stripes, and an encrypted volume's metadata sealed too); read the volume with the build that made it (argosfs-export) and import the tree into a volume made by this one",
+                why: "this build reads format 3 (each disk's shards in segment files with an index, DISK/store/, instead of a file per shard); read the volume with the build that made it (argosfs-export) and import the tree into a volume made by this one",
             });
         }
         sb.validate().map_err(Error::Config)?;

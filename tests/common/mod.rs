@@ -177,46 +177,142 @@ impl TestVolume {
         vol
     }
 
-    /// Every shard file on disk `i`.
-    pub fn shard_files(&self, i: usize) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let shards = self.disks[i].join("shards");
-        for fan in std::fs::read_dir(&shards).into_iter().flatten().flatten() {
-            for f in std::fs::read_dir(fan.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                out.push(f.path());
-            }
-        }
+    /// Every shard object on disk `i` (as its store says once reopened: call with the
+    /// volume closed or committed).
+    pub fn shard_files(&self, i: usize) -> Vec<Shard> {
+        let Ok(disk) = argosfs::store::DirDisk::open(&self.disks[i]) else {
+            return Vec::new();
+        };
+        let keys = argosfs::store::Disk::list_shards(&disk).unwrap();
+        keys.into_iter()
+            .map(|key| Shard {
+                disk: self.disks[i].clone(),
+                key,
+            })
+            .collect()
+    }
+
+    /// The segment files of disk `i`'s store.
+    pub fn segment_files(&self, i: usize) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(self.disks[i].join("store"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg."))
+            .collect();
         out.sort();
         out
     }
 
-    /// Every shard file on disk `i`, with the shard index its header names.
-    pub fn indexed_shard_files(&self, i: usize) -> Vec<(PathBuf, u8)> {
+    /// Every shard object on disk `i`, with the shard index its header names.
+    pub fn indexed_shard_files(&self, i: usize) -> Vec<(Shard, u8)> {
         let volume = argosfs::volume::Superblock::load(&self.root)
             .unwrap()
             .volume;
         self.shard_files(i)
             .into_iter()
-            .map(|path| {
-                let bytes = std::fs::read(&path).unwrap();
+            .map(|shard| {
                 let (object, _) =
-                    argosfs::store::shard::decode_shard("test", bytes, Some(volume)).unwrap();
-                (path, object.header.index.0)
+                    argosfs::store::shard::decode_shard("test", shard.read(), Some(volume))
+                        .unwrap();
+                (shard, object.header.index.0)
             })
             .collect()
     }
 }
 
-/// Flips a bit of the payload byte at `offset` of the shard file at `path`.
-pub fn flip_payload_byte(path: &std::path::Path, offset: usize) {
-    let mut bytes = std::fs::read(path).unwrap();
+/// One shard object in a disk's store, for tests that damage, copy or remove it behind
+/// the volume's back (with the volume closed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Shard {
+    /// The disk directory.
+    pub disk: PathBuf,
+    /// The object.
+    pub key: argosfs::types::ShardKey,
+}
+
+impl Shard {
+    /// The object `key` of the disk directory `disk`.
+    pub fn at(disk: &std::path::Path, key: argosfs::types::ShardKey) -> Shard {
+        Shard {
+            disk: disk.to_path_buf(),
+            key,
+        }
+    }
+
+    fn store(&self) -> argosfs::store::DirDisk {
+        argosfs::store::DirDisk::open(&self.disk).unwrap()
+    }
+
+    /// Its bytes.
+    pub fn read(&self) -> Vec<u8> {
+        argosfs::store::Disk::get_shard(&self.store(), self.key).unwrap()
+    }
+
+    /// Whether the store holds it.
+    pub fn exists(&self) -> bool {
+        argosfs::store::Disk::get_shard(&self.store(), self.key).is_ok()
+    }
+
+    /// Takes it out of the store, durably.
+    pub fn remove(&self) {
+        let store = self.store();
+        argosfs::store::Disk::delete_shard(&store, self.key).unwrap();
+        argosfs::store::Disk::sync(&store).unwrap();
+    }
+
+    /// Replaces it with `bytes`, durably.
+    pub fn write(&self, bytes: &[u8]) {
+        let store = self.store();
+        argosfs::store::Disk::put_shard(&store, self.key, &[bytes]).unwrap();
+        argosfs::store::Disk::sync(&store).unwrap();
+    }
+
+    /// Overwrites bytes at `offset` of the object where it lies in its segment, as bit
+    /// rot would (the store's index still says it is there).
+    pub fn overwrite_at(&self, offset: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let (segment, at) = self.store().shard_location(self.key).unwrap();
+        assert!(
+            offset + bytes.len() as u64 <= u64::from(at.len),
+            "past the object's end"
+        );
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment)
+            .unwrap();
+        file.write_all_at(bytes, at.offset + offset).unwrap();
+        file.sync_all().unwrap();
+    }
+
+    /// Makes the store say the object was written `age` ago (an entry appended to the
+    /// index log, as the store would write it), for tests of grace periods.
+    pub fn backdate(&self, age: std::time::Duration) {
+        use argosfs::store::index::{Entry, Location};
+        use std::io::Write;
+        let (_, at) = self.store().shard_location(self.key).unwrap();
+        let written = std::time::SystemTime::now() - age;
+        let written = written
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let entry = Entry::Put(self.key, Location { written, ..at }).encode();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.disk.join("store/index.log"))
+            .unwrap();
+        log.write_all(&entry).unwrap();
+        log.sync_all().unwrap();
+    }
+}
+
+/// Flips a bit of the payload byte at `offset` of a shard object, in place.
+pub fn flip_payload_byte(shard: &Shard, offset: usize) {
+    let bytes = shard.read();
     let (object, _) = argosfs::store::shard::decode_shard("test", bytes.clone(), None).unwrap();
-    bytes[argosfs::store::shard::payload_offset(object.payload().len()) + offset] ^= 0x10;
-    std::fs::write(path, bytes).unwrap();
+    let at = argosfs::store::shard::payload_offset(object.payload().len()) + offset;
+    shard.overwrite_at(at as u64, &[bytes[at] ^ 0x10]);
 }
 
 pub fn root() -> Caller {
