@@ -6,6 +6,7 @@
 //! `write_atomic` is the one way the library replaces a whole file. Everything here is
 //! created private (directories 0700, files 0600; see `private`).
 
+mod crash;
 mod dir;
 mod faulty;
 pub mod index;
@@ -14,6 +15,7 @@ mod mem;
 mod private;
 pub mod shard;
 
+pub use crash::CrashDisk;
 pub use dir::{DirDisk, LABEL_FILE, SEGMENT_BYTES, STORE_DIR};
 pub use faulty::FaultyDisk;
 pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
