@@ -13,11 +13,13 @@ use std::io;
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
+/// Changes since the last sync, by key: the bytes put (`None` for a delete) and when.
+type Unsynced = HashMap<ShardKey, (Option<Vec<u8>>, SystemTime)>;
+
 /// A disk that loses every change not yet synced when told to crash.
 pub struct CrashDisk {
     inner: DiskRef,
-    /// Changes since the last sync, by key: the bytes put, or `None` for a delete.
-    unsynced: Mutex<HashMap<ShardKey, (Option<Vec<u8>>, SystemTime)>>,
+    unsynced: Mutex<Unsynced>,
 }
 
 impl CrashDisk {
@@ -38,7 +40,7 @@ impl CrashDisk {
         lost
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ShardKey, (Option<Vec<u8>>, SystemTime)>> {
+    fn lock(&self) -> MutexGuard<'_, Unsynced> {
         self.unsynced.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
