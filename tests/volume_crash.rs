@@ -114,10 +114,9 @@ fn power_cuts(spec: Spec, seed: u64) {
     let tv = common::make(&spec);
     let mut rng = Rng(seed);
     let mut durable = Model::new();
-    let mut cuts = 0;
     let mut lost_changes = 0;
     let mut step = 0;
-    for _ in 0..12 {
+    for cuts in 0..12 {
         let (vol, disks) = open_crashable(&tv);
         assert_eq!(contents(&vol), durable, "after cut {cuts} (seed {seed:#x})");
         let mut model = durable.clone();
@@ -138,7 +137,6 @@ fn power_cuts(spec: Spec, seed: u64) {
         for disk in disks.lock().unwrap().iter() {
             lost_changes += disk.crash();
         }
-        cuts += 1;
     }
     assert!(
         lost_changes > 0,
