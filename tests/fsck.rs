@@ -497,6 +497,22 @@ fn matrix_orphan_shard_file() {
     assert!(!path.exists());
 }
 
+#[test]
+fn matrix_damaged_store_index_is_rebuilt_from_the_segments() {
+    for spec in specs() {
+        let (tv, files) = fixture(spec, false);
+        let before = tv.shard_files(2);
+        assert!(!before.is_empty());
+        let checkpoint = tv.disks[2].join("store/index");
+        let mut bytes = std::fs::read(&checkpoint).unwrap();
+        bytes[9] ^= 0x40;
+        std::fs::write(&checkpoint, &bytes).unwrap();
+        let repair = matrix(&tv, "store_index_damaged", &files);
+        assert!(!repair.has("disk_unavailable"), "{repair}");
+        assert_eq!(tv.shard_files(2), before);
+    }
+}
+
 /// Opens the metadata directly, records raw ops and commits them.
 fn raw_ops(tv: &TestVolume, ops: impl FnOnce(&argosfs::meta::Table) -> Vec<Op>) {
     let (mut store, _) = MetaStore::open(&meta_dir(tv), meta_codec(tv), true).unwrap();

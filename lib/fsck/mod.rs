@@ -158,7 +158,7 @@ pub fn check(root: &Path, options: &Options, progress: &dyn Progress) -> Result<
         stats: Stats::default(),
         checks: Checks::default(),
     };
-    let disks = shards::open_disks(root, &sb, &mut report);
+    let disks = shards::open_disks(root, &sb, options.repair, &mut report);
     access::check(root, &disks, options, &mut report);
 
     // Metadata files.

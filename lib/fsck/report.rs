@@ -25,6 +25,9 @@ pub enum Severity {
 pub enum Kind {
     /// A disk directory is missing, unreadable or carries a wrong label.
     DiskUnavailable,
+    /// A disk's store index (checkpoint or log header) fails verification; `--repair`
+    /// rebuilds it from the segments.
+    StoreIndexDamaged,
     /// A snapshot slot fails verification.
     SnapshotDamaged,
     /// A snapshot slot that should exist does not.

@@ -48,20 +48,34 @@ pub struct DiskHandle {
 
 /// Opens every disk of the superblock and checks its label, as `Volume::open` does.
 /// Disks that fail are reported; failed and removed disks are not opened.
-pub fn open_disks(root: &Path, sb: &Superblock, report: &mut Report) -> Vec<DiskHandle> {
+/// With `repair`, a disk whose store index is damaged gets it rebuilt from its segments
+/// first (only when its label is this volume's).
+pub fn open_disks(
+    root: &Path,
+    sb: &Superblock,
+    repair: bool,
+    report: &mut Report,
+) -> Vec<DiskHandle> {
     sb.disks
         .iter()
         .map(|config| {
             let path = config.resolve(root);
             let opened = match config.state {
-                DiskState::Active | DiskState::Draining => open_disk(&path, sb.volume, config.id),
+                DiskState::Active | DiskState::Draining => {
+                    open_or_rebuild(&path, sb.volume, config.id, repair, report)
+                }
                 DiskState::Failed => Err("marked failed in the superblock".into()),
                 DiskState::Removed => Err("removed from the volume".into()),
             };
             let (disk, why) = match opened {
                 Ok(disk) => (Some(disk), None),
                 Err(why) => {
-                    if matches!(config.state, DiskState::Active | DiskState::Draining) {
+                    let is_reported = report.findings.iter().any(|f| {
+                        f.kind == Kind::StoreIndexDamaged && !f.repaired && f.object.starts_with(&format!("disk {} ", config.id))
+                    });
+                    if matches!(config.state, DiskState::Active | DiskState::Draining)
+                        && !is_reported
+                    {
                         report.push(Finding::unrepairable(
                             Kind::DiskUnavailable,
                             format!("disk {} ({})", config.id, path.display()),
@@ -81,10 +95,65 @@ pub fn open_disks(root: &Path, sb: &Superblock, report: &mut Report) -> Vec<Disk
         .collect()
 }
 
+/// Opens a disk; a damaged store index is reported, and rebuilt with `repair`.
+fn open_or_rebuild(
+    path: &Path,
+    volume: VolumeId,
+    id: DiskId,
+    repair: bool,
+    report: &mut Report,
+) -> Result<DirDisk, String> {
+    let damage = match DirDisk::open(path) {
+        Err(e) if DirDisk::is_index_damage(&e) => e,
+        _ => return open_disk(path, volume, id),
+    };
+    // Only a disk labelled as this one of this volume is worth rebuilding.
+    check_label(path, DirDisk::label_at(path), volume, id)?;
+    let object = format!("disk {id} ({})", path.display());
+    if !repair {
+        report.push(Finding::error(
+            Kind::StoreIndexDamaged,
+            object,
+            format!("{damage}; --repair rebuilds the index from the segments"),
+        ));
+        return Err(format!("store index damaged: {damage}"));
+    }
+    let rebuilt = DirDisk::rebuild_index(path)
+        .map_err(|e| format!("store index damaged ({damage}) and not rebuilt: {e}"))?;
+    let mut finding = Finding::error(
+        Kind::StoreIndexDamaged,
+        object,
+        format!(
+            "{damage}; rebuilt from {} segments ({} objects), the damaged files kept as {}",
+            rebuilt.segments,
+            rebuilt.objects,
+            rebuilt
+                .saved
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    finding.repaired = true;
+    report.push(finding);
+    open_disk(path, volume, id)
+}
+
 fn open_disk(path: &Path, volume: VolumeId, id: DiskId) -> Result<DirDisk, String> {
     let disk = DirDisk::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let bytes = disk
-        .read_label()
+    check_label(path, disk.read_label(), volume, id)?;
+    Ok(disk)
+}
+
+/// Checks that a label read from `path` names disk `id` of `volume`.
+fn check_label(
+    path: &Path,
+    read: std::io::Result<Option<Vec<u8>>>,
+    volume: VolumeId,
+    id: DiskId,
+) -> Result<(), String> {
+    let bytes = read
         .map_err(|e| format!("cannot read label: {e}"))?
         .ok_or_else(|| "no ArgosFS label (not a disk of this volume?)".to_string())?;
     let label = DiskLabel::decode(&path.display().to_string(), &bytes)
@@ -98,7 +167,7 @@ fn open_disk(path: &Path, volume: VolumeId, id: DiskId) -> Result<DirDisk, Strin
             label.disk
         ));
     }
-    Ok(disk)
+    Ok(())
 }
 
 /// What fsck knows while checking shards.

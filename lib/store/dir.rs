@@ -69,6 +69,17 @@ const CHECKPOINT_AFTER_ENTRIES: u64 = 16;
 /// log the deletes that free it.
 const LOG_PREALLOC_BYTES: u64 = 1 << 20;
 
+/// What [`DirDisk::rebuild_index`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Shard objects indexed.
+    pub objects: u64,
+    /// Segments read.
+    pub segments: u64,
+    /// Where the damaged index files were kept.
+    pub saved: Vec<PathBuf>,
+}
+
 /// A shard store in a directory, usually the mount point of one drive.
 ///
 /// Safe to use from many threads: the index sits behind one mutex held only for map
@@ -177,7 +188,10 @@ impl DirDisk {
         let bad = |what: String| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{}: {what}", store.display()),
+                format!(
+                    "{}: {what} (argosfs-fsck --repair rebuilds the index from the segments)",
+                    store.display()
+                ),
             )
         };
         let checkpoint = match fs::read(store.join(CHECKPOINT_FILE)) {
@@ -299,6 +313,93 @@ impl DirDisk {
                 }
             }
         }
+    }
+
+    /// Whether an error of [`DirDisk::open`] says the store's index is damaged, which
+    /// [`DirDisk::rebuild_index`] may cure (the segments are read, not trusted).
+    pub fn is_index_damage(error: &io::Error) -> bool {
+        error.kind() == io::ErrorKind::InvalidData
+    }
+
+    /// Rebuilds the index of the store in the disk directory `path` from its segments,
+    /// for fsck when the index is damaged: every 4 KiB boundary of every segment is looked
+    /// at, and each whole shard object found there that verifies (frame CRC, any volume)
+    /// is indexed; of two objects under one key the later one wins (segments and records
+    /// are written in order). Punched-out records read as zeros and are skipped. A
+    /// deleted object whose hole was not punched yet comes back, as an orphan fsck
+    /// removes. The old index files are kept beside the new ones as `*.damaged.N`.
+    pub fn rebuild_index(path: &Path) -> io::Result<Rebuilt> {
+        let store = path.join(STORE_DIR);
+        let mut numbers: Vec<u32> = fs::read_dir(&store)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(parse_segment_name))
+            .collect();
+        numbers.sort_unstable();
+        let mut map: HashMap<ShardKey, Location> = HashMap::new();
+        let mut rebuilt = Rebuilt::default();
+        for &number in &numbers {
+            let file = File::open(store.join(segment_name(number)))?;
+            let len = file.metadata()?.len();
+            let mut offset = 0;
+            let mut head = [0u8; crate::format::HEADER_LEN];
+            while offset + head.len() as u64 <= len {
+                let found = file.read_exact_at(&mut head, offset).ok().and_then(|()| {
+                    if head[..8] != shard::SHARD_MAGIC {
+                        return None;
+                    }
+                    let body = u32::from_le_bytes(head[12..16].try_into().expect("4"));
+                    let object_len = crate::format::HEADER_LEN as u64
+                        + u64::from(body)
+                        + crate::format::TRAILER_LEN as u64;
+                    if offset + object_len > len {
+                        return None;
+                    }
+                    let mut bytes = vec![0u8; object_len as usize];
+                    file.read_exact_at(&mut bytes, offset).ok()?;
+                    let (object, _) = shard::decode_shard("", bytes, None).ok()?;
+                    Some((object.header.key(), object_len as u32))
+                });
+                match found {
+                    Some((key, object_len)) => {
+                        let at = Location {
+                            segment: number,
+                            offset,
+                            len: object_len,
+                            written: crate::types::unix_now() as u32,
+                        };
+                        map.insert(key, at);
+                        offset += at.span();
+                    }
+                    None => offset += BLOCK,
+                }
+            }
+            rebuilt.segments += 1;
+        }
+        rebuilt.objects = map.len() as u64;
+        // A generation above any the old files may name, so neither is taken for current.
+        let old_generation = |name: &str| -> u64 {
+            let bytes = fs::read(store.join(name)).unwrap_or_default();
+            index::decode_checkpoint(&bytes)
+                .map(|(g, _)| g)
+                .or_else(|_| index::decode_log(&bytes).map(|r| r.generation))
+                .unwrap_or(0)
+        };
+        let generation = old_generation(CHECKPOINT_FILE).max(old_generation(LOG_FILE)) + 1;
+        let stamp = crate::types::unix_now();
+        for name in [CHECKPOINT_FILE, LOG_FILE] {
+            let from = store.join(name);
+            if from.exists() {
+                let to = store.join(format!("{name}.damaged.{stamp}"));
+                fs::rename(&from, &to)?;
+                rebuilt.saved.push(to);
+            }
+        }
+        write_atomic(
+            &store.join(CHECKPOINT_FILE),
+            &index::encode_checkpoint(generation, &map),
+        )?;
+        write_atomic(&store.join(LOG_FILE), &index::log_header(generation))?;
+        Ok(rebuilt)
     }
 
     /// The disk label at `path`, without opening the store: for tools that only ask
@@ -1127,6 +1228,45 @@ mod tests {
         let err = DirDisk::open(&old).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("older ArgosFS"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_index_is_rebuilt_from_the_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("d");
+        let disk = DirDisk::create(&root).unwrap();
+        for stripe in 0..12 {
+            put_object(&disk, key(stripe, 2), 9_000 + stripe as usize);
+        }
+        disk.sync().unwrap();
+        for stripe in 0..4 {
+            disk.delete_shard(key(stripe, 2)).unwrap();
+        }
+        put_object(&disk, key(11, 2), 100); // replaced: the later object wins
+        disk.sync().unwrap();
+        let expected = disk.list_shards().unwrap();
+        drop(disk);
+        let checkpoint = root.join(STORE_DIR).join(CHECKPOINT_FILE);
+        fs::write(&checkpoint, b"garbage").unwrap();
+        let err = DirDisk::open(&root).unwrap_err();
+        assert!(DirDisk::is_index_damage(&err), "{err}");
+
+        let rebuilt = DirDisk::rebuild_index(&root).unwrap();
+        assert_eq!(rebuilt.objects, expected.len() as u64);
+        assert_eq!(rebuilt.saved.len(), 2);
+        let disk = DirDisk::open(&root).unwrap();
+        assert_eq!(disk.list_shards().unwrap(), expected);
+        let (object, _) =
+            shard::decode_shard("t", disk.get_shard(key(11, 2)).unwrap(), None).unwrap();
+        assert_eq!(object.payload().len(), 100);
+        // It goes on working: writes, syncs, a reopen.
+        put_object(&disk, key(50, 0), 10);
+        disk.sync().unwrap();
+        drop(disk);
+        assert_eq!(
+            DirDisk::open(&root).unwrap().list_shards().unwrap().len(),
+            expected.len() + 1
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod private;
 pub mod shard;
 
 pub use crash::CrashDisk;
-pub use dir::{DirDisk, LABEL_FILE, SEGMENT_BYTES, STORE_DIR};
+pub use dir::{DirDisk, LABEL_FILE, Rebuilt, SEGMENT_BYTES, STORE_DIR};
 pub use faulty::FaultyDisk;
 pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
 pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
