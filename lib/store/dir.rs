@@ -341,16 +341,10 @@ impl DirDisk {
             let file = File::open(store.join(segment_name(number)))?;
             let len = file.metadata()?.len();
             let mut offset = 0;
-            let mut head = [0u8; crate::format::HEADER_LEN];
+            let mut head = [0u8; shard::HEAD_LEN];
             while offset + head.len() as u64 <= len {
                 let found = file.read_exact_at(&mut head, offset).ok().and_then(|()| {
-                    if head[..8] != shard::SHARD_MAGIC {
-                        return None;
-                    }
-                    let body = u32::from_le_bytes(head[12..16].try_into().expect("4"));
-                    let object_len = crate::format::HEADER_LEN as u64
-                        + u64::from(body)
-                        + crate::format::TRAILER_LEN as u64;
+                    let object_len = shard::object_len_from_head(&head)? as u64;
                     if offset + object_len > len {
                         return None;
                     }
@@ -749,6 +743,9 @@ impl State {
     }
 }
 
+/// Buffers one `preadv`/`pwritev` takes at most (Linux's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
+
 /// Fills `bufs` in order from `offset` of `file` with as few `preadv` calls as the kernel
 /// allows; `UnexpectedEof` if the file ends first.
 fn read_exact_vectored_at(file: &File, mut offset: u64, bufs: &mut [&mut [u8]]) -> io::Result<()> {
@@ -759,7 +756,8 @@ fn read_exact_vectored_at(file: &File, mut offset: u64, bufs: &mut [&mut [u8]]) 
         .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
-        match nix::sys::uio::preadv(file, rest, offset as i64) {
+        let batch = rest.len().min(IOV_MAX);
+        match nix::sys::uio::preadv(file, &mut rest[..batch], offset as i64) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 offset += n as u64;
@@ -782,7 +780,8 @@ fn write_all_parts_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> io::Resu
         .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
-        match nix::sys::uio::pwritev(file, rest, offset as i64) {
+        let batch = rest.len().min(IOV_MAX);
+        match nix::sys::uio::pwritev(file, &rest[..batch], offset as i64) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => {
                 offset += written as u64;
@@ -1389,6 +1388,30 @@ mod tests {
             let (object, _) = shard::decode_shard("t", disk.get_shard(key).unwrap(), None).unwrap();
             assert_eq!(object.header.key(), key);
         }
+    }
+
+    #[test]
+    fn an_object_of_more_blocks_than_one_system_call_takes_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = DirDisk::create(&tmp.path().join("d")).unwrap();
+        // 4 MiB of payload: 1,026 blocks, 2,053 slices to write (IOV_MAX is 1,024).
+        let payload: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let header = shard::ShardHeader {
+            stripe: StripeId(5),
+            inode: InodeId(1),
+            chunk: 0,
+            index: ShardIndex(0),
+            k: 1,
+            m: 0,
+        };
+        let volume = VolumeId([1; 16]);
+        shard::write_shard(&disk, volume, &header, &payload).unwrap();
+        let object = shard::read_shard(&disk, volume, header.key()).unwrap();
+        assert!(object.payload() == payload);
+        let mut all = vec![0u8; payload.len()];
+        shard::read_shard_range_into(&disk, volume, header.key(), payload.len(), 0, &mut all)
+            .unwrap();
+        assert!(all == payload);
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! Shard object format: one object per shard (a record in a disk's segment store),
-//! framed by `crate::format`, self-describing so fsck can recognise and verify every
-//! shard without the metadata.
+//! self-describing so fsck can recognise and verify every shard without the metadata,
+//! and laid out so that a small read fetches one run of 4 KiB blocks and nothing else.
 //!
 //! ```text
 //! offset size field
 //! 0      8    magic      b"ARGSHRD\x1a"
-//! 8      2    version    u16 LE, 1
+//! 8      2    version    u16 LE, 2
 //! 10     2    flags      u16 LE, 0 (no flags defined)
-//! 12     4    body_len   u32 LE: 32 + 4n + 4 + payload length
+//! 12     4    body_len   u32 LE: the object's bytes after these 32
 //! 16     16   volume_id
-//! 32     8    stripe     u64 LE   -- shard header (the first 32 bytes of the body)
+//! 32     8    stripe     u64 LE   -- shard header
 //! 40     8    inode      u64 LE
 //! 48     8    chunk      u64 LE   the stripe's position in the file
 //! 56     1    index      u8       0..k data, k..k+m parity
@@ -17,14 +17,22 @@
 //! 58     1    m          u8
 //! 59     1    reserved   0
 //! 60     4    payload_len u32 LE
-//! 64     4*n  block_crcs crc32c of each 4 KiB block of the payload (n = ceil(len/4096))
-//! 64+4n  4    head_crc   crc32c of bytes 0..64+4n
-//! 68+4n  ..   payload    the erasure-coded shard bytes
-//! end-4  4    crc32c     over every byte before it (the frame's)
+//! 64     4    head_crc   crc32c of bytes 0..64
+//! 68     ..   zeros      up to the first block: 4096 when the payload is larger than
+//!                        SMALL_PAYLOAD (so every block is 4 KiB-aligned in its
+//!                        record), else right here
+//! blocks      the payload in pieces of 4092 bytes (the last one shorter), each
+//!             followed by its CRC32C, seeded with the volume, stripe, shard index and
+//!             block number: a block read from the wrong object, volume or place fails
 //! ```
 //!
-//! The frame CRC verifies a whole object; the head CRC and the block CRCs let a small
-//! read fetch and verify only the blocks it needs ([`read_shard_range_into`]).
+//! A 4 KiB read of a large shard is one aligned 4 KiB read on the disk, its CRC beside
+//! it: no head to fetch first ([`read_shard_range_into`]). A whole object is checked
+//! field by field (magic, version, flags, length, head CRC, volume, zero padding, every
+//! block CRC) by [`decode_shard`], which gathers the payload into one buffer.
+//!
+//! Version 1 (a file per shard, the block CRCs in a table at the head, a CRC over the
+//! whole frame) was written by format 2 volumes, which this build refuses.
 //!
 //! This module owns the bytes of one shard object; what a payload means (compression,
 //! encryption, erasure coding) belongs to `crate::data`.
@@ -33,31 +41,68 @@ use crate::format::{self, Expect, FormatError, FormatErrorKind, FrameHeader};
 use crate::store::{Disk, ShardRange};
 use crate::types::{InodeId, ShardIndex, ShardKey, StripeId, VolumeId};
 use std::io;
-use std::ops::Range;
 
 /// Frame magic of shard objects.
 pub const SHARD_MAGIC: [u8; 8] = *b"ARGSHRD\x1a";
 /// Newest shard format version this build writes and reads.
-pub const SHARD_VERSION: u16 = 1;
-/// Length of the shard header at the start of the frame body.
+pub const SHARD_VERSION: u16 = 2;
+/// Length of the shard header after the frame header.
 pub const SHARD_HEADER_LEN: usize = 32;
-/// Bytes a shard object adds to its payload apart from the block CRCs (frame header,
-/// shard header, head CRC, frame CRC).
-pub const OVERHEAD_BYTES: usize = format::HEADER_LEN + SHARD_HEADER_LEN + 4 + format::TRAILER_LEN;
-/// Payload bytes covered by one block CRC.
+/// Bytes of the head: frame header, shard header, head CRC.
+pub const HEAD_LEN: usize = format::HEADER_LEN + SHARD_HEADER_LEN + 4;
+/// Bytes of one block on disk: payload and its CRC.
 pub const BLOCK_BYTES: usize = 4096;
+/// Payload bytes in one block.
+pub const BLOCK_PAYLOAD: usize = BLOCK_BYTES - 4;
+/// Payloads up to this size follow the head at once (they are read whole, and padding
+/// would double a small file's records); larger ones start at 4 KiB.
+pub const SMALL_PAYLOAD: usize = 3 * BLOCK_PAYLOAD;
+/// Bytes a shard object adds to its payload apart from the block CRCs (the head).
+pub const OVERHEAD_BYTES: usize = HEAD_LEN;
 
-/// Offset of the block CRC table.
-const TABLE_AT: usize = format::HEADER_LEN + SHARD_HEADER_LEN;
-
-/// Offset of the payload of a shard whose payload is `payload_len` bytes.
+/// Offset of the first block of a shard whose payload is `payload_len` bytes (what a
+/// range read skips).
 pub fn payload_offset(payload_len: usize) -> usize {
-    TABLE_AT + 4 * payload_len.div_ceil(BLOCK_BYTES) + 4
+    if payload_len > SMALL_PAYLOAD {
+        BLOCK_BYTES
+    } else {
+        HEAD_LEN
+    }
 }
 
 /// Total bytes of the object holding a payload of `payload_len` bytes.
 pub fn object_len(payload_len: usize) -> usize {
-    payload_offset(payload_len) + payload_len + format::TRAILER_LEN
+    payload_offset(payload_len) + payload_len + 4 * payload_len.div_ceil(BLOCK_PAYLOAD)
+}
+
+/// Where payload byte `at` of a payload of `payload_len` bytes lies in the object.
+pub fn payload_byte_offset(payload_len: usize, at: usize) -> usize {
+    payload_offset(payload_len) + (at / BLOCK_PAYLOAD) * BLOCK_BYTES + at % BLOCK_PAYLOAD
+}
+
+/// Bytes of the object a valid head declares (for scans that find objects by their
+/// heads); `None` when `head` does not start like a shard object of this version.
+pub fn object_len_from_head(head: &[u8]) -> Option<usize> {
+    if head.len() < HEAD_LEN || head[..8] != SHARD_MAGIC {
+        return None;
+    }
+    let version = u16::from_le_bytes([head[8], head[9]]);
+    let stored = u32::from_le_bytes(head[64..68].try_into().expect("4 bytes"));
+    if version != SHARD_VERSION || crc32c::crc32c(&head[..64]) != stored {
+        return None;
+    }
+    let body = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes")) as usize;
+    Some(format::HEADER_LEN + body)
+}
+
+/// The CRC seed of block `n` of shard `key` of `volume`.
+fn block_seed(volume: VolumeId, key: ShardKey, n: usize) -> u32 {
+    let mut bytes = [0u8; 16 + 8 + 1 + 8];
+    bytes[..16].copy_from_slice(&volume.0);
+    bytes[16..24].copy_from_slice(&key.stripe.0.to_le_bytes());
+    bytes[24] = key.index.0;
+    bytes[25..].copy_from_slice(&(n as u64).to_le_bytes());
+    crc32c::crc32c(&bytes)
 }
 
 /// Self-description of a shard, so fsck can recognise it without the metadata.
@@ -118,14 +163,13 @@ impl ShardHeader {
 pub struct ShardObject {
     /// Its header.
     pub header: ShardHeader,
-    bytes: Vec<u8>,
-    payload: Range<usize>,
+    payload: Vec<u8>,
 }
 
 impl ShardObject {
     /// The shard's payload bytes.
     pub fn payload(&self) -> &[u8] {
-        &self.bytes[self.payload.clone()]
+        &self.payload
     }
 }
 
@@ -143,11 +187,13 @@ pub enum ShardReadError {
     Corrupt(#[from] FormatError),
 }
 
-/// Writes a shard object (header, payload, CRC) under its key. Not durable until sync.
+/// Writes a shard object (head, then the payload in blocks with their CRCs) under its
+/// key. Not durable until sync.
 ///
-/// The payload is handed to the disk as it is, never copied into a new buffer. A header
-/// that could not be read back (k = 0, index outside k+m) or a payload too large for one
-/// frame is refused with `InvalidInput` before anything is written.
+/// The payload is handed to the disk in place, never copied into a new buffer: the
+/// object goes out as a list of slices (head, then each block's payload and CRC). A
+/// header that could not be read back (k = 0, index outside k+m) or a payload too large
+/// for one object is refused with `InvalidInput` before anything is written.
 pub fn write_shard(
     disk: &dyn Disk,
     volume: VolumeId,
@@ -160,13 +206,12 @@ pub fn write_shard(
     let too_large = || {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("shard payload of {} bytes exceeds a frame", payload.len()),
+            format!("shard payload of {} bytes exceeds an object", payload.len()),
         )
     };
     let payload_len = u32::try_from(payload.len()).map_err(|_| too_large())?;
-    let at = payload_offset(payload.len());
     let body_len =
-        u32::try_from(at - format::HEADER_LEN + payload.len()).map_err(|_| too_large())?;
+        u32::try_from(object_len(payload.len()) - format::HEADER_LEN).map_err(|_| too_large())?;
     let frame = FrameHeader {
         magic: SHARD_MAGIC,
         version: SHARD_VERSION,
@@ -174,20 +219,24 @@ pub fn write_shard(
         body_len,
         volume,
     };
-    // The head: frame header, shard header, one CRC per payload block, the head's CRC.
-    let mut head = Vec::with_capacity(at);
-    head.extend_from_slice(&frame.to_bytes());
-    head.extend_from_slice(&header.to_bytes(payload_len));
-    for block in payload.chunks(BLOCK_BYTES) {
-        head.extend_from_slice(&crc32c::crc32c(block).to_le_bytes());
+    let mut head = vec![0u8; payload_offset(payload.len())];
+    head[..format::HEADER_LEN].copy_from_slice(&frame.to_bytes());
+    head[format::HEADER_LEN..64].copy_from_slice(&header.to_bytes(payload_len));
+    let head_crc = crc32c::crc32c(&head[..64]);
+    head[64..HEAD_LEN].copy_from_slice(&head_crc.to_le_bytes());
+    let key = header.key();
+    let crcs: Vec<[u8; 4]> = payload
+        .chunks(BLOCK_PAYLOAD)
+        .enumerate()
+        .map(|(n, block)| crc32c::crc32c_append(block_seed(volume, key, n), block).to_le_bytes())
+        .collect();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * crcs.len());
+    parts.push(&head);
+    for (block, crc) in payload.chunks(BLOCK_PAYLOAD).zip(&crcs) {
+        parts.push(block);
+        parts.push(crc);
     }
-    let head_crc = crc32c::crc32c(&head);
-    head.extend_from_slice(&head_crc.to_le_bytes());
-    // A second pass over the payload, while it is still in cache, is cheaper than
-    // deriving the frame CRC with crc32c_combine (measured: combine per block dominated
-    // the whole write path).
-    let frame_crc = crc32c::crc32c_append(crc32c::crc32c(&head), payload).to_le_bytes();
-    disk.put_shard(header.key(), &[&head, payload, &frame_crc])
+    disk.put_shard(key, &parts)
 }
 
 /// Reads and verifies the shard `key` of `volume`.
@@ -230,26 +279,48 @@ fn shard_expect(volume: Option<VolumeId>) -> Expect {
 }
 
 /// Decodes shard bytes already read; `volume` None accepts any volume (fsck reports it).
+/// Checks, in order: magic, version, flags, length, head CRC, volume, the header's
+/// fields, the zero padding, every block CRC; the payload is gathered into one buffer.
 pub fn decode_shard(
     object: &str,
     bytes: Vec<u8>,
     volume: Option<VolumeId>,
 ) -> Result<(ShardObject, VolumeId), FormatError> {
-    let (frame, body) = format::decode(object, &bytes, &shard_expect(volume))?;
     let err = |offset: usize, kind| FormatError::new(object, offset as u64, kind);
-    let Some(head) = body.first_chunk::<SHARD_HEADER_LEN>() else {
+    let expect = shard_expect(volume);
+    let frame = format::check_header_fields(object, &bytes, &expect)?;
+    if frame.version != SHARD_VERSION {
         return Err(err(
-            format::HEADER_LEN,
+            8,
+            FormatErrorKind::Body(format!(
+                "shard format {} (an earlier ArgosFS's, a file per shard)",
+                frame.version
+            )),
+        ));
+    }
+    if bytes.len() < HEAD_LEN {
+        return Err(err(
+            0,
             FormatErrorKind::Truncated {
-                need: OVERHEAD_BYTES as u64,
+                need: HEAD_LEN as u64,
                 have: bytes.len() as u64,
             },
         ));
-    };
-    let u64_at = |at: usize| {
-        let field: [u8; 8] = head[at..at + 8].try_into().expect("8 bytes");
-        u64::from_le_bytes(field)
-    };
+    }
+    let declared = format::HEADER_LEN + frame.body_len as usize;
+    if declared != bytes.len() {
+        return Err(err(
+            12,
+            FormatErrorKind::LengthMismatch {
+                declared: declared as u64,
+                actual: bytes.len() as u64,
+            },
+        ));
+    }
+    check_head(object, &bytes[..HEAD_LEN])?;
+    format::check_volume(object, &frame, &expect)?;
+    let head = &bytes[format::HEADER_LEN..64];
+    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("8 bytes"));
     let header = ShardHeader {
         stripe: StripeId(u64_at(0)),
         inode: InodeId(u64_at(8)),
@@ -278,24 +349,61 @@ pub fn decode_shard(
         ));
     }
     let at = payload_offset(payload_len);
-    check_head(object, &bytes[..at])?;
-    let payload = at..bytes.len() - format::TRAILER_LEN;
-    let volume = frame.volume;
-    Ok((
-        ShardObject {
-            header,
-            bytes,
-            payload,
-        },
-        volume,
-    ))
+    if let Some(bad) = bytes[HEAD_LEN..at].iter().position(|&b| b != 0) {
+        return Err(err(
+            HEAD_LEN + bad,
+            FormatErrorKind::Body("padding after the head is not zero".into()),
+        ));
+    }
+    let key = header.key();
+    let mut payload = Vec::with_capacity(payload_len);
+    for (n, block) in bytes[at..].chunks(BLOCK_BYTES).enumerate() {
+        let (data, crc) = block.split_at(block.len() - 4);
+        check_block(
+            object,
+            frame.volume,
+            key,
+            n,
+            at + n * BLOCK_BYTES,
+            &[data],
+            crc,
+        )?;
+        payload.extend_from_slice(data);
+    }
+    Ok((ShardObject { header, payload }, frame.volume))
 }
 
-/// Verifies the head CRC at the end of `head` (frame header through block CRCs).
+/// Verifies the head CRC (bytes 64..68 over 0..64).
 fn check_head(object: &str, head: &[u8]) -> Result<(), FormatError> {
-    let at = head.len() - 4;
-    let stored = u32::from_le_bytes(head[at..].try_into().expect("4 bytes"));
-    let computed = crc32c::crc32c(&head[..at]);
+    let stored = u32::from_le_bytes(head[64..68].try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(&head[..64]);
+    if stored != computed {
+        return Err(FormatError::new(
+            object,
+            64,
+            FormatErrorKind::Checksum { stored, computed },
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies block `n` (its payload in `pieces`, in order) against its stored CRC; `at`
+/// is where the block starts in the object, for the message.
+fn check_block(
+    object: &str,
+    volume: VolumeId,
+    key: ShardKey,
+    n: usize,
+    at: usize,
+    pieces: &[&[u8]],
+    stored: &[u8],
+) -> Result<(), FormatError> {
+    let stored = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
+    let computed = pieces
+        .iter()
+        .fold(block_seed(volume, key, n), |crc, piece| {
+            crc32c::crc32c_append(crc, piece)
+        });
     if stored != computed {
         return Err(FormatError::new(
             object,
@@ -306,11 +414,12 @@ fn check_head(object: &str, head: &[u8]) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Reads `dest.len()` payload bytes at `start` of shard `key` straight into `dest`,
-/// verifying the object's head (magic, version, volume, key, payload length, head CRC)
-/// and only the CRCs of the blocks read. `payload_len` is the length the metadata records
-/// for the shard. Whole blocks inside the range are read into `dest` itself; only a block
-/// the range cuts goes through a scratch buffer. On error `dest` holds no promise.
+/// Reads `dest.len()` payload bytes at `start` of shard `key` straight into `dest`, with
+/// one vectored read of the blocks the range covers and nothing else (no head): each
+/// block's bytes outside the range and its CRC go to small scratch buffers, and every
+/// block is verified by its CRC, whose seed binds it to this volume, shard and place.
+/// `payload_len` is the length the metadata records for the shard. On error `dest` holds
+/// no promise.
 pub fn read_shard_range_into(
     disk: &dyn Disk,
     volume: VolumeId,
@@ -332,52 +441,43 @@ pub fn read_shard_range_into(
             )),
         ));
     }
-    let at = payload_offset(payload_len);
     let end = start + len;
-    let (first, last) = (start / BLOCK_BYTES, (end - 1) / BLOCK_BYTES);
-    let block_len = |n: usize| BLOCK_BYTES.min(payload_len - n * BLOCK_BYTES);
-    // The range's blocks as three pieces: the first block when the range cuts it, the
-    // whole blocks (read into `dest`), the last block when the range cuts it.
-    let lead = start - first * BLOCK_BYTES;
-    let first_cut = lead > 0 || end < first * BLOCK_BYTES + block_len(first);
-    let last_cut = last != first && end < last * BLOCK_BYTES + block_len(last);
-    let mut first_block = vec![0u8; if first_cut { block_len(first) } else { 0 }];
-    let mut last_block = vec![0u8; if last_cut { block_len(last) } else { 0 }];
-    let lead_len = if first_cut {
-        len.min(block_len(first) - lead)
-    } else {
-        0
-    };
-    let tail_len = if last_cut {
-        end - last * BLOCK_BYTES
-    } else {
-        0
-    };
-    let (dest_lead, rest) = dest.split_at_mut(lead_len);
-    let whole_len = rest.len() - tail_len;
-    let (whole, dest_tail) = rest.split_at_mut(whole_len);
-    let mut head = vec![0u8; at];
+    let (first, last) = (start / BLOCK_PAYLOAD, (end - 1) / BLOCK_PAYLOAD);
+    let block_len = |n: usize| BLOCK_PAYLOAD.min(payload_len - n * BLOCK_PAYLOAD);
+    let blocks = last - first + 1;
+    // Per block: the bytes before the range, the range's, the bytes after, the CRC.
+    let lead = start - first * BLOCK_PAYLOAD;
+    let trail = (last * BLOCK_PAYLOAD + block_len(last)) - end;
+    let mut before = vec![0u8; lead];
+    let mut after = vec![0u8; trail];
+    let mut crcs = vec![[0u8; 4]; blocks];
     {
-        let mut blocks: Vec<&mut [u8]> = Vec::with_capacity(3);
-        blocks.extend([&mut first_block[..], &mut whole[..], &mut last_block[..]]);
-        blocks.retain(|b| !b.is_empty());
-        let blocks_at = (at + first * BLOCK_BYTES) as u64;
-        let mut ranges = if first == 0 {
-            let mut bufs = vec![&mut head[..]];
-            bufs.extend(blocks);
-            vec![ShardRange { offset: 0, bufs }]
-        } else {
-            vec![
-                ShardRange {
-                    offset: 0,
-                    bufs: vec![&mut head[..]],
-                },
-                ShardRange {
-                    offset: blocks_at,
-                    bufs: blocks,
-                },
-            ]
-        };
+        let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(blocks * 2 + 2);
+        let mut rest = &mut dest[..];
+        let mut crc_slots = crcs.iter_mut();
+        let (mut before, mut after) = (Some(&mut before[..]), Some(&mut after[..]));
+        for n in first..=last {
+            let from = if n == first { start } else { n * BLOCK_PAYLOAD };
+            let to = end.min(n * BLOCK_PAYLOAD + block_len(n));
+            if n == first
+                && let Some(lead) = before.take()
+            {
+                bufs.push(lead);
+            }
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(to - from);
+            bufs.push(part);
+            rest = tail;
+            if n == last
+                && let Some(trail) = after.take()
+            {
+                bufs.push(trail);
+            }
+            bufs.push(&mut crc_slots.next().expect("one per block")[..]);
+        }
+        let mut ranges = [ShardRange {
+            offset: (payload_offset(payload_len) + first * BLOCK_BYTES) as u64,
+            bufs,
+        }];
         match disk.read_shard_ranges(key, &mut ranges) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
@@ -393,60 +493,26 @@ pub fn read_shard_range_into(
             Err(e) => return Err(ShardReadError::Io(e)),
         }
     }
-    check_range_head(&name, &head, volume, key, payload_len)?;
-    // Every block read, in order, with its number.
-    let whole_first = if first_cut { first + 1 } else { first };
-    let pieces = (first_cut.then_some((first, &first_block[..])).into_iter())
-        .chain(
-            whole
-                .chunks(BLOCK_BYTES)
-                .enumerate()
-                .map(|(i, b)| (whole_first + i, b)),
+    let object = name();
+    let at = payload_offset(payload_len);
+    let mut cursor = 0;
+    for (i, n) in (first..=last).enumerate() {
+        let from = if n == first { start } else { n * BLOCK_PAYLOAD };
+        let to = end.min(n * BLOCK_PAYLOAD + block_len(n));
+        let part = &dest[cursor..cursor + (to - from)];
+        cursor += to - from;
+        let lead_part: &[u8] = if n == first { &before } else { &[] };
+        let trail_part: &[u8] = if n == last { &after } else { &[] };
+        check_block(
+            &object,
+            volume,
+            key,
+            n,
+            at + n * BLOCK_BYTES,
+            &[lead_part, part, trail_part],
+            &crcs[i],
         )
-        .chain(last_cut.then_some((last, &last_block[..])));
-    for (n, block) in pieces {
-        let table = TABLE_AT + 4 * n;
-        let stored = u32::from_le_bytes(head[table..table + 4].try_into().expect("4 bytes"));
-        let computed = crc32c::crc32c(block);
-        if stored != computed {
-            return Err(err(
-                at + n * BLOCK_BYTES,
-                FormatErrorKind::Checksum { stored, computed },
-            ));
-        }
-    }
-    dest_lead.copy_from_slice(&first_block[lead.min(first_block.len())..][..lead_len]);
-    dest_tail.copy_from_slice(&last_block[..tail_len]);
-    Ok(())
-}
-
-/// Checks the head of a shard read by range as `format::decode` checks a whole frame
-/// (magic, version, flags; the head CRC where the frame CRC would be; then the volume),
-/// and that it is shard `key` with a payload of `payload_len` bytes.
-fn check_range_head(
-    name: &dyn Fn() -> String,
-    head: &[u8],
-    volume: VolumeId,
-    key: ShardKey,
-    payload_len: usize,
-) -> Result<(), ShardReadError> {
-    let err = |offset: usize, kind| {
-        ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
-    };
-    let expect = shard_expect(Some(volume));
-    let frame = format::check_header_fields(&name(), head, &expect)?;
-    check_head(&name(), head)?;
-    format::check_volume(&name(), &frame, &expect)?;
-    let stripe = u64::from_le_bytes(head[32..40].try_into().expect("8 bytes"));
-    let declared = u32::from_le_bytes(head[60..64].try_into().expect("4 bytes")) as usize;
-    if stripe != key.stripe.0 || head[56] != key.index.0 || declared != payload_len {
-        return Err(err(
-            32,
-            FormatErrorKind::Body(format!(
-                "object holds stripe {:016x} shard {} of {declared} bytes, not {key} of {payload_len}",
-                stripe, head[56]
-            )),
-        ));
+        .map_err(ShardReadError::Corrupt)?;
     }
     Ok(())
 }
@@ -630,23 +696,23 @@ mod tests {
         assert!(write_shard(&disk, vol, &bad, b"x").is_err());
         assert!(disk.list_shards().unwrap().is_empty());
 
-        // A frame with a valid CRC but a nonzero reserved byte is still refused.
-        let mut body = header(1, 0).to_bytes(7).to_vec();
-        body[27] = 1;
-        body.extend_from_slice(b"payload");
-        let frame = FrameHeader {
-            magic: SHARD_MAGIC,
-            version: 1,
-            flags: 0,
-            body_len: 0,
-            volume: vol,
-        };
-        let bytes = format::encode(frame, &body);
+        // A head with a valid CRC but a nonzero reserved byte is still refused.
+        let mem = MemDisk::new("m", 1 << 20);
+        write_shard(&mem, vol, &header(1, 0), b"payload").unwrap();
+        let good = mem.get_shard(header(1, 0).key()).unwrap();
+        let mut bytes = good.clone();
+        bytes[59] = 1;
+        let crc = crc32c::crc32c(&bytes[..64]);
+        bytes[64..68].copy_from_slice(&crc.to_le_bytes());
         assert!(decode_shard("s", bytes, Some(vol)).is_err());
-        // And a frame whose body is shorter than a shard header.
-        let bytes = format::encode(frame, &[0u8; 10]);
-        let err = decode_shard("s", bytes, Some(vol)).unwrap_err();
+        // And an object shorter than a head.
+        let err = decode_shard("s", good[..40].to_vec(), Some(vol)).unwrap_err();
         assert!(matches!(err.kind, FormatErrorKind::Truncated { .. }));
+        // An object of the earlier format (version 1) is named as such.
+        let mut old = good.clone();
+        old[8] = 1;
+        let err = decode_shard("s", old, Some(vol)).unwrap_err();
+        assert!(err.to_string().contains("shard format 1"), "{err}");
     }
 
     #[test]
@@ -679,46 +745,53 @@ mod tests {
         }
         // A flipped payload byte fails the range covering it, not the others.
         let mut bytes = disk.get_shard(key).unwrap();
-        let at = payload_offset(n);
-        bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
+        let at = payload_byte_offset(n, 2 * BLOCK_PAYLOAD + 5);
+        bytes[at] ^= 1;
         rewrite(&disk, key, &bytes);
-        assert!(read_shard_range(&disk, vol, key, n, 2 * BLOCK_BYTES, 10).is_err());
+        assert!(read_shard_range(&disk, vol, key, n, 2 * BLOCK_PAYLOAD, 10).is_err());
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
         assert!(
             read_shard(&disk, vol, key).is_err(),
             "a whole read still sees it"
         );
-        // A flipped head byte, another volume, a wrong length, a missing shard.
-        bytes[at + 2 * BLOCK_BYTES + 5] ^= 1;
-        bytes[40] ^= 1;
+        // A flipped CRC fails its block too.
+        bytes[at] ^= 1;
+        let crc_at = payload_offset(n) + BLOCK_BYTES - 2;
+        bytes[crc_at] ^= 1;
         rewrite(&disk, key, &bytes);
-        assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_err());
-        bytes[40] ^= 1;
+        assert!(read_shard_range(&disk, vol, key, n, 4000, 10).is_err());
+        assert!(read_shard_range(&disk, vol, key, n, 5000, 10).is_ok());
+        bytes[crc_at] ^= 1;
+        // A range read does not read the head: a flipped head byte fails whole reads
+        // only (as damage: the head CRC).
+        bytes[20] ^= 1;
         rewrite(&disk, key, &bytes);
         assert!(read_shard_range(&disk, vol, key, n, 0, 10).is_ok());
-        // A flipped byte of the volume field is damage (head CRC), as in a whole read,
-        // not an object of another volume; a real other volume is that.
+        let Err(ShardReadError::Corrupt(e)) = read_shard(&disk, vol, key) else {
+            panic!("a damaged head was accepted")
+        };
+        assert!(matches!(e.kind, FormatErrorKind::Checksum { .. }), "{e}");
         bytes[20] ^= 1;
         rewrite(&disk, key, &bytes);
-        for result in [
-            read_shard_range(&disk, vol, key, n, 0, 10).map(|_| ()),
-            read_shard(&disk, vol, key).map(|_| ()),
-        ] {
-            let Err(ShardReadError::Corrupt(e)) = result else {
-                panic!("{result:?}")
-            };
-            assert!(matches!(e.kind, FormatErrorKind::Checksum { .. }), "{e}");
-        }
-        bytes[20] ^= 1;
-        rewrite(&disk, key, &bytes);
+        // The block CRCs are seeded with the volume and the shard: blocks read as
+        // another volume's, or moved under another key, fail.
         let Err(ShardReadError::Corrupt(e)) =
             read_shard_range(&disk, VolumeId::random(), key, n, 0, 10)
         else {
             panic!("another volume's shard was accepted")
         };
-        assert!(matches!(e.kind, FormatErrorKind::WrongVolume { .. }), "{e}");
-        assert!(read_shard_range(&disk, vol, key, n - 1, 0, 10).is_err());
+        assert!(matches!(e.kind, FormatErrorKind::Checksum { .. }), "{e}");
+        let moved = ShardKey {
+            stripe: StripeId(99),
+            index: ShardIndex(1),
+        };
+        rewrite(&disk, moved, &bytes);
+        assert!(read_shard_range(&disk, vol, moved, n, 0, 10).is_err());
+        // A wrong length puts the last block's end elsewhere: its CRC fails; past the
+        // end is an error.
+        assert!(read_shard_range(&disk, vol, key, n - 1, n - 20, 10).is_err());
         assert!(read_shard_range(&disk, vol, key, n, n, 1).is_err());
+        assert!(read_shard_range(&disk, vol, key, n + 5000, n, 10).is_err());
         let other = ShardKey {
             stripe: StripeId(10),
             index: ShardIndex(1),
@@ -793,10 +866,19 @@ mod tests {
         let payload = vec![7u8; 4096];
         write_shard(&disk, VolumeId::random(), &header(1, 0), &payload).unwrap();
         let seen = disk.seen.lock().unwrap().clone();
-        assert_eq!(seen.len(), 3);
+        // The head, then each block's payload (in place) and CRC.
+        assert_eq!(seen.len(), 5);
         assert_eq!(seen[0].1, payload_offset(payload.len()));
-        assert_eq!(seen[1], (payload.as_ptr() as usize, payload.len()));
-        assert_eq!(seen[2].1, format::TRAILER_LEN);
+        assert_eq!(seen[1], (payload.as_ptr() as usize, BLOCK_PAYLOAD));
+        assert_eq!(seen[2].1, 4);
+        assert_eq!(
+            seen[3],
+            (
+                payload.as_ptr() as usize + BLOCK_PAYLOAD,
+                4096 - BLOCK_PAYLOAD
+            )
+        );
+        assert_eq!(seen[4].1, 4);
     }
 
     proptest! {

@@ -311,7 +311,7 @@ impl Shard {
 pub fn flip_payload_byte(shard: &Shard, offset: usize) {
     let bytes = shard.read();
     let (object, _) = argosfs::store::shard::decode_shard("test", bytes.clone(), None).unwrap();
-    let at = argosfs::store::shard::payload_offset(object.payload().len()) + offset;
+    let at = argosfs::store::shard::payload_byte_offset(object.payload().len(), offset);
     shard.overwrite_at(at as u64, &[bytes[at] ^ 0x10]);
 }
 
