@@ -4,6 +4,7 @@
 //! ```text
 //! DISK/argosfs-disk.json        the disk label (written with write_atomic)
 //! DISK/store/seg.NNNNNNNN       segments: shard objects at 4 KiB-aligned offsets
+//!                               (512-byte-aligned when under 4 KiB)
 //! DISK/store/index              index checkpoint (see `super::index`)
 //! DISK/store/index.log          index entries appended since the checkpoint
 //! ```
@@ -31,7 +32,7 @@
 //! `create` sets an existing disk directory to 0700; [`DirDisk::audit`] lists what to
 //! check.
 
-use super::index::{self, BLOCK, ENTRY_LEN, Entry, Location};
+use super::index::{self, ENTRY_LEN, Entry, Location, SECTOR};
 use super::private::{Audit, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all};
 use super::{Disk, DiskSpace, ShardRange, sync_dir, write_atomic};
 use crate::store::private::make_dir_private;
@@ -334,7 +335,7 @@ impl DirDisk {
     }
 
     /// Rebuilds the index of the store in the disk directory `path` from its segments,
-    /// for fsck when the index is damaged: every 4 KiB boundary of every segment is looked
+    /// for fsck when the index is damaged: every 512-byte boundary of every segment is looked
     /// at, and each whole shard object found there that verifies (frame CRC, any volume)
     /// is indexed; of two objects under one key the later one wins (segments and records
     /// are written in order). Punched-out records read as zeros and are skipped. A
@@ -376,7 +377,7 @@ impl DirDisk {
                         map.insert(key, at);
                         offset += at.span();
                     }
-                    None => offset += BLOCK,
+                    None => offset += SECTOR,
                 }
             }
             rebuilt.segments += 1;
@@ -508,13 +509,15 @@ impl DirDisk {
         Ok(Arc::clone(open.entry(number).or_insert(file)))
     }
 
-    /// Takes room for a record of `span` bytes, counted live in its segment: the segment
-    /// and offset to write it at.
-    fn reserve(&self, span: u64) -> io::Result<(u32, u64, Arc<File>)> {
+    /// Takes room for a record of `span` bytes starting at a multiple of `align`, counted
+    /// live in its segment: the segment and offset to write it at. (Padding before a
+    /// large record that follows small ones is left as it is: at most 3.5 KiB.)
+    fn reserve(&self, span: u64, align: u64) -> io::Result<(u32, u64, Arc<File>)> {
         let mut state = self.lock();
         if let Some((number, end)) = state.active
-            && (end == 0 || end + span <= SEGMENT_BYTES)
+            && (end == 0 || end.next_multiple_of(align) + span <= SEGMENT_BYTES)
         {
+            let end = end.next_multiple_of(align);
             state.active = Some((number, end + span));
             // Counted live from now, so the segment is never taken for empty while the
             // record is being written.
@@ -575,8 +578,8 @@ impl DirDisk {
         let written = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-        let span = u64::from(len).div_ceil(BLOCK).max(1) * BLOCK;
-        let (segment, offset, file) = self.reserve(span)?;
+        let span = index::span_of(u64::from(len));
+        let (segment, offset, file) = self.reserve(span, index::alignment_of(u64::from(len)))?;
         let at = Location {
             segment,
             offset,
@@ -1106,6 +1109,7 @@ fn parse_segment_name(name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::index::BLOCK;
     use crate::types::{InodeId, ShardIndex, StripeId, VolumeId};
     use std::os::unix::fs::PermissionsExt;
 
@@ -1311,12 +1315,12 @@ mod tests {
             written: 0,
         };
         let frees = vec![
-            at(2, 0, 100),
+            at(2, 0, 4096),
             at(1, 3, 5000),
             at(1, 0, 4096),
             at(1, 1, 4096),
-            at(1, 2, 10),
-            at(1, 9, 1),
+            at(1, 2, 4000),
+            at(1, 9, 4096),
         ];
         assert_eq!(
             coalesce(frees),
@@ -1639,6 +1643,27 @@ mod tests {
         shard::read_shard_range_into(&disk, volume, header.key(), payload.len(), 0, &mut all)
             .unwrap();
         assert!(all == payload);
+    }
+
+    #[test]
+    fn small_records_pack_by_sectors_and_large_ones_start_on_a_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = DirDisk::create(&tmp.path().join("d")).unwrap();
+        let sizes = [100usize, 1100, 600, 5000, 10];
+        for (n, size) in sizes.iter().enumerate() {
+            disk.put_shard(key(n as u64, 0), &[&vec![n as u8; *size]])
+                .unwrap();
+        }
+        let offsets: Vec<u64> = (0..sizes.len())
+            .map(|n| disk.shard_location(key(n as u64, 0)).unwrap().1.offset)
+            .collect();
+        assert_eq!(offsets, [0, 512, 2048, 4096, 4096 + 8192]);
+        for (n, size) in sizes.iter().enumerate() {
+            assert_eq!(
+                disk.get_shard(key(n as u64, 0)).unwrap(),
+                vec![n as u8; *size]
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! header      magic (8) | version u16 | kind u16 (1 checkpoint, 2 log) | generation u64 |
 //!             entry count u64 (checkpoint; 0 in a log) | reserved u32 | CRC32C u32
 //! entry       kind u8 (1 put, 2 delete, 3 synced) | shard index u8 | reserved u16 |
-//!             segment u32 | stripe u64 | offset u64 (in blocks of 4 KiB) |
+//!             segment u32 | stripe u64 | offset u64 (in sectors of 512 bytes) |
 //!             length u32 | written u32 (Unix seconds) | reserved u32 | CRC32C u32
 //! ```
 //!
@@ -32,8 +32,13 @@ pub const INDEX_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 32;
 /// Bytes of one entry.
 pub const ENTRY_LEN: usize = 40;
-/// Records start at multiples of this many bytes in a segment.
+/// Records of this many bytes or more start and end at multiples of it in a segment (a
+/// 4 KiB read of a large shard is then one block of the filesystem, and direct I/O can
+/// read it).
 pub const BLOCK: u64 = 4096;
+/// Smaller records start and end at multiples of this: a small file's shards (a 4 KiB
+/// file makes six of about 1 KiB) then take 1.5 KiB each, not 4 KiB.
+pub const SECTOR: u64 = 512;
 
 const KIND_CHECKPOINT: u16 = 1;
 const KIND_LOG: u16 = 2;
@@ -43,7 +48,8 @@ const KIND_LOG: u16 = 2;
 pub struct Location {
     /// Segment number (the file `seg.NNNNNNNN`).
     pub segment: u32,
-    /// Byte offset of the object in the segment, a multiple of [`BLOCK`].
+    /// Byte offset of the object in the segment: a multiple of [`BLOCK`] for a large
+    /// record, of [`SECTOR`] for a small one.
     pub offset: u64,
     /// Bytes of the object.
     pub len: u32,
@@ -52,10 +58,22 @@ pub struct Location {
 }
 
 impl Location {
-    /// Bytes the record takes in its segment: the object rounded up to [`BLOCK`].
+    /// Bytes the record takes in its segment: the object rounded up to [`BLOCK`], or to
+    /// [`SECTOR`] when it is smaller than a block.
     pub fn span(&self) -> u64 {
-        u64::from(self.len).div_ceil(BLOCK).max(1) * BLOCK
+        span_of(u64::from(self.len))
     }
+}
+
+/// Bytes a record of `len` bytes takes in its segment (see [`Location::span`]).
+pub fn span_of(len: u64) -> u64 {
+    let unit = alignment_of(len);
+    len.div_ceil(unit).max(1) * unit
+}
+
+/// Where a record of `len` bytes may start: a multiple of this.
+pub fn alignment_of(len: u64) -> u64 {
+    if len >= BLOCK { BLOCK } else { SECTOR }
 }
 
 /// One change to the index.
@@ -85,7 +103,7 @@ impl Entry {
         }
         if let Some(at) = at {
             out[4..8].copy_from_slice(&at.segment.to_le_bytes());
-            out[16..24].copy_from_slice(&(at.offset / BLOCK).to_le_bytes());
+            out[16..24].copy_from_slice(&(at.offset / SECTOR).to_le_bytes());
             out[24..28].copy_from_slice(&at.len.to_le_bytes());
             out[28..32].copy_from_slice(&at.written.to_le_bytes());
         }
@@ -108,12 +126,12 @@ impl Entry {
         };
         match bytes[0] {
             1 => {
-                let blocks = u64_at(16);
+                let sectors = u64_at(16);
                 Some(Entry::Put(
                     key,
                     Location {
                         segment: u32_at(4),
-                        offset: blocks.checked_mul(BLOCK)?,
+                        offset: sectors.checked_mul(SECTOR)?,
                         len: u32_at(24),
                         written: u32_at(28),
                     },
@@ -368,8 +386,10 @@ mod tests {
 
     #[test]
     fn spans_round_up_to_whole_blocks() {
-        assert_eq!(at(0, 0, 0).span(), BLOCK);
-        assert_eq!(at(0, 0, 1).span(), BLOCK);
+        assert_eq!(at(0, 0, 0).span(), SECTOR);
+        assert_eq!(at(0, 0, 1).span(), SECTOR);
+        assert_eq!(at(0, 0, 1100).span(), 3 * SECTOR);
+        assert_eq!(at(0, 0, 4095).span(), BLOCK);
         assert_eq!(at(0, 0, 4096).span(), BLOCK);
         assert_eq!(at(0, 0, 4097).span(), 2 * BLOCK);
     }
