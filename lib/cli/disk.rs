@@ -102,7 +102,7 @@ pub enum Action {
     /// One line per disk: id, state (since when, why), path, domain, class, weight,
     /// capacity and free space, shards on it, and stripes degraded by its loss; then the
     /// unwritten shards of stripes written with disks missing. Reads only (opens the
-    /// volume read-only and lists each disk's shard files; no shard is read: fsck
+    /// volume read-only and lists each disk's store index; no shard is read: fsck
     /// verifies them).
     List,
     /// Add a disk to the volume.
