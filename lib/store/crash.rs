@@ -128,14 +128,11 @@ impl Disk for CrashDisk {
 mod tests {
     use super::*;
     use crate::store::MemDisk;
-    use crate::types::{ShardIndex, StripeId};
     use std::sync::Arc;
 
-    fn key(n: u64) -> ShardKey {
-        ShardKey {
-            stripe: StripeId(n),
-            index: ShardIndex(0),
-        }
+    /// Shard 0 of stripe `stripe`.
+    fn key(stripe: u64) -> ShardKey {
+        crate::store::test_support::key(stripe, 0)
     }
 
     #[test]

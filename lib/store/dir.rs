@@ -1110,15 +1110,9 @@ fn parse_segment_name(name: &str) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::store::index::BLOCK;
+    use crate::store::test_support::key;
     use crate::types::{InodeId, ShardIndex, StripeId, VolumeId};
     use std::os::unix::fs::PermissionsExt;
-
-    fn key(stripe: u64, index: u8) -> ShardKey {
-        ShardKey {
-            stripe: StripeId(stripe),
-            index: ShardIndex(index),
-        }
-    }
 
     fn mode_of(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777

@@ -307,14 +307,11 @@ impl Disk for FaultyDisk {
 mod tests {
     use super::*;
     use crate::store::MemDisk;
-    use crate::types::{ShardIndex, StripeId};
     use std::sync::Arc;
 
+    /// Shard 0 of stripe `stripe`.
     fn key(stripe: u64) -> ShardKey {
-        ShardKey {
-            stripe: StripeId(stripe),
-            index: ShardIndex(0),
-        }
+        crate::store::test_support::key(stripe, 0)
     }
 
     fn faulty() -> FaultyDisk {

@@ -293,13 +293,7 @@ pub fn decode_log(bytes: &[u8]) -> Result<LogRead, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(stripe: u64, index: u8) -> ShardKey {
-        ShardKey {
-            stripe: StripeId(stripe),
-            index: ShardIndex(index),
-        }
-    }
+    use crate::store::test_support::key;
 
     fn at(segment: u32, blocks: u64, len: u32) -> Location {
         Location {

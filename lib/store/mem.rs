@@ -134,14 +134,7 @@ impl Disk for MemDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ShardIndex, StripeId};
-
-    fn key(stripe: u64, index: u8) -> ShardKey {
-        ShardKey {
-            stripe: StripeId(stripe),
-            index: ShardIndex(index),
-        }
-    }
+    use crate::store::test_support::key;
 
     #[test]
     fn put_get_delete_list_round_trip() {

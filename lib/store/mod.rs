@@ -132,6 +132,20 @@ impl ShardRange<'_> {
     }
 }
 
+/// Helpers for the store's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::types::{ShardIndex, ShardKey, StripeId};
+
+    /// Shard `index` of stripe `stripe`.
+    pub(crate) fn key(stripe: u64, index: u8) -> ShardKey {
+        ShardKey {
+            stripe: StripeId(stripe),
+            index: ShardIndex(index),
+        }
+    }
+}
+
 /// A shared handle to a disk.
 pub type DiskRef = Arc<dyn Disk>;
 
