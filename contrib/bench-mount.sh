@@ -16,9 +16,11 @@
 # Usage (as root, needs /dev/fuse): contrib/bench-mount.sh [WORKDIR]
 # Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), FILE_BYTES (their size,
 # default 4096: an everyday small file, above the inline limit), ENCRYPT=1 (the ArgosFS
-# volume encrypted and zstd-compressed), RANDOM_READS (cold, default
-# 5000), WARM_READS (page cache, default 200000), RUNS (default 3), PASSTHROUGH=0 (skip
-# the bindfs column), RECORD=1 (also append the table, dated, to docs/PERFORMANCE.md).
+# volume encrypted and zstd-compressed), SOURCE=text (the big file is the project's Rust
+# sources over and over, which zstd shrinks, instead of random bytes), RANDOM_READS (cold,
+# default 5000), WARM_READS (page cache, default 200000), RUNS (default 3), PASSTHROUGH=0
+# (skip the bindfs column), RECORD=1 (also append the table, dated, to
+# docs/PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/argosfs-bench-mount}
@@ -26,6 +28,7 @@ SIZE_MIB=${SIZE_MIB:-1024}
 SMALL_FILES=${SMALL_FILES:-5000}
 FILE_BYTES=${FILE_BYTES:-4096}
 ENCRYPT=${ENCRYPT:-0}
+SOURCE=${SOURCE:-random}
 RANDOM_READS=${RANDOM_READS:-5000}
 WARM_READS=${WARM_READS:-200000}
 RUNS=${RUNS:-3}
@@ -54,7 +57,16 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 mkdir -p "$WORK/plain" "$MNT" "$REF" "$GOC"
-head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
+if [ "$SOURCE" = text ]; then
+  find lib tests bin -name '*.rs' -print0 | sort -z | xargs -0 cat > "$WORK/text.rs"
+  : > "$WORK/source.bin"
+  while [ "$(stat -c %s "$WORK/source.bin")" -lt $((SIZE_MIB << 20)) ]; do
+    cat "$WORK/text.rs" >> "$WORK/source.bin"
+  done
+  truncate -s $((SIZE_MIB << 20)) "$WORK/source.bin"
+else
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
+fi
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
@@ -220,6 +232,7 @@ ref() { if [ "$PASSTHROUGH" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 # goc FIGURE RATIO: gocryptfs's two cells
 goc() { if [ "$GOCRYPTFS" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 kind="argosfs 4+2"; [ "$ENCRYPT" = 1 ] && kind="argosfs 4+2 zstd+encrypted"
+[ "$SOURCE" = text ] && kind="$kind, text file"
 table() {
 cat <<EOF2
 | measure | plain dir | $kind | ratio | FUSE passthrough (bindfs) | its ratio | gocryptfs | its ratio | target |

@@ -23,5 +23,6 @@ mod store_access;
 mod transfer;
 mod volume_data;
 mod volume_faults;
+mod volume_frames;
 mod volume_posix;
 mod volume_write_behind;

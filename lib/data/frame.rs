@@ -8,25 +8,33 @@
 //! the others:
 //!
 //! ```text
+//! payload = table || frames                              not sealed
+//!         | nonce (24) || table' || tag (16) || frames   sealed (table' = table encrypted)
+//!
+//! table:
 //! offset  size  field
 //! 0       4     frame_count  u32 LE: max(1, ceil(plain_len / frame_bytes))
 //! 4       4     frame_bytes  u32 LE: plain bytes of every frame but the last
 //! 8       4n    ends         u32 LE each: where frame i ends in the payload; frame 0
-//!                            starts at the end of the table, frame i+1 where frame i ends
+//!                            starts where the (sealed) table ends, frame i+1 where
+//!                            frame i ends
 //! 8+4n    n     flags        u8 each: bit 0 FRAME_COMPRESSED; other bits zero
-//! 8+5n    ..    frames       frame = nonce (24) || body' || tag (16)   sealed
-//!                                  | body                             not sealed
-//!                            body  = a zstd frame (FRAME_COMPRESSED, strictly shorter than
-//!                                    the frame's plain bytes) or the plain bytes
+//!
+//! frame   = nonce (24) || body' || tag (16)   sealed (body' = body encrypted)
+//!         | body                              not sealed
+//! body    = a zstd frame (FRAME_COMPRESSED, strictly shorter than the frame's plain
+//!           bytes) or the plain bytes
 //! ```
 //!
-//! The last frame ends where the payload ends. A sealed frame's associated data
-//! ([`StripeContext::frame_aad`]) binds it to its volume, file, chunk and stripe id, to its
-//! index and the frame count, and to the table (BLAKE3 of its bytes): a frame moved to
-//! another position or stripe, swapped with another, replayed from an older version of
-//! the chunk (which had another stripe id) or read through an altered table fails
-//! authentication. Like every payload byte the table is covered by the stripe's payload
-//! CRC.
+//! The last frame ends where the payload ends. On an encrypted volume the table is sealed
+//! like a frame, so the disks show how large each stripe is stored but not how well each
+//! frame compressed. The associated data ([`StripeContext::frame_aad`]) binds the table
+//! and each frame to its volume, file, chunk and stripe id, and each frame also to its
+//! index, the frame count and the table (BLAKE3 of the table's plain bytes); the table
+//! takes the index `u32::MAX`, which no frame has, and no hash. So a frame or table moved
+//! to another position or stripe, swapped, replayed from an older version of the chunk
+//! (which had another stripe id), or a stripe cut short, fails authentication. Like every
+//! payload byte, the stored table is covered by the stripe's payload CRC.
 //!
 //! Owns the table's bytes and the rules a valid one obeys; compressing and sealing the
 //! frames is the codec's (`stripe.rs`). No I/O.
@@ -44,6 +52,10 @@ pub const FRAME_COMPRESSED: u8 = 1;
 /// Bytes of the table before its per-frame entries (count, frame size).
 const HEAD_BYTES: usize = 8;
 
+/// The index the sealed table's associated data carries: no frame has it (a stripe has
+/// fewer than `u32::MAX` frames).
+pub const TABLE_INDEX: u32 = u32::MAX;
+
 /// Bytes of the associated data of a sealed frame.
 pub const FRAME_AAD_LEN: usize = 80;
 
@@ -53,7 +65,7 @@ pub fn frame_count(plain_len: usize, frame_bytes: usize) -> usize {
     plain_len.div_ceil(frame_bytes.max(1)).max(1)
 }
 
-/// Bytes of the table of `count` frames.
+/// Bytes of the table of `count` frames (before sealing).
 pub fn table_len(count: usize) -> usize {
     HEAD_BYTES + 5 * count
 }
@@ -79,9 +91,9 @@ impl FrameShape {
         frame_count(self.plain_len, self.frame_bytes)
     }
 
-    /// Bytes of its table.
-    pub fn table_len(&self) -> usize {
-        table_len(self.count())
+    /// Bytes the table takes at the head of the payload: sealed when the frames are.
+    pub fn stored_table_len(&self) -> usize {
+        table_len(self.count()) + self.overhead()
     }
 
     /// Bytes each frame has beyond its body.
@@ -105,7 +117,7 @@ impl FrameShape {
             return Err("a framed stripe neither sealed nor compressed".into());
         }
         let count = self.count();
-        let fixed = self.table_len() + count * self.overhead();
+        let fixed = self.stored_table_len() + count * self.overhead();
         let raw = fixed + self.plain_len;
         let fits = if self.is_compressed {
             // Each compressed body is at least a byte and strictly shorter than its frame.
@@ -138,7 +150,7 @@ impl FrameShape {
     pub fn implied_table(&self) -> FrameTable {
         let count = self.count();
         let mut ends = Vec::with_capacity(count);
-        let mut at = self.table_len();
+        let mut at = self.stored_table_len();
         for index in 0..count {
             at += self.overhead() + self.plain_frame_len(index);
             ends.push(at as u32);
@@ -170,7 +182,7 @@ impl FrameTable {
         table
     }
 
-    /// The table's bytes, as they open the payload.
+    /// The table's plain bytes: as they open the payload when it is not sealed.
     pub fn to_bytes(&self) -> Vec<u8> {
         let count = self.ends.len();
         let mut out = Vec::with_capacity(table_len(count));
@@ -183,8 +195,8 @@ impl FrameTable {
         out
     }
 
-    /// Parses the table at the head of a payload of `shape` (`bytes` is exactly
-    /// [`FrameShape::table_len`] long) and checks every rule of the layout: the count and
+    /// Parses the plain bytes of the table of a payload of `shape` (`bytes` is exactly
+    /// [`table_len`] of its frame count long) and checks every rule of the layout: the count and
     /// frame size the shape implies, frames end to end up to the payload's end, each as
     /// long as its flags say, flags known, and some frame compressed exactly when the
     /// record says so.
@@ -217,7 +229,7 @@ impl FrameTable {
             .map(|i| word(HEAD_BYTES + 4 * i) as u32)
             .collect();
         let flags = bytes[HEAD_BYTES + 4 * count..].to_vec();
-        let mut start = shape.table_len();
+        let mut start = shape.stored_table_len();
         for (index, (&end, &flag)) in ends.iter().zip(&flags).enumerate() {
             if flag & !FRAME_COMPRESSED != 0 {
                 return bad(format!("frame {index}: unknown flags {flag:#04x}"));
@@ -268,7 +280,7 @@ impl FrameTable {
     /// Where frame `index` is stored in the payload.
     pub fn stored_range(&self, index: usize) -> Range<usize> {
         let start = match index {
-            0 => self.shape.table_len(),
+            0 => self.shape.stored_table_len(),
             _ => self.ends[index - 1] as usize,
         };
         start..self.ends[index] as usize
@@ -338,13 +350,14 @@ mod tests {
 
     #[test]
     fn the_implied_table_is_what_parse_accepts_and_locates_every_frame() {
-        let s = shape(250, table_len(3) + 250 + 3 * 40, true, false);
+        // Sealed: a table of 23 bytes sealed in 63, then frames of 140, 140 and 90.
+        let s = shape(250, 63 + 250 + 3 * 40, true, false);
         s.check().unwrap();
         let table = s.implied_table();
         assert_eq!(FrameTable::parse(s, &table.to_bytes()).unwrap(), table);
-        assert_eq!(table.stored_range(0), 23..163);
-        assert_eq!(table.stored_range(2), 303..393);
-        assert_eq!(table.stored_span(1..3), 163..393);
+        assert_eq!(table.stored_range(0), 63..203);
+        assert_eq!(table.stored_range(2), 343..433);
+        assert_eq!(table.stored_span(1..3), 203..433);
         assert_eq!(table.plain_range(2), 200..250);
         assert_eq!(table.covering(99..101), 0..2);
         assert_eq!(table.covering(200..1000), 2..3);
@@ -404,8 +417,8 @@ mod tests {
     fn shapes_no_encoder_writes_are_refused() {
         for s in [
             shape(10, 10, false, false),
-            shape(250, table_len(3) + 250 + 120 + 1, true, false),
-            shape(250, table_len(3) + 250 + 120, true, true),
+            shape(250, table_len(3) + 40 + 250 + 120 + 1, true, false),
+            shape(250, table_len(3) + 40 + 250 + 120, true, true),
             shape(250, table_len(3) + 2, false, true),
             FrameShape {
                 frame_bytes: 0,
@@ -414,6 +427,8 @@ mod tests {
         ] {
             assert!(s.check().is_err(), "{s:?}");
         }
-        shape(0, table_len(1) + 40, true, false).check().unwrap();
+        shape(0, table_len(1) + 40 + 40, true, false)
+            .check()
+            .unwrap();
     }
 }

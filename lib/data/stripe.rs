@@ -376,7 +376,8 @@ impl StripeCodec {
         let count = frame::frame_count(plain.len(), frame_bytes);
         let is_sealed = self.cipher.is_some();
         let table_len = frame::table_len(count);
-        data.resize(table_len, 0);
+        // Room for the table, sealed or not, written once the frames are.
+        data.resize(table_len + if is_sealed { Cipher::OVERHEAD } else { 0 }, 0);
         let mut ends = Vec::with_capacity(count);
         let mut flags = Vec::with_capacity(count);
         for index in 0..count {
@@ -414,7 +415,17 @@ impl StripeCodec {
         // Sealing changes no length, so the table (whose hash each frame's associated
         // data holds) is final before any frame is sealed.
         let table = FrameTable::new(shape, ends, flags);
-        data[..table_len].copy_from_slice(&table.to_bytes());
+        match &self.cipher {
+            Some(cipher) => {
+                let body = NONCE_LEN..NONCE_LEN + table_len;
+                data[body.clone()].copy_from_slice(&table.to_bytes());
+                let aad = table_aad(ctx, count);
+                let (nonce, tag) = cipher.seal_in_place(&aad, &mut data[body.clone()]);
+                data[..NONCE_LEN].copy_from_slice(&nonce);
+                data[body.end..body.end + TAG_LEN].copy_from_slice(&tag);
+            }
+            None => data[..table_len].copy_from_slice(&table.to_bytes()),
+        }
         if let Some(cipher) = &self.cipher {
             for index in 0..count {
                 let range = table.stored_range(index);
@@ -563,7 +574,7 @@ impl StripeCodec {
             )));
         }
         let payload = Pieces(data);
-        let table = self.payload_table(info, &payload)?;
+        let table = self.payload_table(ctx, info, &payload)?;
         let mut scratch = Vec::new();
         let mut parts = Vec::new();
         for index in 0..table.count() {
@@ -652,7 +663,7 @@ impl StripeCodec {
         // Each frame is opened straight into the output: a raw frame is copied there and
         // decrypted in place, a compressed one decompressed there (from the shard when
         // it is neither sealed nor split over two shards).
-        let table = self.payload_table(info, &payload)?;
+        let table = self.payload_table(ctx, info, &payload)?;
         let mut out = Vec::with_capacity(info.plain_len as usize);
         let mut scratch = Vec::new();
         let mut parts = Vec::new();
@@ -665,25 +676,44 @@ impl StripeCodec {
         Ok(out)
     }
 
-    /// Bytes of the frame table at the head of a framed stripe's payload; `None` for a
-    /// plain stripe, whose payload is its plain bytes.
+    /// Bytes of the frame table (sealed when the frames are) at the head of a framed
+    /// stripe's payload; `None` for a plain stripe, whose payload is its plain bytes.
     pub fn frame_table_len(&self, info: &StripeInfo) -> Result<Option<usize>, TransformError> {
         self.check_info(info)?;
-        Ok(self.frame_shape(info).map(|shape| shape.table_len()))
+        Ok(self.frame_shape(info).map(|shape| shape.stored_table_len()))
     }
 
-    /// The frame table of a framed stripe from its first [`StripeCodec::frame_table_len`]
-    /// payload bytes, checked against the record.
+    /// The frame table of the framed stripe at `ctx` from its first
+    /// [`StripeCodec::frame_table_len`] payload bytes: authenticated and decrypted when
+    /// sealed, and checked against the record.
     pub fn frame_table(
         &self,
+        ctx: &StripeContext,
         info: &StripeInfo,
-        bytes: &[u8],
+        stored: &[u8],
     ) -> Result<FrameTable, TransformError> {
         self.check_info(info)?;
         let shape = self.frame_shape(info).ok_or_else(|| {
             TransformError::FrameTable("the stripe is plain: it has no frame table".into())
         })?;
-        FrameTable::parse(shape, bytes)
+        if stored.len() != shape.stored_table_len() {
+            return Err(TransformError::FrameTable(format!(
+                "{} bytes where the table takes {}",
+                stored.len(),
+                shape.stored_table_len()
+            )));
+        }
+        if !shape.is_sealed {
+            return FrameTable::parse(shape, stored);
+        }
+        let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
+        let (nonce, rest) = stored.split_at(NONCE_LEN);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN from the end");
+        let mut plain = body.to_vec();
+        cipher.open_in_place(&table_aad(ctx, shape.count()), &nonce, &mut plain, &tag)?;
+        FrameTable::parse(shape, &plain)
     }
 
     /// The frame table of a framed stripe none of whose frames is compressed: the record
@@ -726,13 +756,14 @@ impl StripeCodec {
     /// The table of a framed payload, read from its head.
     fn payload_table(
         &self,
+        ctx: &StripeContext,
         info: &StripeInfo,
         payload: &Pieces<'_>,
     ) -> Result<FrameTable, TransformError> {
-        let shape = self.frame_shape(info).ok_or_else(|| {
+        let len = self.frame_table_len(info)?.ok_or_else(|| {
             TransformError::FrameTable("the stripe is plain: it has no frame table".into())
         })?;
-        FrameTable::parse(shape, &payload.gather(0, shape.table_len()))
+        self.frame_table(ctx, info, &payload.gather(0, len))
     }
 
     /// [`StripeCodec::open_frame`] over a frame held in pieces; `scratch` is reused
@@ -805,6 +836,11 @@ impl StripeCodec {
         }
         opened
     }
+}
+
+/// The associated data sealing the frame table of a stripe of `count` frames.
+fn table_aad(ctx: &StripeContext, count: usize) -> [u8; FRAME_AAD_LEN] {
+    ctx.frame_aad(frame::TABLE_INDEX, count as u32, &[0; 32])
 }
 
 /// Most combinations of k shards [`solve`] tries to find a consistent stripe.
@@ -1334,10 +1370,10 @@ mod tests {
             assert_eq!(stripe.info.shard_len, 64);
             assert_eq!(stripe.info.plain_len, 0);
             assert!(!stripe.info.is_compressed());
-            // Sealed: a table of one frame (8 + 5 bytes) and one empty sealed frame.
+            // Sealed: a sealed table of one frame (8 + 5 bytes) and one empty sealed frame.
             assert_eq!(
                 stripe.info.payload_len as usize,
-                if encrypt { 13 + 40 } else { 0 }
+                if encrypt { 13 + 40 + 40 } else { 0 }
             );
             assert_eq!(
                 codec.decode(&ctx(), &stripe.info, &all(&stripe)).unwrap(),
@@ -1629,7 +1665,7 @@ mod tests {
             payload: &[u8],
         ) -> Result<(FrameTable, Vec<Vec<u8>>), TransformError> {
             let len = codec.frame_table_len(info)?.expect("framed");
-            let table = codec.frame_table(info, &payload[..len])?;
+            let table = codec.frame_table(ctx, info, &payload[..len])?;
             let mut frames = Vec::new();
             for i in 0..table.count() {
                 let mut out = b"prefix".to_vec();
@@ -1800,8 +1836,15 @@ mod tests {
             let good = payload(&codec, &e);
             let (table, _) = open_each(&codec, &ctx(), &e.info, &good).unwrap();
             assert!(e.info.is_compressed());
-            // The last frame dropped: a well-formed table of three frames over the
-            // first three, the record saying 3 KiB.
+            let stored_table = table.stored_range(0).start;
+            assert_eq!(stored_table, layout::table_len(4) + Cipher::OVERHEAD);
+            // The table is sealed: its plain bytes appear nowhere in the payload.
+            let plain_table = table.to_bytes();
+            assert!(!good.windows(plain_table.len()).any(|w| w == plain_table));
+            // The last frame dropped: a well-formed table of the first three frames, the
+            // record saying 3 KiB. In plain bytes (no key at hand) it fails as a table;
+            // sealed with the key (a bug, say) each frame still fails, bound to 4 frames
+            // and the other table.
             let short_shape = layout::FrameShape {
                 plain_len: 3 * f,
                 payload_len: table.stored_range(2).end - 5,
@@ -1811,33 +1854,71 @@ mod tests {
                 .map(|i| (table.stored_range(i).end - 5) as u32)
                 .collect();
             let flags: Vec<u8> = (0..3).map(|i| u8::from(table.is_compressed(i))).collect();
-            let short_table = FrameTable::new(short_shape, ends, flags);
-            let mut short = short_table.to_bytes();
-            short.extend_from_slice(&good[table.stored_range(0).start..table.stored_range(2).end]);
+            let short_table = FrameTable::new(short_shape, ends, flags).to_bytes();
+            let frames = &good[stored_table..table.stored_range(2).end];
             let info = StripeInfo {
                 plain_len: 3 * f as u32,
                 ..e.info
             };
-            let err = decode_forged(&codec, &ctx(), &info, &short).unwrap_err();
+            let unsealed = [&short_table[..], &[0; Cipher::OVERHEAD], frames].concat();
+            let err = decode_forged(&codec, &ctx(), &info, &unsealed).unwrap_err();
             assert_eq!(err, TransformError::Authentication);
-            // A table whose bytes differ but still parse: frame 3 claimed compressed...
-            // is refused by the layout rules; an end moved by a byte, likewise; the
-            // frame count changed: refused. Each is an error, never other bytes.
-            let tlen = layout::table_len(4);
-            for at in 0..tlen {
+            let cipher = codec.cipher.as_ref().unwrap();
+            let resealed = cipher.seal(&table_aad(&ctx(), 3), &short_table);
+            let err = decode_forged(&codec, &ctx(), &info, &[&resealed[..], frames].concat())
+                .unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // The same table of the same chunk's other version (another stripe id): the
+            // frames line up, the table does not authenticate here.
+            let other_ctx = StripeContext {
+                stripe: StripeId(98),
+                ..ctx()
+            };
+            let other = payload(&codec, &codec.encode(&other_ctx, &plain).unwrap());
+            let mut mixed = good.clone();
+            mixed[..stored_table].copy_from_slice(&other[..stored_table]);
+            let err = decode_forged(&codec, &ctx(), &e.info, &mixed).unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // Any bit of the stored table flipped, checksums made to agree: an error.
+            for at in 0..stored_table {
                 for bit in 0..8 {
                     let mut bad = good.clone();
                     bad[at] ^= 1 << bit;
                     let result = decode_forged(&codec, &ctx(), &e.info, &bad);
-                    assert!(
-                        matches!(
-                            result,
-                            Err(TransformError::Authentication | TransformError::FrameTable(_))
-                        ),
-                        "table byte {at} bit {bit}: {:?}",
-                        result.map(|p| p.len())
+                    assert_eq!(
+                        result.map(|p| p.len()),
+                        Err(TransformError::Authentication),
+                        "table byte {at} bit {bit}"
                     );
                 }
+            }
+            // Without sealing (compression only) only the payload CRC guards the table;
+            // past it, a table that breaks the layout's rules is refused as such, and one
+            // that moves a compressed frame's bounds does not decompress.
+            let packing = framed(true, false, f as u32);
+            let e = packing.encode(&ctx(), &plain).unwrap();
+            let good = payload(&packing, &e);
+            // Count, frame size, the last end, frame 3 (raw) said to be compressed;
+            // frame 0's end moved.
+            for (at, bit, broken) in [
+                (0, 0, true),
+                (4, 0, true),
+                (20, 2, true),
+                (27, 0, true),
+                (8, 2, false),
+            ] {
+                let mut bad = good.clone();
+                bad[at] ^= 1 << bit;
+                let err = decode_forged(&packing, &ctx(), &e.info, &bad).unwrap_err();
+                assert_eq!(
+                    matches!(err, TransformError::FrameTable(_)),
+                    broken,
+                    "byte {at} bit {bit}: {err:?}"
+                );
+                assert!(
+                    broken || matches!(err, TransformError::Decompress(_)),
+                    "{err:?}"
+                );
             }
         }
 
@@ -1860,7 +1941,7 @@ mod tests {
             let plain = codec(4, 2, false, false);
             let e = plain.encode(&ctx(), b"abc").unwrap();
             assert_eq!(plain.frame_table_len(&e.info).unwrap(), None);
-            assert!(plain.frame_table(&e.info, &[]).is_err());
+            assert!(plain.frame_table(&ctx(), &e.info, &[]).is_err());
             // The keyless codec cannot open sealed frames.
             let keyless = framed(false, false, 1024);
             let err = keyless
@@ -1949,9 +2030,9 @@ mod tests {
                 if let Some(len) = codec.frame_table_len(&e.info).unwrap() {
                     let mut bytes = noise.clone();
                     bytes.resize(len, 0);
-                    let _ = codec.frame_table(&e.info, &bytes);
+                    let _ = codec.frame_table(&ctx(), &e.info, &bytes);
                     let good = payload(&codec, &e);
-                    let table = codec.frame_table(&e.info, &good[..len]).unwrap();
+                    let table = codec.frame_table(&ctx(), &e.info, &good[..len]).unwrap();
                     let range = table.stored_range(0);
                     let mut stored = noise;
                     stored.resize(range.len(), 0xa5);

@@ -258,7 +258,7 @@ impl Volume {
                 // more, decode the whole stripe once into the cache for the reads after.
                 let is_done = if !stripe.info.is_framed() {
                     self.read_stripe_direct(stripe, from, &mut dest[..wanted])
-                } else if !is_sequential && wanted * 2 <= stripe.info.plain_len as usize {
+                } else if !is_sequential && wanted * 2 < stripe.info.plain_len as usize {
                     self.read_stripe_frames(ino, index, stripe, from, &mut dest[..wanted])
                 } else {
                     false

@@ -311,7 +311,13 @@ impl Volume {
         if let Some(plain) = self.cache.get(stripe.id) {
             return copy_cached(&plain, from, dest);
         }
-        let Some(table) = self.frame_table(stripe) else {
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+            stripe: stripe.id,
+        };
+        let Some(table) = self.frame_table(&ctx, stripe) else {
             return false;
         };
         let frames = table.covering(from..from + dest.len());
@@ -323,12 +329,6 @@ impl Volume {
         if !self.read_payload(stripe, span.start, &mut stored) {
             return false;
         }
-        let ctx = StripeContext {
-            volume: self.sb.volume,
-            inode: ino,
-            chunk: index,
-            stripe: stripe.id,
-        };
         let plain_start = table.plain_range(frames.start).start;
         let mut plain = Vec::with_capacity(table.plain_range(frames.end - 1).end - plain_start);
         for frame in frames.clone() {
@@ -350,10 +350,9 @@ impl Volume {
     }
 
     /// The frame table of a framed stripe: cached, implied by the record when no frame
-    /// is compressed, or read from the head of the payload (its block CRCs verify it; a
-    /// sealed frame's tag covers it too); `None` when it cannot be read or fails its
-    /// checks.
-    fn frame_table(&self, stripe: &StripeRef) -> Option<Arc<FrameTable>> {
+    /// is compressed, or read from the head of the payload (verified by its block CRCs,
+    /// and authenticated when sealed); `None` when it cannot be read or fails its checks.
+    fn frame_table(&self, ctx: &StripeContext, stripe: &StripeRef) -> Option<Arc<FrameTable>> {
         if let Some(table) = self.tables.get(stripe.id) {
             return Some(table);
         }
@@ -365,7 +364,7 @@ impl Volume {
                 if !self.read_payload(stripe, 0, &mut bytes) {
                     return None;
                 }
-                self.codec.frame_table(&stripe.info, &bytes)
+                self.codec.frame_table(ctx, &stripe.info, &bytes)
             }
             Err(e) => Err(e),
         };
