@@ -47,8 +47,14 @@ BIN=$PWD/target/release
 MNT=$WORK/mnt
 REF=$WORK/passthrough
 GOC=$WORK/gocryptfs
+# unmount_volume: unmount, then wait until the mount process has let go of the volume
+# (closing it commits and deletes freed shards, which can outlast a fixed pause)
+unmount_volume() {
+  umount "$MNT" || return
+  if [ -e "$WORK/root/lock" ]; then flock -w 60 "$WORK/root/lock" true; fi
+}
 cleanup() {
-  umount "$MNT" 2>/dev/null || true
+  unmount_volume 2>/dev/null || true
   umount "$REF" 2>/dev/null || true
   umount "$GOC" 2>/dev/null || true
   sleep 0.5
@@ -130,7 +136,7 @@ mbps() { awk "BEGIN {if ($1 > 0) printf \"%.0f\", $SIZE_MIB * 1.048576 / $1; els
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 mount_volume() { "$BIN/argosfs-mount" "$WORK/root" "$MNT" "$@"; }
 # remount_cold [OPTIONS]: unmount, drop every cache, mount again
-remount_cold() { umount "$MNT"; sleep 0.5; drop_caches; mount_volume "$@"; }
+remount_cold() { unmount_volume; drop_caches; mount_volume "$@"; }
 
 # through the FUSE passthrough too, when there is one: run_ref CMD DIR...
 run_ref() { if [ "$PASSTHROUGH" = 1 ]; then "$@"; else echo 0; fi; }
@@ -215,7 +221,7 @@ if [ "$GOCRYPTFS" = 1 ]; then
 fi
 
 echo "# degraded reads, 2 of 6 disks gone, $RUNS runs" >&2
-umount "$MNT"; sleep 0.5
+unmount_volume
 mv "$WORK/d1" "$WORK/d1.away"; mv "$WORK/d4" "$WORK/d4.away"
 mount_volume -o ro
 ad_runs=()
@@ -223,7 +229,7 @@ for _ in $(seq "$RUNS"); do
   remount_cold -o ro; ad_runs+=("$(secs read_test "$MNT")")
 done
 ad=$(printf '%s\n' "${ad_runs[@]}" | median)
-umount "$MNT"; sleep 0.5
+unmount_volume
 mv "$WORK/d1.away" "$WORK/d1"; mv "$WORK/d4.away" "$WORK/d4"
 
 ratio() { awk "BEGIN {if ($2 > 0) printf \"%.2f\", $1 / $2; else printf \"-\"}"; }
