@@ -1,9 +1,12 @@
 //! Data-path throughput: a memory-copy reference, the single-thread primitives, the stripe
-//! pipeline alone (`StripeCodec` encode/decode, 4+2, 1 MiB stripes), and whole files
-//! through the `Volume` API into and out of the page cache, healthy and degraded.
+//! pipeline alone (`StripeCodec` encode/decode, 4+2, 1 MiB stripes), the frame sizes of
+//! compressed and encrypted stripes (encode, random 4 KiB reads, whole decodes, payload
+//! size), and whole files through the `Volume` API into and out of the page cache,
+//! healthy and degraded.
 //!
 //! Run: `cargo bench --bench datapath` (optionally `-- SECTION...` with SECTION among
-//! `pagecache`, `primitives`, `pipeline`, `volume`; the memory copy always runs). Knobs:
+//! `pagecache`, `primitives`, `pipeline`, `frames`, `volume`; the memory copy always
+//! runs). Knobs:
 //! `ARGOSFS_BENCH_REPS` (timed repetitions, default 5), `ARGOSFS_BENCH_FILE_MIB` (file
 //! size of the volume runs, default 256, at least 16), `ARGOSFS_BENCH_DIR` (where the
 //! temporary volumes go, default the system temp dir), `ARGOSFS_BENCH_MODES` (comma list
@@ -19,7 +22,9 @@ mod common;
 
 use argosfs::data::compress::{self, Compression};
 use argosfs::data::crypto::{Cipher, KdfParams, MasterKey};
-use argosfs::data::{EncodedStripe, ErasureCodec, ReedSolomonSimd, StripeCodec, StripeContext};
+use argosfs::data::{
+    EncodedStripe, ErasureCodec, FrameTable, ReedSolomonSimd, StripeCodec, StripeContext,
+};
 use argosfs::store::shard::{self, ShardHeader};
 use argosfs::store::{DirDisk, Disk, DiskRef, DiskSpace};
 use argosfs::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId, VolumeId};
@@ -67,6 +72,14 @@ fn main() {
     if wanted("pipeline") {
         let rows = pipeline(&words, reps);
         print_table("stripe pipeline (StripeCodec), no I/O", &rows, Some(copy));
+    }
+    if wanted("frames") {
+        let rows = frame_sizes(&words, reps);
+        print_table(
+            "frame sizes (StripeCodec, 1 MiB stripes, no I/O)",
+            &rows,
+            Some(copy),
+        );
     }
     if wanted("volume") {
         // At least twice the 8 MiB stripe cache of the cached-read row, so that row
@@ -199,6 +212,7 @@ fn ctx(chunk: usize) -> StripeContext {
         volume: VolumeId([7; 16]),
         inode: InodeId(42),
         chunk: chunk as u64,
+        stripe: StripeId(1000 + chunk as u64),
     }
 }
 
@@ -534,7 +548,7 @@ fn primitives(words: &[Vec<u8>], reps: usize) -> Vec<Row> {
         reps,
         |_| {
             for i in 0..STRIPES {
-                black_box(cipher.seal_in_place(&ctx(i).aad(), &mut buf));
+                black_box(cipher.seal_in_place(&ctx(i).frame_aad(0, 1, &[0; 32]), &mut buf));
             }
         },
     ));
@@ -612,7 +626,8 @@ fn primitives(words: &[Vec<u8>], reps: usize) -> Vec<Row> {
         reps,
         |rep| {
             for (f, s) in frames.iter().zip(&mixed) {
-                let plain = compress::decompress(f, MIB).unwrap();
+                let mut plain = Vec::new();
+                compress::decompress_append(f, MIB, &mut plain).unwrap();
                 if rep == 0 {
                     assert!(plain == *s, "decompress is wrong");
                 }
@@ -736,6 +751,151 @@ fn pipeline_rows(
         rows.push(decode(label("decode, data shards 0+1 lost"), lost));
     }
     rows
+}
+
+// ---------------------------------------------------------------------------------------
+// Frame sizes (issue 12)
+
+/// Frame sizes compared; 1 MiB is one frame per stripe: the whole-stripe transform.
+const FRAME_SIZES: [usize; 4] = [4 << 10, 16 << 10, 64 << 10, MIB];
+
+/// Random 4 KiB reads per timed repetition of a frame-size row.
+const FRAME_READS: usize = 20_000;
+
+/// For each mode, data kind and frame size: encode rate and payload size, the rate of
+/// random 4 KiB reads that open only the frames they cover (tables parsed beforehand,
+/// as the volume caches them; no I/O), and the whole-stripe decode rate.
+fn frame_sizes(words: &[Vec<u8>], reps: usize) -> Vec<Row> {
+    let text = stripes(words, Kind::Text);
+    let random = stripes(words, Kind::Random);
+    let zstd3 = Compression::Zstd { level: 3 };
+    let mode = |name, compression, encrypted| PipelineMode {
+        name,
+        compression,
+        encrypted,
+    };
+    let cases = [
+        (mode("zstd:3", zstd3, false), Kind::Text),
+        (mode("zstd:3", zstd3, false), Kind::Random),
+        (mode("encrypted", Compression::None, true), Kind::Random),
+        (mode("zstd:3+encrypted", zstd3, true), Kind::Text),
+        (mode("zstd:3+encrypted", zstd3, true), Kind::Random),
+    ];
+    let mut rows = Vec::new();
+    for (mode, kind) in cases {
+        let data = if kind == Kind::Text { &text } else { &random };
+        for frame_bytes in FRAME_SIZES {
+            let frame = std::num::NonZeroU32::new(frame_bytes as u32).expect("not zero");
+            let codec = codec(mode.compression, mode.encrypted).with_frame_bytes(frame);
+            let size = if frame_bytes == MIB {
+                "whole 1 MiB".to_string()
+            } else {
+                format!("{} KiB frames", frame_bytes >> 10)
+            };
+            let label = |what: &str| format!("{what}: {}, {}, {size}", mode.name, kind.name());
+            rows.extend(frame_rows(&codec, data, reps, label));
+        }
+    }
+    rows
+}
+
+fn frame_rows(
+    codec: &StripeCodec,
+    data: &[Vec<u8>],
+    reps: usize,
+    label: impl Fn(&str) -> String,
+) -> Vec<Row> {
+    let bytes = (data.len() * MIB) as f64;
+    let encode = bench(label("encode"), Unit::Bytes, bytes, 1, reps, |_| {
+        for (i, s) in data.iter().enumerate() {
+            black_box(codec.encode(&ctx(i), black_box(s)).unwrap());
+        }
+    });
+    let encoded: Vec<EncodedStripe> = data
+        .iter()
+        .enumerate()
+        .map(|(i, s)| codec.encode(&ctx(i), s).unwrap())
+        .collect();
+    let payload: usize = encoded.iter().map(|e| e.info.payload_len as usize).sum();
+    let encode = encode.note(format!("payload/plain {:.3}", payload as f64 / bytes));
+    // The payloads as a reader finds them in the data shards, and their tables (None: a
+    // plain stripe, read by copying).
+    let payloads: Vec<Vec<u8>> = encoded
+        .iter()
+        .map(|e| {
+            let mut p: Vec<u8> = e.shards().take(codec.k()).flatten().copied().collect();
+            p.truncate(e.info.payload_len as usize);
+            p
+        })
+        .collect();
+    let tables: Vec<Option<FrameTable>> = encoded
+        .iter()
+        .zip(&payloads)
+        .enumerate()
+        .map(|(i, (e, p))| {
+            let len = codec.frame_table_len(&e.info).unwrap()?;
+            Some(codec.frame_table(&ctx(i), &e.info, &p[..len]).unwrap())
+        })
+        .collect();
+    let mut rng = Rng::new(0x4ead);
+    let reads: Vec<(usize, usize)> = (0..FRAME_READS)
+        .map(|_| {
+            let stripe = (rng.next_u64() % data.len() as u64) as usize;
+            let block = (rng.next_u64() % (MIB / 4096) as u64) as usize;
+            (stripe, block * 4096)
+        })
+        .collect();
+    let mut frames_opened = 0usize;
+    let random = bench(
+        label("random 4 KiB reads"),
+        Unit::Ops,
+        FRAME_READS as f64,
+        1,
+        reps,
+        |rep| {
+            let mut plain = Vec::new();
+            let mut out = [0u8; 4096];
+            for &(i, at) in &reads {
+                match &tables[i] {
+                    None => out.copy_from_slice(&payloads[i][at..at + 4096]),
+                    Some(table) => {
+                        let frames = table.covering(at..at + 4096);
+                        plain.clear();
+                        let first = table.plain_range(frames.start).start;
+                        for f in frames.clone() {
+                            let stored = &payloads[i][table.stored_range(f)];
+                            codec
+                                .open_frame(&ctx(i), table, f, stored, &mut plain)
+                                .unwrap();
+                        }
+                        if rep == 0 {
+                            frames_opened += frames.len();
+                        }
+                        out.copy_from_slice(&plain[at - first..at - first + 4096]);
+                    }
+                }
+                if rep == 0 {
+                    assert!(out[..] == data[i][at..at + 4096], "frame read is wrong");
+                }
+                black_box(&out);
+            }
+        },
+    )
+    .note(format!(
+        "{:.2} frames opened per read",
+        frames_opened as f64 / FRAME_READS as f64
+    ));
+    let whole = bench(label("whole decode"), Unit::Bytes, bytes, 1, reps, |rep| {
+        for (i, (e, s)) in encoded.iter().zip(data).enumerate() {
+            let views: Vec<Option<&[u8]>> = e.shards().map(Some).collect();
+            let plain = codec.decode(&ctx(i), &e.info, &views).unwrap();
+            if rep == 0 {
+                assert!(plain == *s, "decode is wrong");
+            }
+            black_box(plain);
+        }
+    });
+    vec![encode, random, whole]
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@
 # Usage (as root, needs /dev/fuse): contrib/bench-mount.sh [WORKDIR]
 # Knobs: SIZE_MIB (default 1024), SMALL_FILES (default 5000), FILE_BYTES (their size,
 # default 4096: an everyday small file, above the inline limit), ENCRYPT=1 (the ArgosFS
-# volume encrypted and zstd-compressed), RANDOM_READS (cold, default
-# 5000), WARM_READS (page cache, default 200000), RUNS (default 3), PASSTHROUGH=0 (skip
-# the bindfs column), RECORD=1 (also append the table, dated, to docs/PERFORMANCE.md).
+# volume encrypted and zstd-compressed), SOURCE=text (the big file is the project's Rust
+# sources over and over, which zstd shrinks, instead of random bytes), RANDOM_READS (cold,
+# default 5000), WARM_READS (page cache, default 200000), RUNS (default 3), PASSTHROUGH=0
+# (skip the bindfs column), RECORD=1 (also append the table, dated, to
+# docs/PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/argosfs-bench-mount}
@@ -26,6 +28,7 @@ SIZE_MIB=${SIZE_MIB:-1024}
 SMALL_FILES=${SMALL_FILES:-5000}
 FILE_BYTES=${FILE_BYTES:-4096}
 ENCRYPT=${ENCRYPT:-0}
+SOURCE=${SOURCE:-random}
 RANDOM_READS=${RANDOM_READS:-5000}
 WARM_READS=${WARM_READS:-200000}
 RUNS=${RUNS:-3}
@@ -44,8 +47,14 @@ BIN=$PWD/target/release
 MNT=$WORK/mnt
 REF=$WORK/passthrough
 GOC=$WORK/gocryptfs
+# unmount_volume: unmount, then wait until the mount process has let go of the volume
+# (closing it commits and deletes freed shards, which can outlast a fixed pause)
+unmount_volume() {
+  umount "$MNT" || return
+  if [ -e "$WORK/root/lock" ]; then flock -w 60 "$WORK/root/lock" true; fi
+}
 cleanup() {
-  umount "$MNT" 2>/dev/null || true
+  unmount_volume 2>/dev/null || true
   umount "$REF" 2>/dev/null || true
   umount "$GOC" 2>/dev/null || true
   sleep 0.5
@@ -54,7 +63,16 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 mkdir -p "$WORK/plain" "$MNT" "$REF" "$GOC"
-head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
+if [ "$SOURCE" = text ]; then
+  find lib tests bin -name '*.rs' -print0 | sort -z | xargs -0 cat > "$WORK/text.rs"
+  : > "$WORK/source.bin"
+  while [ "$(stat -c %s "$WORK/source.bin")" -lt $((SIZE_MIB << 20)) ]; do
+    cat "$WORK/text.rs" >> "$WORK/source.bin"
+  done
+  truncate -s $((SIZE_MIB << 20)) "$WORK/source.bin"
+else
+  head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
+fi
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
@@ -118,7 +136,7 @@ mbps() { awk "BEGIN {if ($1 > 0) printf \"%.0f\", $SIZE_MIB * 1.048576 / $1; els
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 mount_volume() { "$BIN/argosfs-mount" "$WORK/root" "$MNT" "$@"; }
 # remount_cold [OPTIONS]: unmount, drop every cache, mount again
-remount_cold() { umount "$MNT"; sleep 0.5; drop_caches; mount_volume "$@"; }
+remount_cold() { unmount_volume; drop_caches; mount_volume "$@"; }
 
 # through the FUSE passthrough too, when there is one: run_ref CMD DIR...
 run_ref() { if [ "$PASSTHROUGH" = 1 ]; then "$@"; else echo 0; fi; }
@@ -203,7 +221,7 @@ if [ "$GOCRYPTFS" = 1 ]; then
 fi
 
 echo "# degraded reads, 2 of 6 disks gone, $RUNS runs" >&2
-umount "$MNT"; sleep 0.5
+unmount_volume
 mv "$WORK/d1" "$WORK/d1.away"; mv "$WORK/d4" "$WORK/d4.away"
 mount_volume -o ro
 ad_runs=()
@@ -211,7 +229,7 @@ for _ in $(seq "$RUNS"); do
   remount_cold -o ro; ad_runs+=("$(secs read_test "$MNT")")
 done
 ad=$(printf '%s\n' "${ad_runs[@]}" | median)
-umount "$MNT"; sleep 0.5
+unmount_volume
 mv "$WORK/d1.away" "$WORK/d1"; mv "$WORK/d4.away" "$WORK/d4"
 
 ratio() { awk "BEGIN {if ($2 > 0) printf \"%.2f\", $1 / $2; else printf \"-\"}"; }
@@ -220,6 +238,7 @@ ref() { if [ "$PASSTHROUGH" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 # goc FIGURE RATIO: gocryptfs's two cells
 goc() { if [ "$GOCRYPTFS" = 1 ]; then echo "$1 | $2"; else echo "- | -"; fi; }
 kind="argosfs 4+2"; [ "$ENCRYPT" = 1 ] && kind="argosfs 4+2 zstd+encrypted"
+[ "$SOURCE" = text ] && kind="$kind, text file"
 table() {
 cat <<EOF2
 | measure | plain dir | $kind | ratio | FUSE passthrough (bindfs) | its ratio | gocryptfs | its ratio | target |

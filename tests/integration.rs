@@ -24,5 +24,6 @@ mod transfer;
 mod volume_crash;
 mod volume_data;
 mod volume_faults;
+mod volume_frames;
 mod volume_posix;
 mod volume_write_behind;

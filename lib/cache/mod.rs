@@ -1,6 +1,8 @@
-//! A bounded RAM cache of decoded stripes.
+//! Bounded RAM caches keyed by stripe id: of decoded stripes, and of anything else
+//! derived from a stripe's bytes (the volume keeps the frame tables of compressed and
+//! encrypted stripes in one).
 //!
-//! Stripes are immutable (a rewrite gets a new stripe id), so cached plaintext never goes
+//! Stripes are immutable (a rewrite gets a new stripe id), so a cached value never goes
 //! stale; entries leave only to stay under the byte bound or when their stripe is freed.
 //! Eviction is first-in-first-out, which suits the sequential reads that dominate.
 
@@ -12,40 +14,55 @@ use std::sync::{Arc, Mutex};
 /// Decoded stripe plaintext, shared with readers without copying.
 pub type Plain = Arc<Vec<u8>>;
 
-/// A bounded map from stripe id to plaintext.
-pub struct StripeCache {
+/// What a cached value counts against the cache's byte bound.
+pub trait Weigh {
+    /// Bytes the value holds.
+    fn weight_bytes(&self) -> usize;
+}
+
+impl Weigh for Vec<u8> {
+    fn weight_bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A bounded map from stripe id to a shared value: by default the stripe's plaintext.
+pub struct StripeCache<V: Weigh = Vec<u8>> {
     capacity_bytes: usize,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<V>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-#[derive(Default)]
-struct Inner {
-    map: HashMap<StripeId, Plain>,
+struct Inner<V> {
+    map: HashMap<StripeId, Arc<V>>,
     order: VecDeque<StripeId>,
     bytes: usize,
 }
 
-impl StripeCache {
-    /// A cache holding at most `capacity_bytes` of plaintext (0 disables it).
-    pub fn new(capacity_bytes: usize) -> StripeCache {
+impl<V: Weigh> StripeCache<V> {
+    /// A cache holding at most `capacity_bytes` of values (0 disables it).
+    pub fn new(capacity_bytes: usize) -> StripeCache<V> {
         StripeCache {
             capacity_bytes,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+            }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
         // A panic elsewhere cannot leave the map inconsistent in a way that matters for a
         // cache, so a poisoned lock is simply taken over.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached plaintext of `id`.
-    pub fn get(&self, id: StripeId) -> Option<Plain> {
+    /// The cached value of `id`.
+    pub fn get(&self, id: StripeId) -> Option<Arc<V>> {
         let found = self.lock().map.get(&id).cloned();
         let counter = if found.is_some() {
             &self.hits
@@ -64,15 +81,15 @@ impl StripeCache {
         )
     }
 
-    /// Caches the plaintext of `id`, evicting the oldest entries beyond the bound.
-    pub fn insert(&self, id: StripeId, plain: Plain) {
-        if plain.len() > self.capacity_bytes {
+    /// Caches the value of `id`, evicting the oldest entries beyond the bound.
+    pub fn insert(&self, id: StripeId, value: Arc<V>) {
+        let len = value.weight_bytes();
+        if len > self.capacity_bytes {
             return;
         }
         let mut inner = self.lock();
-        let len = plain.len();
-        if let Some(old) = inner.map.insert(id, plain) {
-            inner.bytes -= old.len();
+        if let Some(old) = inner.map.insert(id, value) {
+            inner.bytes -= old.weight_bytes();
         } else {
             inner.order.push_back(id);
         }
@@ -82,7 +99,7 @@ impl StripeCache {
                 break;
             };
             if let Some(old) = inner.map.remove(&victim) {
-                inner.bytes -= old.len();
+                inner.bytes -= old.weight_bytes();
             }
         }
     }
@@ -91,7 +108,7 @@ impl StripeCache {
     pub fn remove(&self, id: StripeId) {
         let mut inner = self.lock();
         if let Some(old) = inner.map.remove(&id) {
-            inner.bytes -= old.len();
+            inner.bytes -= old.weight_bytes();
             inner.order.retain(|s| *s != id);
         }
     }

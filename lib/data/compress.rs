@@ -119,14 +119,19 @@ pub fn compress_append(mode: Compression, input: &[u8], out: &mut Vec<u8>) -> bo
     }
 }
 
-/// Decompresses `input`, which must expand to exactly `expected_len` bytes.
+/// Decompresses `input`, which must expand to exactly `expected_len` bytes, and appends
+/// the result to `out`; on failure `out` is left as it was.
 ///
-/// The output buffer is allocated once at `expected_len` and zstd is never allowed to
-/// write past it, so a hostile frame cannot make this allocate more (no decompression
-/// bombs).
-pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, TransformError> {
-    let mut out = Vec::with_capacity(expected_len);
-    DECOMPRESSOR.with(|cell| {
+/// zstd writes into a slice of exactly `expected_len` bytes and is never allowed past it,
+/// so a hostile frame cannot make this allocate more (no decompression bombs).
+pub fn decompress_append(
+    input: &[u8],
+    expected_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), TransformError> {
+    let start = out.len();
+    out.resize(start + expected_len, 0);
+    let written = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let decompressor = match slot.take() {
             Some(decompressor) => slot.insert(decompressor),
@@ -135,24 +140,31 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, Transfor
                     .map_err(|e| TransformError::Decompress(format!("zstd setup: {e}")))?,
             ),
         };
-        // `Vec::with_capacity` may round up; a slice of exactly `expected_len` bytes
-        // of spare room would need unsafe code, so the length is checked afterwards.
         decompressor
-            .decompress_to_buffer(input, &mut out)
+            .decompress_to_buffer(input, &mut out[start..])
             .map_err(|e| TransformError::Decompress(e.to_string()))
-    })?;
-    if out.len() != expected_len {
-        return Err(TransformError::Decompress(format!(
-            "expanded to {} bytes, expected {expected_len}",
-            out.len()
-        )));
+    });
+    let result = match written {
+        Ok(n) if n == expected_len => Ok(()),
+        Ok(n) => Err(TransformError::Decompress(format!(
+            "expanded to {n} bytes, expected {expected_len}"
+        ))),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        out.truncate(start);
     }
-    Ok(out)
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, TransformError> {
+        let mut out = Vec::new();
+        decompress_append(input, expected_len, &mut out).map(|()| out)
+    }
 
     const ZSTD3: Compression = Compression::Zstd { level: 3 };
 

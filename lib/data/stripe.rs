@@ -1,34 +1,44 @@
-//! One stripe through the pipeline: plain bytes → compressed (when it shrinks) →
-//! sealed (when the volume is encrypted) → payload split into k data + m parity shards.
+//! One stripe through the pipeline: plain bytes → frames, each compressed (when it
+//! shrinks) and sealed (when the volume is encrypted) → payload split into k data + m
+//! parity shards.
 //!
 //! ```text
-//! payload   = body                               (no encryption)
-//!           | nonce (24) || body' || tag (16)    (XChaCha20-Poly1305, AAD = StripeContext)
-//! body      = zstd frame (FLAG_COMPRESSED) or the plain bytes
+//! payload   = the plain bytes                      (flags 0: nothing compressed or sealed)
+//!           | frame table || frames                (FLAG_COMPRESSED and/or FLAG_ENCRYPTED;
+//!                                                   layout in `frame.rs`)
 //! data      = payload || zeros, k * shard_len bytes; shard i is bytes [i*shard_len, (i+1)*shard_len)
 //! parity    = m shards of shard_len bytes from the erasure codec
 //! ```
 //!
+//! A stripe is framed when the volume seals, or compresses and some frame shrank; a stripe
+//! of incompressible bytes on an unencrypted volume stays plain, so small reads take it
+//! straight from the data shards. Frames let a small read open only the frames it covers
+//! ([`StripeCodec::open_frame`]); [`StripeCodec::decode`] opens them all.
+//!
 //! Owns the payload layout and [`StripeInfo`]; the bytes of a stripe are only ever held
 //! in one data buffer (plus parity), never as k separate copies. It does no I/O and
-//! never sees a disk, a stripe id or an inode record.
+//! never sees a disk or an inode record.
 
 use super::compress::{self, Compression};
 use super::crypto::{Cipher, NONCE_LEN, TAG_LEN};
 use super::erasure::ErasureCodec;
-use crate::types::{InodeId, VolumeId};
+use super::frame::{self, FRAME_AAD_LEN, FRAME_BYTES, FRAME_COMPRESSED, FrameShape, FrameTable};
+use crate::types::{InodeId, StripeId, VolumeId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
-/// [`StripeInfo::flags`] bit: the body is a zstd frame.
+/// [`StripeInfo::flags`] bit: the payload is framed and some frame is a zstd frame.
 pub const FLAG_COMPRESSED: u8 = 1;
-/// [`StripeInfo::flags`] bit: the payload is sealed with the volume's stripe key.
+/// [`StripeInfo::flags`] bit: the payload is framed and every frame is sealed with the
+/// volume's stripe key.
 pub const FLAG_ENCRYPTED: u8 = 2;
 /// Every flag bit this version understands.
 const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_ENCRYPTED;
 
-/// What metadata keeps about an encoded stripe.
+/// What metadata keeps about an encoded stripe (kept in memory for every stripe: no
+/// per-frame data here; the frame table is in the payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StripeInfo {
     /// [`FLAG_COMPRESSED`] and [`FLAG_ENCRYPTED`] bits.
@@ -45,19 +55,24 @@ pub struct StripeInfo {
 }
 
 impl StripeInfo {
-    /// True when the payload is a zstd frame.
+    /// True when some frame of the payload is compressed.
     pub fn is_compressed(&self) -> bool {
         self.flags & FLAG_COMPRESSED != 0
     }
 
-    /// True when the payload is sealed.
+    /// True when the payload's frames are sealed.
     pub fn is_encrypted(&self) -> bool {
         self.flags & FLAG_ENCRYPTED != 0
     }
+
+    /// True when the payload is a frame table and frames rather than the plain bytes.
+    pub fn is_framed(&self) -> bool {
+        self.flags != 0
+    }
 }
 
-/// Where a stripe belongs; bound into the ciphertext so that a stripe moved to another
-/// volume, file or position fails authentication.
+/// Where a stripe belongs; bound into each sealed frame so that a frame moved to another
+/// volume, file, position or stripe fails authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StripeContext {
     /// The volume.
@@ -66,15 +81,24 @@ pub struct StripeContext {
     pub inode: InodeId,
     /// The stripe's position in the file (byte offset / stripe size).
     pub chunk: u64,
+    /// The stripe: ids are never reused and stay with the stripe when its shards move,
+    /// so an older version of the same chunk replayed in its place fails.
+    pub stripe: StripeId,
 }
 
 impl StripeContext {
-    /// The associated data: volume (16 bytes) || inode (u64 LE) || chunk (u64 LE).
-    pub fn aad(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
+    /// The associated data of frame `index` of `count`: volume (16 bytes) || inode (u64
+    /// LE) || chunk (u64 LE) || stripe (u64 LE) || index (u32 LE) || count (u32 LE) ||
+    /// BLAKE3 of the frame table (32 bytes).
+    pub fn frame_aad(&self, index: u32, count: u32, table_hash: &[u8; 32]) -> [u8; FRAME_AAD_LEN] {
+        let mut out = [0u8; FRAME_AAD_LEN];
         out[..16].copy_from_slice(&self.volume.0);
         out[16..24].copy_from_slice(&self.inode.0.to_le_bytes());
-        out[24..].copy_from_slice(&self.chunk.to_le_bytes());
+        out[24..32].copy_from_slice(&self.chunk.to_le_bytes());
+        out[32..40].copy_from_slice(&self.stripe.0.to_le_bytes());
+        out[40..44].copy_from_slice(&index.to_le_bytes());
+        out[44..48].copy_from_slice(&count.to_le_bytes());
+        out[48..].copy_from_slice(table_hash);
         out
     }
 }
@@ -134,6 +158,7 @@ pub struct StripeCodec {
     compression: Compression,
     cipher: Option<Cipher>,
     erasure: Arc<dyn ErasureCodec>,
+    frame_bytes: NonZeroU32,
 }
 
 impl fmt::Debug for StripeCodec {
@@ -144,6 +169,7 @@ impl fmt::Debug for StripeCodec {
             .field("compression", &self.compression)
             .field("encrypted", &self.cipher.is_some())
             .field("erasure", &self.erasure.id())
+            .field("frame_bytes", &self.frame_bytes)
             .finish()
     }
 }
@@ -178,6 +204,9 @@ pub enum TransformError {
     /// The stripe is encrypted and the codec has no key.
     #[error("stripe is encrypted and no key was given")]
     KeyRequired,
+    /// A frame table breaks the layout's rules (or disagrees with the stripe record).
+    #[error("stripe frame table: {0}")]
+    FrameTable(String),
     /// The compressed body is invalid or does not expand to the recorded length.
     #[error("stripe decompression failed: {0}")]
     Decompress(String),
@@ -204,7 +233,23 @@ impl StripeCodec {
             compression,
             cipher,
             erasure,
+            frame_bytes: NonZeroU32::new(FRAME_BYTES).expect("FRAME_BYTES is not zero"),
         }
+    }
+
+    /// The same codec cutting frames of `frame_bytes` plain bytes instead of
+    /// [`FRAME_BYTES`]: for measuring frame sizes. A volume always uses [`FRAME_BYTES`]
+    /// (its stripes decode only with the frame size they were written with).
+    pub fn with_frame_bytes(self, frame_bytes: NonZeroU32) -> StripeCodec {
+        StripeCodec {
+            frame_bytes,
+            ..self
+        }
+    }
+
+    /// Plain bytes per frame.
+    pub fn frame_bytes(&self) -> usize {
+        self.frame_bytes.get() as usize
     }
 
     /// Data shards per stripe.
@@ -249,7 +294,8 @@ impl StripeCodec {
         payload_len.div_ceil(self.k()).div_ceil(alignment).max(1) * alignment
     }
 
-    /// Compresses, seals and erasure-codes one stripe.
+    /// Cuts one stripe into frames, compresses and seals them, and erasure-codes the
+    /// payload; a stripe the volume neither seals nor could compress is stored plain.
     pub fn encode(
         &self,
         ctx: &StripeContext,
@@ -260,29 +306,29 @@ impl StripeCodec {
         let too_big =
             || TransformError::Codec(format!("a {} byte stripe is too large", plain.len()));
         let plain_len = u32::try_from(plain.len()).map_err(|_| too_big())?;
-        let overhead = if self.cipher.is_some() {
-            Cipher::OVERHEAD
+        let transforms = self.cipher.is_some() || self.compression != Compression::None;
+        // Room for the worst case (nothing compresses) up front, so that compression,
+        // sealing and padding all happen inside this one buffer.
+        let worst = if transforms {
+            let count = frame::frame_count(plain.len(), self.frame_bytes());
+            let overhead = if self.cipher.is_some() {
+                Cipher::OVERHEAD
+            } else {
+                0
+            };
+            frame::table_len(count) + count * overhead + plain.len()
+        } else {
+            plain.len()
+        };
+        let mut data = Vec::with_capacity(k * self.shard_len_for(worst));
+        let flags = if transforms {
+            self.encode_frames(ctx, plain, &mut data)?
         } else {
             0
         };
-        // Room for the worst case (no compression) up front, so that compression,
-        // encryption and padding all happen inside this one buffer.
-        let mut data = Vec::with_capacity(k * self.shard_len_for(plain.len() + overhead));
-        let mut flags = 0;
-        if self.cipher.is_some() {
-            // Placeholder for the nonce, which the cipher picks.
-            data.extend_from_slice(&[0u8; NONCE_LEN]);
-        }
-        if compress::compress_append(self.compression, plain, &mut data) {
-            flags |= FLAG_COMPRESSED;
-        } else {
+        if flags == 0 {
+            data.clear();
             data.extend_from_slice(plain);
-        }
-        if let Some(cipher) = &self.cipher {
-            let (nonce, tag) = cipher.seal_in_place(&ctx.aad(), &mut data[NONCE_LEN..]);
-            data[..NONCE_LEN].copy_from_slice(&nonce);
-            data.extend_from_slice(&tag);
-            flags |= FLAG_ENCRYPTED;
         }
         let payload_len = data.len();
         let payload_crc = crc32c::crc32c(&data);
@@ -317,6 +363,88 @@ impl StripeCodec {
         })
     }
 
+    /// Writes the frame table and the frames of `plain` into `data` (empty, with room for
+    /// the worst case) and returns the stripe flags; 0 when nothing was sealed or
+    /// compressed, and the caller stores the plain bytes instead.
+    fn encode_frames(
+        &self,
+        ctx: &StripeContext,
+        plain: &[u8],
+        data: &mut Vec<u8>,
+    ) -> Result<u8, TransformError> {
+        let frame_bytes = self.frame_bytes();
+        let count = frame::frame_count(plain.len(), frame_bytes);
+        let is_sealed = self.cipher.is_some();
+        let table_len = frame::table_len(count);
+        // Room for the table, sealed or not, written once the frames are.
+        data.resize(table_len + if is_sealed { Cipher::OVERHEAD } else { 0 }, 0);
+        let mut ends = Vec::with_capacity(count);
+        let mut flags = Vec::with_capacity(count);
+        for index in 0..count {
+            let start = index * frame_bytes;
+            let piece = &plain[start..plain.len().min(start + frame_bytes)];
+            if is_sealed {
+                // Placeholder for the nonce, which the cipher picks.
+                data.extend_from_slice(&[0u8; NONCE_LEN]);
+            }
+            if compress::compress_append(self.compression, piece, data) {
+                flags.push(FRAME_COMPRESSED);
+            } else {
+                data.extend_from_slice(piece);
+                flags.push(0);
+            }
+            if is_sealed {
+                data.extend_from_slice(&[0u8; TAG_LEN]);
+            }
+            let end = u32::try_from(data.len()).map_err(|_| {
+                TransformError::Codec(format!("a {} byte stripe is too large", plain.len()))
+            })?;
+            ends.push(end);
+        }
+        let is_compressed = flags.contains(&FRAME_COMPRESSED);
+        if !is_sealed && !is_compressed {
+            return Ok(0);
+        }
+        let shape = FrameShape {
+            frame_bytes,
+            plain_len: plain.len(),
+            payload_len: data.len(),
+            is_sealed,
+            is_compressed,
+        };
+        // Sealing changes no length, so the table (whose hash each frame's associated
+        // data holds) is final before any frame is sealed.
+        let table = FrameTable::new(shape, ends, flags);
+        match &self.cipher {
+            Some(cipher) => {
+                let body = NONCE_LEN..NONCE_LEN + table_len;
+                data[body.clone()].copy_from_slice(&table.to_bytes());
+                let aad = table_aad(ctx, count);
+                let (nonce, tag) = cipher.seal_in_place(&aad, &mut data[body.clone()]);
+                data[..NONCE_LEN].copy_from_slice(&nonce);
+                data[body.end..body.end + TAG_LEN].copy_from_slice(&tag);
+            }
+            None => data[..table_len].copy_from_slice(&table.to_bytes()),
+        }
+        if let Some(cipher) = &self.cipher {
+            for index in 0..count {
+                let range = table.stored_range(index);
+                let body = range.start + NONCE_LEN..range.end - TAG_LEN;
+                let (nonce, tag) = cipher.seal_in_place(&table.aad(ctx, index), &mut data[body]);
+                data[range.start..range.start + NONCE_LEN].copy_from_slice(&nonce);
+                data[range.end - TAG_LEN..range.end].copy_from_slice(&tag);
+            }
+        }
+        let mut stripe_flags = 0;
+        if is_sealed {
+            stripe_flags |= FLAG_ENCRYPTED;
+        }
+        if is_compressed {
+            stripe_flags |= FLAG_COMPRESSED;
+        }
+        Ok(stripe_flags)
+    }
+
     /// Rejects a stripe record that no encoder of this version could have written, so
     /// that damaged metadata fails cleanly instead of steering the decoder.
     fn check_info(&self, info: &StripeInfo) -> Result<(), TransformError> {
@@ -338,21 +466,25 @@ impl StripeCodec {
                 self.k()
             ));
         }
-        let body_len = if info.is_encrypted() {
-            match payload_len.checked_sub(Cipher::OVERHEAD) {
-                Some(len) => len,
-                None => return bad(format!("sealed payload of {payload_len} bytes")),
-            }
-        } else {
-            payload_len
-        };
-        if !info.is_compressed() && body_len != info.plain_len as usize {
-            return bad(format!(
-                "uncompressed body of {body_len} bytes for {} plain bytes",
+        match self.frame_shape(info) {
+            None if payload_len != info.plain_len as usize => bad(format!(
+                "plain payload of {payload_len} bytes for {} plain bytes",
                 info.plain_len
-            ));
+            )),
+            None => Ok(()),
+            Some(shape) => shape.check().or_else(bad),
         }
-        Ok(())
+    }
+
+    /// What the record says about a framed stripe's frames; `None` for a plain stripe.
+    fn frame_shape(&self, info: &StripeInfo) -> Option<FrameShape> {
+        info.is_framed().then(|| FrameShape {
+            frame_bytes: self.frame_bytes(),
+            plain_len: info.plain_len as usize,
+            payload_len: info.payload_len as usize,
+            is_sealed: info.is_encrypted(),
+            is_compressed: info.is_compressed(),
+        })
     }
 
     /// Rebuilds, in place, the data shards of a stripe that is neither compressed nor
@@ -419,10 +551,10 @@ impl StripeCodec {
         Ok(())
     }
 
-    /// Checks the AEAD tag of a sealed stripe whose k data shards are `data` (each
-    /// `shard_len` bytes, as [`solve`] gives them, already checked against the payload
-    /// CRC): the deep check a scrub makes. The plaintext is dropped at once and not
-    /// decompressed. A stripe that is not sealed passes.
+    /// Checks the AEAD tag of every frame of a sealed stripe whose k data shards are
+    /// `data` (each `shard_len` bytes, as [`solve`] gives them, already checked against the
+    /// payload CRC): the deep check a scrub makes. Each frame's plaintext is dropped at
+    /// once and not decompressed. A stripe that is not sealed passes.
     pub fn authenticate(
         &self,
         ctx: &StripeContext,
@@ -433,7 +565,6 @@ impl StripeCodec {
             return Ok(());
         }
         self.check_info(info)?;
-        let payload_len = info.payload_len as usize;
         let shard_len = info.shard_len as usize;
         if data.len() != self.k() || data.iter().any(|d| d.len() != shard_len) {
             return Err(TransformError::Codec(format!(
@@ -442,12 +573,18 @@ impl StripeCodec {
                 self.k()
             )));
         }
-        let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
         let payload = Pieces(data);
-        let nonce = payload.array::<NONCE_LEN>(0);
-        let tag = payload.array::<TAG_LEN>(payload_len - TAG_LEN);
-        let mut body = payload.gather(NONCE_LEN, payload_len - TAG_LEN);
-        cipher.open_in_place(&ctx.aad(), &nonce, &mut body, &tag)
+        let table = self.payload_table(ctx, info, &payload)?;
+        let mut scratch = Vec::new();
+        let mut parts = Vec::new();
+        for index in 0..table.count() {
+            let range = table.stored_range(index);
+            parts.clear();
+            parts.extend(payload.range(range.start, range.end));
+            scratch.clear();
+            self.unseal(ctx, &table, index, &Pieces(&parts), &mut scratch)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds the plain bytes of a stripe from `shards` (`k + m` entries, `None` for
@@ -514,28 +651,196 @@ impl StripeCodec {
             return Err(TransformError::Checksum);
         }
 
-        let body = if info.is_encrypted() {
-            let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
-            let nonce = payload.array::<NONCE_LEN>(0);
-            let tag = payload.array::<TAG_LEN>(payload_len - TAG_LEN);
-            let mut body = payload.gather(NONCE_LEN, payload_len - TAG_LEN);
-            cipher.open_in_place(&ctx.aad(), &nonce, &mut body, &tag)?;
-            body
-        } else {
-            match rebuilt {
+        if !info.is_framed() {
+            return Ok(match rebuilt {
                 Some(mut data) => {
                     data.truncate(payload_len);
                     data
                 }
                 None => payload.gather(0, payload_len),
-            }
-        };
-        if info.is_compressed() {
-            compress::decompress(&body, info.plain_len as usize)
-        } else {
-            Ok(body)
+            });
         }
+        // Each frame is opened straight into the output: a raw frame is copied there and
+        // decrypted in place, a compressed one decompressed there (from the shard when
+        // it is neither sealed nor split over two shards).
+        let table = self.payload_table(ctx, info, &payload)?;
+        let mut out = Vec::with_capacity(info.plain_len as usize);
+        let mut scratch = Vec::new();
+        let mut parts = Vec::new();
+        for index in 0..table.count() {
+            let range = table.stored_range(index);
+            parts.clear();
+            parts.extend(payload.range(range.start, range.end));
+            self.open_frame_pieces(ctx, &table, index, &Pieces(&parts), &mut scratch, &mut out)?;
+        }
+        Ok(out)
     }
+
+    /// Bytes of the frame table (sealed when the frames are) at the head of a framed
+    /// stripe's payload; `None` for a plain stripe, whose payload is its plain bytes.
+    pub fn frame_table_len(&self, info: &StripeInfo) -> Result<Option<usize>, TransformError> {
+        self.check_info(info)?;
+        Ok(self.frame_shape(info).map(|shape| shape.stored_table_len()))
+    }
+
+    /// The frame table of the framed stripe at `ctx` from its first
+    /// [`StripeCodec::frame_table_len`] payload bytes: authenticated and decrypted when
+    /// sealed, and checked against the record.
+    pub fn frame_table(
+        &self,
+        ctx: &StripeContext,
+        info: &StripeInfo,
+        stored: &[u8],
+    ) -> Result<FrameTable, TransformError> {
+        self.check_info(info)?;
+        let shape = self.frame_shape(info).ok_or_else(|| {
+            TransformError::FrameTable("the stripe is plain: it has no frame table".into())
+        })?;
+        if stored.len() != shape.stored_table_len() {
+            return Err(TransformError::FrameTable(format!(
+                "{} bytes where the table takes {}",
+                stored.len(),
+                shape.stored_table_len()
+            )));
+        }
+        if !shape.is_sealed {
+            return FrameTable::parse(shape, stored);
+        }
+        let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
+        let (nonce, rest) = stored.split_at(NONCE_LEN);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN from the end");
+        let mut plain = body.to_vec();
+        cipher.open_in_place(&table_aad(ctx, shape.count()), &nonce, &mut plain, &tag)?;
+        FrameTable::parse(shape, &plain)
+    }
+
+    /// The frame table of a framed stripe none of whose frames is compressed: the record
+    /// alone determines it, so a reader need not read it. `None` for other stripes.
+    pub fn implied_frame_table(
+        &self,
+        info: &StripeInfo,
+    ) -> Result<Option<FrameTable>, TransformError> {
+        self.check_info(info)?;
+        Ok(self
+            .frame_shape(info)
+            .filter(|shape| !shape.is_compressed)
+            .map(|shape| shape.implied_table()))
+    }
+
+    /// Opens frame `index` of the stripe at `ctx` whose table is `table`, from its stored
+    /// bytes (`stored`, the payload's [`FrameTable::stored_range`]), and appends its
+    /// plain bytes to `out`. A sealed frame is authenticated first; on any error `out`
+    /// is left as it was. Stored bytes that are not sealed are not checked here: the
+    /// caller has verified them (the shards' block CRCs).
+    pub fn open_frame(
+        &self,
+        ctx: &StripeContext,
+        table: &FrameTable,
+        index: usize,
+        stored: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TransformError> {
+        if index >= table.count() || stored.len() != table.stored_range(index).len() {
+            return Err(TransformError::Codec(format!(
+                "{} stored bytes given for frame {index} of {}",
+                stored.len(),
+                table.count()
+            )));
+        }
+        let mut scratch = Vec::new();
+        self.open_frame_pieces(ctx, table, index, &Pieces(&[stored]), &mut scratch, out)
+    }
+
+    /// The table of a framed payload, read from its head.
+    fn payload_table(
+        &self,
+        ctx: &StripeContext,
+        info: &StripeInfo,
+        payload: &Pieces<'_>,
+    ) -> Result<FrameTable, TransformError> {
+        let len = self.frame_table_len(info)?.ok_or_else(|| {
+            TransformError::FrameTable("the stripe is plain: it has no frame table".into())
+        })?;
+        self.frame_table(ctx, info, &payload.gather(0, len))
+    }
+
+    /// [`StripeCodec::open_frame`] over a frame held in pieces; `scratch` is reused
+    /// between frames.
+    fn open_frame_pieces(
+        &self,
+        ctx: &StripeContext,
+        table: &FrameTable,
+        index: usize,
+        stored: &Pieces<'_>,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TransformError> {
+        let plain_len = table.plain_range(index).len();
+        let is_sealed = table.shape().is_sealed;
+        if !table.is_compressed(index) {
+            let start = out.len();
+            if is_sealed {
+                self.unseal(ctx, table, index, stored, out)?;
+            } else {
+                stored
+                    .range(0, stored.len())
+                    .for_each(|part| out.extend_from_slice(part));
+            }
+            if out.len() - start != plain_len {
+                out.truncate(start);
+                return Err(TransformError::FrameTable(format!(
+                    "frame {index} holds other than its {plain_len} plain bytes"
+                )));
+            }
+            return Ok(());
+        }
+        let body: &[u8] = if is_sealed {
+            scratch.clear();
+            self.unseal(ctx, table, index, stored, scratch)?;
+            scratch.as_slice()
+        } else if let [one] = stored.0 {
+            one
+        } else {
+            *scratch = stored.gather(0, stored.len());
+            scratch.as_slice()
+        };
+        compress::decompress_append(body, plain_len, out)
+    }
+
+    /// Authenticates and decrypts sealed frame `index` (held in `stored`) and appends its
+    /// body to `into`; on failure `into` is left as it was, no unauthenticated byte kept.
+    fn unseal(
+        &self,
+        ctx: &StripeContext,
+        table: &FrameTable,
+        index: usize,
+        stored: &Pieces<'_>,
+        into: &mut Vec<u8>,
+    ) -> Result<(), TransformError> {
+        let cipher = self.cipher.as_ref().ok_or(TransformError::KeyRequired)?;
+        let len = stored.len();
+        if len < Cipher::OVERHEAD {
+            return Err(TransformError::Authentication);
+        }
+        let nonce = stored.array::<NONCE_LEN>(0);
+        let tag = stored.array::<TAG_LEN>(len - TAG_LEN);
+        let start = into.len();
+        stored
+            .range(NONCE_LEN, len - TAG_LEN)
+            .for_each(|part| into.extend_from_slice(part));
+        let opened = cipher.open_in_place(&table.aad(ctx, index), &nonce, &mut into[start..], &tag);
+        if opened.is_err() {
+            into.truncate(start);
+        }
+        opened
+    }
+}
+
+/// The associated data sealing the frame table of a stripe of `count` frames.
+fn table_aad(ctx: &StripeContext, count: usize) -> [u8; FRAME_AAD_LEN] {
+    ctx.frame_aad(frame::TABLE_INDEX, count as u32, &[0; 32])
 }
 
 /// Most combinations of k shards [`solve`] tries to find a consistent stripe.
@@ -613,6 +918,11 @@ fn next_combination(combo: &mut [usize], n: usize) -> bool {
 struct Pieces<'a>(&'a [&'a [u8]]);
 
 impl<'a> Pieces<'a> {
+    /// Bytes in all the pieces.
+    fn len(&self) -> usize {
+        self.0.iter().map(|piece| piece.len()).sum()
+    }
+
     /// The parts of the bytes `start..end`, in order.
     fn range(&self, start: usize, end: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
         let mut offset = 0;
@@ -681,6 +991,7 @@ mod tests {
             volume: VolumeId([7; 16]),
             inode: InodeId(42),
             chunk: 3,
+            stripe: StripeId(99),
         }
     }
 
@@ -993,7 +1304,7 @@ mod tests {
             (k, m) in layout(),
             compress in any::<bool>(),
             plain in data(),
-            which in 0u8..3,
+            which in 0u8..4,
         ) {
             let codec = codec(k, m, compress, true);
             let stripe = codec.encode(&ctx(), &plain).unwrap();
@@ -1001,6 +1312,7 @@ mod tests {
             match which {
                 0 => other.inode = InodeId(43),
                 1 => other.chunk = 4,
+                2 => other.stripe = StripeId(98),
                 _ => other.volume = VolumeId([8; 16]),
             }
             let err = codec.decode(&other, &stripe.info, &all(&stripe)).unwrap_err();
@@ -1027,16 +1339,27 @@ mod tests {
     }
 
     #[test]
-    fn aad_layout_is_volume_inode_chunk_le() {
+    fn frame_aad_layout_is_volume_inode_chunk_stripe_index_count_table_le() {
         let ctx = StripeContext {
             volume: VolumeId([0xaa; 16]),
             inode: InodeId(0x0102_0304_0506_0708),
             chunk: 0x1112_1314_1516_1718,
+            stripe: StripeId(0x2122_2324_2526_2728),
         };
-        let aad = ctx.aad();
+        let aad = ctx.frame_aad(0x3132_3334, 0x4142_4344, &[0xbb; 32]);
         assert_eq!(aad[..16], [0xaa; 16]);
         assert_eq!(aad[16..24], [8, 7, 6, 5, 4, 3, 2, 1]);
-        assert_eq!(aad[24..], [0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]);
+        assert_eq!(
+            aad[24..32],
+            [0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11]
+        );
+        assert_eq!(
+            aad[32..40],
+            [0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21]
+        );
+        assert_eq!(aad[40..44], [0x34, 0x33, 0x32, 0x31]);
+        assert_eq!(aad[44..48], [0x44, 0x43, 0x42, 0x41]);
+        assert_eq!(aad[48..], [0xbb; 32]);
     }
 
     #[test]
@@ -1047,9 +1370,10 @@ mod tests {
             assert_eq!(stripe.info.shard_len, 64);
             assert_eq!(stripe.info.plain_len, 0);
             assert!(!stripe.info.is_compressed());
+            // Sealed: a sealed table of one frame (8 + 5 bytes) and one empty sealed frame.
             assert_eq!(
                 stripe.info.payload_len as usize,
-                if encrypt { 40 } else { 0 }
+                if encrypt { 13 + 40 + 40 } else { 0 }
             );
             assert_eq!(
                 codec.decode(&ctx(), &stripe.info, &all(&stripe)).unwrap(),
@@ -1216,7 +1540,7 @@ mod tests {
         let plain = sample(1, 10_000, 4);
         let stripe = codec.encode(&ctx(), &plain).unwrap();
         assert!(stripe.info.is_compressed());
-        for plain_len in [9_999, 10_001, 0] {
+        for plain_len in [9_999, 10_001] {
             let info = StripeInfo {
                 plain_len,
                 ..stripe.info
@@ -1224,6 +1548,13 @@ mod tests {
             let err = codec.decode(&ctx(), &info, &all(&stripe)).unwrap_err();
             assert!(matches!(err, TransformError::Decompress(_)), "{err:?}");
         }
+        // No compressed frame fits an empty stripe: the record is refused as such.
+        let info = StripeInfo {
+            plain_len: 0,
+            ..stripe.info
+        };
+        let err = codec.decode(&ctx(), &info, &all(&stripe)).unwrap_err();
+        assert!(matches!(err, TransformError::Codec(_)), "{err:?}");
     }
 
     #[test]
@@ -1307,5 +1638,410 @@ mod tests {
             .to_string(),
             "shard 2 is 10 bytes, expected 64"
         );
+    }
+
+    /// The framed layout: every frame opens alone, and a frame anywhere but where it was
+    /// sealed, or read through another table, fails.
+    mod frames {
+        use super::*;
+        use crate::data::frame::{self as layout, FRAME_BYTES};
+
+        fn framed(compress: bool, encrypt: bool, frame_bytes: u32) -> StripeCodec {
+            codec(4, 2, compress, encrypt).with_frame_bytes(NonZeroU32::new(frame_bytes).unwrap())
+        }
+
+        fn payload(codec: &StripeCodec, e: &EncodedStripe) -> Vec<u8> {
+            let mut data: Vec<u8> = e.shards().take(codec.k()).flatten().copied().collect();
+            data.truncate(e.info.payload_len as usize);
+            data
+        }
+
+        /// The table and every frame of a stored payload, each frame opened on its own
+        /// from its stored bytes alone.
+        fn open_each(
+            codec: &StripeCodec,
+            ctx: &StripeContext,
+            info: &StripeInfo,
+            payload: &[u8],
+        ) -> Result<(FrameTable, Vec<Vec<u8>>), TransformError> {
+            let len = codec.frame_table_len(info)?.expect("framed");
+            let table = codec.frame_table(ctx, info, &payload[..len])?;
+            let mut frames = Vec::new();
+            for i in 0..table.count() {
+                let mut out = b"prefix".to_vec();
+                codec.open_frame(ctx, &table, i, &payload[table.stored_range(i)], &mut out)?;
+                frames.push(out.split_off(6));
+            }
+            Ok((table, frames))
+        }
+
+        /// Stores `payload` as a stripe whose record and shards agree with it (CRC,
+        /// lengths, parity): what someone who can rewrite shard files and records could
+        /// leave, so that only authentication stands in the way.
+        fn forge(
+            codec: &StripeCodec,
+            info: &StripeInfo,
+            payload: &[u8],
+        ) -> (StripeInfo, Vec<Vec<u8>>) {
+            let k = codec.k();
+            let shard_len = codec.shard_len_for(payload.len());
+            let mut data = payload.to_vec();
+            data.resize(k * shard_len, 0);
+            let pieces: Vec<&[u8]> = data.chunks_exact(shard_len).collect();
+            let mut shards: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
+            shards.extend(codec.erasure().encode(k, codec.m(), &pieces).unwrap());
+            let info = StripeInfo {
+                payload_len: payload.len() as u32,
+                shard_len: shard_len as u32,
+                payload_crc: crc32c::crc32c(payload),
+                ..*info
+            };
+            (info, shards)
+        }
+
+        fn decode_forged(
+            codec: &StripeCodec,
+            ctx: &StripeContext,
+            info: &StripeInfo,
+            payload: &[u8],
+        ) -> Result<Vec<u8>, TransformError> {
+            let (info, shards) = forge(codec, info, payload);
+            let views: Vec<Option<&[u8]>> = shards.iter().map(|s| Some(s.as_slice())).collect();
+            codec.decode(ctx, &info, &views)
+        }
+
+        #[test]
+        fn sizes_round_trip_and_every_frame_opens_alone() {
+            let f = FRAME_BYTES as usize;
+            for len in [0, 1, f - 1, f, f + 1, 3 * f + 17, 1 << 20] {
+                for (compress, encrypt) in [(true, false), (false, true), (true, true)] {
+                    let codec = framed(compress, encrypt, FRAME_BYTES);
+                    let plain = sample(1 + (len % 2) as u8, len, len as u64);
+                    let e = codec.encode(&ctx(), &plain).unwrap();
+                    let what = format!("{len} bytes, compress {compress}, encrypt {encrypt}");
+                    assert_eq!(
+                        codec.decode(&ctx(), &e.info, &all(&e)).unwrap(),
+                        plain,
+                        "{what}"
+                    );
+                    if !e.info.is_framed() {
+                        // Compression alone, and nothing shrank: stored plain.
+                        assert!(!encrypt && payload(&codec, &e) == plain, "{what}");
+                        continue;
+                    }
+                    let (table, frames) =
+                        open_each(&codec, &ctx(), &e.info, &payload(&codec, &e)).unwrap();
+                    assert_eq!(table.count(), len.div_ceil(f).max(1), "{what}");
+                    for (i, frame) in frames.iter().enumerate() {
+                        assert!(
+                            frame[..] == plain[table.plain_range(i)],
+                            "{what}: frame {i}"
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn frames_compress_each_on_its_own_and_raw_ones_stay_raw() {
+            let f = FRAME_BYTES as usize;
+            // Text, then noise, then text: the noise frames stay raw.
+            let mut plain = sample(1, 2 * f, 1);
+            plain.extend(sample(0, 2 * f, 2));
+            plain.extend(sample(1, f, 3));
+            let codec = framed(true, false, FRAME_BYTES);
+            let e = codec.encode(&ctx(), &plain).unwrap();
+            assert!(e.info.is_compressed() && !e.info.is_encrypted());
+            let (table, _) = open_each(&codec, &ctx(), &e.info, &payload(&codec, &e)).unwrap();
+            let compressed: Vec<bool> = (0..5).map(|i| table.is_compressed(i)).collect();
+            assert_eq!(compressed, [true, true, false, false, true]);
+            assert_eq!(table.stored_range(2).len(), f);
+            // A sealed volume's incompressible stripe: framed, no frame compressed, and
+            // its table follows from the record alone.
+            let codec = framed(true, true, FRAME_BYTES);
+            let noise = sample(0, 3 * f, 4);
+            let e = codec.encode(&ctx(), &noise).unwrap();
+            assert!(e.info.is_encrypted() && !e.info.is_compressed());
+            let implied = codec.implied_frame_table(&e.info).unwrap().unwrap();
+            let (read, _) = open_each(&codec, &ctx(), &e.info, &payload(&codec, &e)).unwrap();
+            assert_eq!(implied, read);
+            let e = codec.encode(&ctx(), &plain).unwrap();
+            assert_eq!(codec.implied_frame_table(&e.info).unwrap(), None);
+        }
+
+        #[test]
+        fn a_frame_moved_swapped_or_replayed_fails_authentication() {
+            let f = 1024usize;
+            let codec = framed(false, true, f as u32);
+            let plain = sample(0, 4 * f, 7);
+            let e = codec.encode(&ctx(), &plain).unwrap();
+            let good = payload(&codec, &e);
+            let (table, _) = open_each(&codec, &ctx(), &e.info, &good).unwrap();
+            let r = |i: usize| table.stored_range(i);
+            // Frame 1's bytes opened as frame 2 (same length: raw frames).
+            let err = codec
+                .open_frame(&ctx(), &table, 2, &good[r(1)], &mut Vec::new())
+                .unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // Swapped in the stored payload, with every checksum made to agree.
+            let mut swapped = good.clone();
+            swapped[r(1)].copy_from_slice(&good[r(2)]);
+            swapped[r(2)].copy_from_slice(&good[r(1)]);
+            let err = decode_forged(&codec, &ctx(), &e.info, &swapped).unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // One frame copied over another.
+            let mut copied = good.clone();
+            copied[r(3)].copy_from_slice(&good[r(0)]);
+            let err = decode_forged(&codec, &ctx(), &e.info, &copied).unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // A frame of the same chunk from another stripe (an older version of it),
+            // another file, another chunk, another volume.
+            let elsewhere = [
+                StripeContext {
+                    stripe: StripeId(98),
+                    ..ctx()
+                },
+                StripeContext {
+                    inode: InodeId(43),
+                    ..ctx()
+                },
+                StripeContext { chunk: 4, ..ctx() },
+                StripeContext {
+                    volume: VolumeId([8; 16]),
+                    ..ctx()
+                },
+            ];
+            for other_ctx in elsewhere {
+                let other = codec.encode(&other_ctx, &plain).unwrap();
+                let other_payload = payload(&codec, &other);
+                let mut mixed = good.clone();
+                mixed[r(1)].copy_from_slice(&other_payload[r(1)]);
+                let err = decode_forged(&codec, &ctx(), &e.info, &mixed).unwrap_err();
+                assert_eq!(err, TransformError::Authentication, "{other_ctx:?}");
+                let err = codec
+                    .open_frame(&ctx(), &table, 1, &other_payload[r(1)], &mut Vec::new())
+                    .unwrap_err();
+                assert_eq!(err, TransformError::Authentication, "{other_ctx:?}");
+            }
+        }
+
+        #[test]
+        fn a_stripe_cut_short_or_a_changed_table_fails_authentication() {
+            let f = 1024usize;
+            let codec = framed(true, true, f as u32);
+            // Compressible frames and one raw frame, so the table is not implied.
+            let mut plain = sample(1, 3 * f, 8);
+            plain.extend(sample(0, f, 9));
+            let e = codec.encode(&ctx(), &plain).unwrap();
+            let good = payload(&codec, &e);
+            let (table, _) = open_each(&codec, &ctx(), &e.info, &good).unwrap();
+            assert!(e.info.is_compressed());
+            let stored_table = table.stored_range(0).start;
+            assert_eq!(stored_table, layout::table_len(4) + Cipher::OVERHEAD);
+            // The table is sealed: its plain bytes appear nowhere in the payload.
+            let plain_table = table.to_bytes();
+            assert!(!good.windows(plain_table.len()).any(|w| w == plain_table));
+            // The last frame dropped: a well-formed table of the first three frames, the
+            // record saying 3 KiB. In plain bytes (no key at hand) it fails as a table;
+            // sealed with the key (a bug, say) each frame still fails, bound to 4 frames
+            // and the other table.
+            let short_shape = layout::FrameShape {
+                plain_len: 3 * f,
+                payload_len: table.stored_range(2).end - 5,
+                ..*table.shape()
+            };
+            let ends: Vec<u32> = (0..3)
+                .map(|i| (table.stored_range(i).end - 5) as u32)
+                .collect();
+            let flags: Vec<u8> = (0..3).map(|i| u8::from(table.is_compressed(i))).collect();
+            let short_table = FrameTable::new(short_shape, ends, flags).to_bytes();
+            let frames = &good[stored_table..table.stored_range(2).end];
+            let info = StripeInfo {
+                plain_len: 3 * f as u32,
+                ..e.info
+            };
+            let unsealed = [&short_table[..], &[0; Cipher::OVERHEAD], frames].concat();
+            let err = decode_forged(&codec, &ctx(), &info, &unsealed).unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            let cipher = codec.cipher.as_ref().unwrap();
+            let resealed = cipher.seal(&table_aad(&ctx(), 3), &short_table);
+            let err = decode_forged(&codec, &ctx(), &info, &[&resealed[..], frames].concat())
+                .unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // The same table of the same chunk's other version (another stripe id): the
+            // frames line up, the table does not authenticate here.
+            let other_ctx = StripeContext {
+                stripe: StripeId(98),
+                ..ctx()
+            };
+            let other = payload(&codec, &codec.encode(&other_ctx, &plain).unwrap());
+            let mut mixed = good.clone();
+            mixed[..stored_table].copy_from_slice(&other[..stored_table]);
+            let err = decode_forged(&codec, &ctx(), &e.info, &mixed).unwrap_err();
+            assert_eq!(err, TransformError::Authentication);
+            // Any bit of the stored table flipped, checksums made to agree: an error.
+            for at in 0..stored_table {
+                for bit in 0..8 {
+                    let mut bad = good.clone();
+                    bad[at] ^= 1 << bit;
+                    let result = decode_forged(&codec, &ctx(), &e.info, &bad);
+                    assert_eq!(
+                        result.map(|p| p.len()),
+                        Err(TransformError::Authentication),
+                        "table byte {at} bit {bit}"
+                    );
+                }
+            }
+            // Without sealing (compression only) only the payload CRC guards the table;
+            // past it, a table that breaks the layout's rules is refused as such, and one
+            // that moves a compressed frame's bounds does not decompress.
+            let packing = framed(true, false, f as u32);
+            let e = packing.encode(&ctx(), &plain).unwrap();
+            let good = payload(&packing, &e);
+            // Count, frame size, the last end, frame 3 (raw) said to be compressed;
+            // frame 0's end moved.
+            for (at, bit, broken) in [
+                (0, 0, true),
+                (4, 0, true),
+                (20, 2, true),
+                (27, 0, true),
+                (8, 2, false),
+            ] {
+                let mut bad = good.clone();
+                bad[at] ^= 1 << bit;
+                let err = decode_forged(&packing, &ctx(), &e.info, &bad).unwrap_err();
+                assert_eq!(
+                    matches!(err, TransformError::FrameTable(_)),
+                    broken,
+                    "byte {at} bit {bit}: {err:?}"
+                );
+                assert!(
+                    broken || matches!(err, TransformError::Decompress(_)),
+                    "{err:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn open_frame_refuses_bytes_of_the_wrong_length_or_index() {
+            let sealing = framed(false, true, 1024);
+            let e = sealing.encode(&ctx(), &sample(0, 3000, 1)).unwrap();
+            let good = payload(&sealing, &e);
+            let (table, _) = open_each(&sealing, &ctx(), &e.info, &good).unwrap();
+            let r = table.stored_range(0);
+            let mut out = Vec::new();
+            for (index, bytes) in [(0, &good[r.start..r.end - 1]), (3, &good[r.clone()])] {
+                let err = sealing
+                    .open_frame(&ctx(), &table, index, bytes, &mut out)
+                    .unwrap_err();
+                assert!(matches!(err, TransformError::Codec(_)), "{err:?}");
+            }
+            assert!(out.is_empty());
+            // A plain stripe has no table.
+            let plain = codec(4, 2, false, false);
+            let e = plain.encode(&ctx(), b"abc").unwrap();
+            assert_eq!(plain.frame_table_len(&e.info).unwrap(), None);
+            assert!(plain.frame_table(&ctx(), &e.info, &[]).is_err());
+            // The keyless codec cannot open sealed frames.
+            let keyless = framed(false, false, 1024);
+            let err = keyless
+                .open_frame(&ctx(), &table, 0, &good[r], &mut out)
+                .unwrap_err();
+            assert_eq!(err, TransformError::KeyRequired);
+        }
+
+        #[test]
+        fn scrub_authentication_checks_every_frame() {
+            let f = 1024usize;
+            let codec = framed(true, true, f as u32);
+            let plain = sample(0, 5 * f, 3);
+            let e = codec.encode(&ctx(), &plain).unwrap();
+            let good = payload(&codec, &e);
+            let (table, _) = open_each(&codec, &ctx(), &e.info, &good).unwrap();
+            for i in 0..table.count() {
+                // The last byte of frame i's tag flipped, checksums made to agree.
+                let mut bad = good.clone();
+                bad[table.stored_range(i).end - 1] ^= 1;
+                let (info, shards) = forge(&codec, &e.info, &bad);
+                let data: Vec<&[u8]> = shards[..4].iter().map(Vec::as_slice).collect();
+                assert_eq!(
+                    codec.authenticate(&ctx(), &info, &data),
+                    Err(TransformError::Authentication),
+                    "frame {i}"
+                );
+            }
+        }
+
+        fn frame_sizes() -> impl Strategy<Value = u32> {
+            prop::sample::select(vec![64u32, 1000, 4096, FRAME_BYTES])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(32))]
+
+            #[test]
+            fn any_frame_size_round_trips_frame_by_frame(
+                frame_bytes in frame_sizes(),
+                compress in any::<bool>(),
+                encrypt in any::<bool>(),
+                plain in data(),
+            ) {
+                let codec = framed(compress, encrypt, frame_bytes);
+                let e = codec.encode(&ctx(), &plain).unwrap();
+                prop_assert_eq!(codec.decode(&ctx(), &e.info, &all(&e)).unwrap(), &plain[..]);
+                prop_assert_eq!(e.info.is_framed(), encrypt || e.info.is_compressed());
+                if e.info.is_framed() {
+                    let (table, frames) = open_each(&codec, &ctx(), &e.info, &payload(&codec, &e)).unwrap();
+                    prop_assert_eq!(frames.concat(), plain);
+                    prop_assert_eq!(table.covering(0..usize::MAX).len(), if frames.concat().is_empty() { 0 } else { table.count() });
+                }
+            }
+
+            #[test]
+            fn a_flipped_bit_in_a_sealed_payload_is_an_error_even_with_its_checksums(
+                frame_bytes in frame_sizes(),
+                compress in any::<bool>(),
+                plain in data(),
+                at in any::<prop::sample::Index>(),
+                bit in 0u8..8,
+            ) {
+                let codec = framed(compress, true, frame_bytes);
+                let e = codec.encode(&ctx(), &plain).unwrap();
+                let mut bad = payload(&codec, &e);
+                let pos = at.index(bad.len());
+                bad[pos] ^= 1 << bit;
+                let result = decode_forged(&codec, &ctx(), &e.info, &bad);
+                prop_assert!(
+                    matches!(result, Err(TransformError::Authentication | TransformError::FrameTable(_))),
+                    "byte {} of {}: {:?}", pos, bad.len(), result.map(|p| p.len())
+                );
+            }
+
+            #[test]
+            fn any_table_bytes_and_frame_bytes_are_an_answer_never_a_panic(
+                frame_bytes in frame_sizes(),
+                compress in any::<bool>(),
+                encrypt in any::<bool>(),
+                plain in data(),
+                noise in prop::collection::vec(any::<u8>(), 0..4096),
+            ) {
+                let codec = framed(compress, encrypt, frame_bytes);
+                let e = codec.encode(&ctx(), &plain).unwrap();
+                if let Some(len) = codec.frame_table_len(&e.info).unwrap() {
+                    let mut bytes = noise.clone();
+                    bytes.resize(len, 0);
+                    let _ = codec.frame_table(&ctx(), &e.info, &bytes);
+                    let good = payload(&codec, &e);
+                    let table = codec.frame_table(&ctx(), &e.info, &good[..len]).unwrap();
+                    let range = table.stored_range(0);
+                    let mut stored = noise;
+                    stored.resize(range.len(), 0xa5);
+                    let mut out = Vec::new();
+                    if codec.open_frame(&ctx(), &table, 0, &stored, &mut out).is_err() {
+                        prop_assert!(out.is_empty());
+                    }
+                }
+            }
+        }
     }
 }

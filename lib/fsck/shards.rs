@@ -560,6 +560,7 @@ impl<'a> ShardCheck<'a> {
                 volume: self.volume,
                 inode: ino,
                 chunk,
+                stripe: sref.id,
             };
             let all: Vec<Option<&[u8]>> = expected.iter().map(|s| Some(s.as_slice())).collect();
             report.stats.stripes_authenticated += 1;

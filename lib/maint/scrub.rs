@@ -414,6 +414,7 @@ fn verify_stripe(
                 volume: vol.id(),
                 inode: at.ino,
                 chunk: at.chunk,
+                stripe: at.stripe.id,
             };
             let data: Vec<&[u8]> = expected[..k].iter().map(Vec::as_slice).collect();
             match codec.authenticate(&ctx, &at.stripe.info, &data) {

@@ -195,6 +195,11 @@ fn mount_metrics(
             s.degraded_reads,
         ),
         (
+            "argosfs_frames_decoded_total",
+            "Frames of compressed or encrypted stripes opened by small reads since mount",
+            s.frames_decoded,
+        ),
+        (
             "argosfs_degraded_writes_total",
             "Stripes written with shards missing since mount",
             s.degraded_writes,

@@ -230,6 +230,7 @@ impl Volume {
             (end, state.chunks_in(ino, first, last))
         };
         let out = &mut dest[..(end - offset) as usize];
+        let is_sequential = file.next_read_at.swap(end, Ordering::Relaxed) == offset;
         for index in offset / stripe..=(end - 1) / stripe {
             let chunk_start = index * stripe;
             let lo = offset.max(chunk_start);
@@ -251,10 +252,21 @@ impl Volume {
             let wanted = dest.len().min(valid.saturating_sub(from));
             if let Chunk::Stripe(stripe) = &chunk
                 && wanted > 0
-                && self.read_stripe_direct(stripe, from, &mut dest[..wanted])
             {
-                dest[wanted..].fill(0);
-                continue;
+                // A compressed or encrypted stripe is read by frames only for a small
+                // read off a sequential scan: a scan, and a read of half the stripe or
+                // more, decode the whole stripe once into the cache for the reads after.
+                let is_done = if !stripe.info.is_framed() {
+                    self.read_stripe_direct(stripe, from, &mut dest[..wanted])
+                } else if !is_sequential && wanted * 2 < stripe.info.plain_len as usize {
+                    self.read_stripe_frames(ino, index, stripe, from, &mut dest[..wanted])
+                } else {
+                    false
+                };
+                if is_done {
+                    dest[wanted..].fill(0);
+                    continue;
+                }
             }
             if wanted == 0 {
                 dest.fill(0); // past the chunk's data

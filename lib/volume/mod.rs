@@ -161,6 +161,9 @@ pub struct Stats {
     pub degraded_writes: AtomicU64,
     /// Shard writes that failed with an I/O error (the disk then takes no new shards).
     pub shard_write_failures: AtomicU64,
+    /// Frames opened by small reads of compressed or encrypted stripes (which read and
+    /// decode only the frames they cover; whole-stripe decodes count in `stripes_read`).
+    pub frames_decoded: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -180,6 +183,8 @@ pub struct StatsSnapshot {
     pub degraded_writes: u64,
     /// Failed shard writes.
     pub shard_write_failures: u64,
+    /// Frames opened by small reads.
+    pub frames_decoded: u64,
     /// Stripe reads the RAM cache answered.
     pub cache_hits: u64,
     /// Stripe reads it did not.
@@ -324,6 +329,9 @@ struct FileState {
     landing: Mutex<BTreeMap<u64, write_behind::Landing>>,
     /// Signalled whenever a chunk of `landing` lands or fails.
     landed: Condvar,
+    /// Where the last read of the file ended: a read starting there is taken as part of
+    /// a sequential scan, which decodes whole stripes into the cache rather than frames.
+    next_read_at: AtomicU64,
 }
 
 #[derive(Default)]
@@ -349,6 +357,9 @@ pub struct Volume {
     /// Serializes rewrites of the superblock by this process (disk state changes).
     superblock_lock: Mutex<()>,
     cache: StripeCache,
+    /// Frame tables of compressed or encrypted stripes, for small reads
+    /// (`stripe_io::FRAME_TABLE_CACHE_BYTES`).
+    tables: StripeCache<crate::data::FrameTable>,
     /// Threads that read or write the shards of one stripe at once.
     shard_io: io_pool::IoPool,
     dirty_bytes: AtomicU64,
@@ -513,6 +524,7 @@ impl Volume {
             commit_lock: Mutex::new(()),
             superblock_lock: Mutex::new(()),
             cache: StripeCache::new(options.cache_bytes.unwrap_or(64 << 20)),
+            tables: StripeCache::new(stripe_io::FRAME_TABLE_CACHE_BYTES),
             shard_io: shard_io_pool().map_err(|e| Error::io(root, e))?,
             dirty_bytes: AtomicU64::new(0),
             dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
@@ -619,6 +631,7 @@ impl Volume {
             commits: s.commits.load(Ordering::Relaxed),
             degraded_writes: s.degraded_writes.load(Ordering::Relaxed),
             shard_write_failures: s.shard_write_failures.load(Ordering::Relaxed),
+            frames_decoded: s.frames_decoded.load(Ordering::Relaxed),
             cache_hits: self.cache.hits_and_misses().0,
             cache_misses: self.cache.hits_and_misses().1,
         }

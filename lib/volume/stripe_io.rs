@@ -1,10 +1,11 @@
 //! Stripe I/O beneath file contents: placement and shard writes with rollback, direct
-//! reads from data shards, degraded reads that rebuild from parity, and decoding a
-//! stored chunk back to its plaintext.
+//! reads from data shards (of plain stripes, and of the frames of compressed or encrypted
+//! ones), degraded reads that rebuild from parity, and decoding a stored chunk back to
+//! its plaintext.
 
 use super::{DiskSet, DiskSlot, Volume};
-use crate::cache::Plain;
-use crate::data::{StripeContext, TransformError};
+use crate::cache::{Plain, Weigh};
+use crate::data::{FrameTable, StripeContext, TransformError};
 use crate::error::{Error, Result};
 use crate::meta::{Chunk, StripeRef};
 use crate::placement::{self, Candidate, Request};
@@ -13,6 +14,18 @@ use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// Bytes of frame tables a volume keeps (`Volume::tables`): a table of a 1 MiB stripe in
+/// 16 KiB frames weighs about 400 bytes, so this holds those of some 2,500 stripes
+/// (2.5 GiB of file data) for small reads. Tables of freed stripes are not looked for:
+/// their ids are never reused, and they age out.
+pub(super) const FRAME_TABLE_CACHE_BYTES: usize = 1 << 20;
+
+impl Weigh for FrameTable {
+    fn weight_bytes(&self) -> usize {
+        FrameTable::weight_bytes(self)
+    }
+}
 
 impl Volume {
     /// Encodes `plain` and writes its shards to disks chosen by placement. Space is
@@ -34,6 +47,7 @@ impl Volume {
             volume: self.sb.volume,
             inode: ino,
             chunk: index,
+            stripe: id,
         };
         let encoded = self.codec.encode(&ctx, plain).map_err(|e| {
             tracing::error!(stripe = %id, error = %e, "stripe encoding failed");
@@ -265,23 +279,118 @@ impl Volume {
         from: usize,
         dest: &mut [u8],
     ) -> bool {
+        if stripe.info.flags != 0 || from + dest.len() > stripe.info.payload_len as usize {
+            return false;
+        }
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return copy_cached(&plain, from, dest);
+        }
+        self.read_payload(stripe, from, dest)
+    }
+
+    /// Reads `dest.len()` plain bytes at `from` of a compressed or encrypted stripe by
+    /// opening only the frames that hold them: the frame table (cached by stripe id, or
+    /// implied by the record when no frame is compressed), then those frames' bytes from
+    /// the one or two data shards holding them, verified by their block CRCs, then the
+    /// frames, authenticated when sealed. The same contract as
+    /// [`Volume::read_stripe_direct`]: `false` when a shard cannot serve its part or a
+    /// frame does not open, and the caller reads the whole stripe.
+    pub(super) fn read_stripe_frames(
+        &self,
+        ino: InodeId,
+        index: u64,
+        stripe: &StripeRef,
+        from: usize,
+        dest: &mut [u8],
+    ) -> bool {
+        if !stripe.info.is_framed() || from + dest.len() > stripe.info.plain_len as usize {
+            return false;
+        }
+        if let Some(plain) = self.cache.get(stripe.id) {
+            return copy_cached(&plain, from, dest);
+        }
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+            stripe: stripe.id,
+        };
+        let Some(table) = self.frame_table(&ctx, stripe) else {
+            return false;
+        };
+        let frames = table.covering(from..from + dest.len());
+        if frames.is_empty() {
+            return false;
+        }
+        let span = table.stored_span(frames.clone());
+        let mut stored = vec![0u8; span.len()];
+        if !self.read_payload(stripe, span.start, &mut stored) {
+            return false;
+        }
+        let plain_start = table.plain_range(frames.start).start;
+        let mut plain = Vec::with_capacity(table.plain_range(frames.end - 1).end - plain_start);
+        for frame in frames.clone() {
+            let range = table.stored_range(frame);
+            let bytes = &stored[range.start - span.start..range.end - span.start];
+            if let Err(e) = self
+                .codec
+                .open_frame(&ctx, &table, frame, bytes, &mut plain)
+            {
+                tracing::debug!(stripe = %stripe.id, inode = %ino, frame, error = %e, "frame did not open; reading the whole stripe");
+                return false;
+            }
+        }
+        self.stats
+            .frames_decoded
+            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        dest.copy_from_slice(&plain[from - plain_start..][..dest.len()]);
+        true
+    }
+
+    /// The frame table of a framed stripe: cached, implied by the record when no frame
+    /// is compressed, or read from the head of the payload (verified by its block CRCs,
+    /// and authenticated when sealed); `None` when it cannot be read or fails its checks.
+    fn frame_table(&self, ctx: &StripeContext, stripe: &StripeRef) -> Option<Arc<FrameTable>> {
+        if let Some(table) = self.tables.get(stripe.id) {
+            return Some(table);
+        }
+        let found = match self.codec.implied_frame_table(&stripe.info) {
+            Ok(Some(table)) => Ok(table),
+            Ok(None) => {
+                let len = self.codec.frame_table_len(&stripe.info).ok()??;
+                let mut bytes = vec![0u8; len];
+                if !self.read_payload(stripe, 0, &mut bytes) {
+                    return None;
+                }
+                self.codec.frame_table(ctx, &stripe.info, &bytes)
+            }
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(table) => {
+                let table = Arc::new(table);
+                self.tables.insert(stripe.id, table.clone());
+                Some(table)
+            }
+            Err(e) => {
+                tracing::debug!(stripe = %stripe.id, error = %e, "no usable frame table; reading the whole stripe");
+                None
+            }
+        }
+    }
+
+    /// Reads payload bytes `from..from + dest.len()` of `stripe` from its data shards into
+    /// `dest`, each shard's part verified by its block CRCs, several shards at once;
+    /// `false` when a part cannot be read (a shard on a disk out of reach, missing or
+    /// failing its check).
+    fn read_payload(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
         let shard_len = stripe.info.shard_len as usize;
         let k = self.codec.k();
-        if stripe.info.flags != 0
-            || shard_len == 0
+        if shard_len == 0
             || from + dest.len() > stripe.info.payload_len as usize
             || from + dest.len() > k * shard_len
         {
             return false;
-        }
-        if let Some(plain) = self.cache.get(stripe.id) {
-            return match plain.get(from..from + dest.len()) {
-                Some(bytes) => {
-                    dest.copy_from_slice(bytes);
-                    true
-                }
-                None => false,
-            };
         }
         // The parts of the range, one per data shard: (shard, start in shard, bytes).
         let mut parts = Vec::with_capacity(k);
@@ -432,8 +541,9 @@ impl Volume {
             dest,
         ) {
             Ok(()) => {
-                let head = shard::payload_offset(shard_len);
-                slot.stats.note_read((head + dest.len()) as u64, started);
+                // A range read fetches the blocks it covers and their CRCs, no head.
+                let crcs = 4 * (dest.len().div_ceil(shard::BLOCK_PAYLOAD) + 1);
+                slot.stats.note_read((dest.len() + crcs) as u64, started);
                 true
             }
             Err(e) => {
@@ -590,6 +700,7 @@ impl Volume {
             volume: self.sb.volume,
             inode: ino,
             chunk: index,
+            stripe: stripe.id,
         };
         let plain = self
             .codec
@@ -607,6 +718,18 @@ impl Volume {
     fn stripe_failed(&self, stripe: &StripeRef, ino: InodeId, e: TransformError) -> Error {
         self.records.note_stripe_failure(&e);
         stripe_error(stripe, ino, e)
+    }
+}
+
+/// Copies `dest.len()` bytes at `from` of a cached stripe's plaintext; false when it is
+/// shorter than that.
+fn copy_cached(plain: &[u8], from: usize, dest: &mut [u8]) -> bool {
+    match plain.get(from..from + dest.len()) {
+        Some(bytes) => {
+            dest.copy_from_slice(bytes);
+            true
+        }
+        None => false,
     }
 }
 
