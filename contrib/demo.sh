@@ -14,7 +14,7 @@ if grep -q " $MNT fuse" /proc/mounts; then
   sleep 0.5
 fi
 # A demo volume left by an older build (another on-disk format) is made again.
-if [ -f "$DEMO/root/superblock.json" ] && ! grep -q '"format_version": 2' "$DEMO/root/superblock.json"; then
+if [ -f "$DEMO/root/superblock.json" ] && ! grep -q '"format_version": 3' "$DEMO/root/superblock.json"; then
   echo "The demo volume in $DEMO is of an older format; making it again."
   rm -rf "$DEMO/root" "$DEMO"/disk[0-5]
 fi
