@@ -35,7 +35,7 @@ pub fn check(root: &Path, disks: &[DiskHandle], options: &Options, report: &mut 
     conclude(root_object, &audit, options.repair, report);
     for handle in disks.iter().filter(|h| h.disk.is_some()) {
         let mut audit = new_audit();
-        DirDisk::audit(&handle.path, true, &mut audit);
+        DirDisk::audit(&handle.path, &mut audit);
         audit.tree(&handle.path.join(QUARANTINE_DIR));
         let object = format!("disk {} ({})", handle.config.id, handle.path.display());
         conclude(object, &audit, options.repair, report);

@@ -372,7 +372,7 @@ impl DirDisk {
                             segment: number,
                             offset,
                             len: object_len,
-                            written: crate::types::unix_now() as u32,
+                            written: written_now(),
                         };
                         map.insert(key, at);
                         offset += at.span();
@@ -425,9 +425,9 @@ impl DirDisk {
     }
 
     /// Puts the objects of the disk directory at `path` that must be private into
-    /// `audit`: the directory, its label, `store/` and what it holds (a few files, so the
-    /// cheap and the deep audit are the same here).
-    pub fn audit(path: &Path, _is_deep: bool, audit: &mut Audit) {
+    /// `audit`: the directory, its label, `store/` and what it holds (a few files: the
+    /// open's cheap audit and fsck's look at the same).
+    pub fn audit(path: &Path, audit: &mut Audit) {
         audit.configured_dir(path);
         audit.object(&path.join(LABEL_FILE));
         audit.tree(&path.join(STORE_DIR));
@@ -461,15 +461,14 @@ impl DirDisk {
     /// Fails when the store directory is no longer the one opened (removed with its
     /// disk directory, or replaced).
     fn check_store(&self) -> io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let now = fs::metadata(&self.store)?;
-        if (now.dev(), now.ino()) != self.store_id {
-            return Err(io::Error::other(format!(
-                "{} is another directory than the one opened",
-                self.store.display()
-            )));
-        }
-        Ok(())
+        check_same_dir(&self.store, self.store_id)
+    }
+
+    /// The index log, opened for writing at the offsets the store chooses.
+    fn open_log(&self) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .open(self.store.join(LOG_FILE))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -545,9 +544,7 @@ impl DirDisk {
                     // The first write of this open: room for the log's entries before
                     // the segments can fill the disk.
                     if !state.log.needs_reset
-                        && let Ok(log) = OpenOptions::new()
-                            .write(true)
-                            .open(self.store.join(LOG_FILE))
+                        && let Ok(log) = self.open_log()
                     {
                         let end = state.log.len;
                         state.log.keep_room(&log, end);
@@ -575,9 +572,7 @@ impl DirDisk {
                 format!("a shard object of {len} bytes"),
             )
         })?;
-        let written = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let written = written_now();
         let span = index::span_of(u64::from(len));
         let (segment, offset, file) = self.reserve(span, index::alignment_of(u64::from(len)))?;
         let at = Location {
@@ -619,7 +614,7 @@ impl DirDisk {
             state.staged_frees.extend(freed);
             return Ok(());
         }
-        let file = OpenOptions::new().write(true).open(&log_path)?;
+        let file = self.open_log()?;
         if state.log.needs_cut {
             file.set_len(state.log.len)?;
             state.log.needs_cut = false;
@@ -825,7 +820,7 @@ impl DirDisk {
                 }
             }
         }
-        let file = OpenOptions::new().write(true).open(&log_path)?;
+        let file = self.open_log()?;
         let mark = Entry::Synced.encode();
         if let Err(e) = file.write_all_at(&mark, state.log.len) {
             state.log.needs_cut = true;
@@ -1046,14 +1041,7 @@ impl Disk for DirDisk {
     fn check_present(&self) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         let open = self.dir.metadata()?;
-        let now = fs::metadata(&self.root)?;
-        if (open.dev(), open.ino()) != (now.dev(), now.ino()) {
-            return Err(io::Error::other(format!(
-                "{} is another directory than the one opened",
-                self.root.display()
-            )));
-        }
-        Ok(())
+        check_same_dir(&self.root, (open.dev(), open.ino()))
     }
 
     fn space(&self) -> io::Result<DiskSpace> {
@@ -1093,6 +1081,25 @@ fn coalesce(mut frees: Vec<Location>) -> Vec<(u32, u64, u64)> {
         }
     }
     ranges
+}
+
+/// Now, as an index entry's write time (seconds since the epoch, saturating).
+fn written_now() -> u32 {
+    u32::try_from(crate::types::unix_now()).unwrap_or(u32::MAX)
+}
+
+/// Fails when `path` is no longer the directory `opened` (device, inode) names: removed
+/// (its drive gone, say) or replaced.
+fn check_same_dir(path: &Path, opened: (u64, u64)) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let now = fs::metadata(path)?;
+    if (now.dev(), now.ino()) != opened {
+        return Err(io::Error::other(format!(
+            "{} is another directory than the one opened",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn segment_name(number: u32) -> String {
@@ -1570,11 +1577,11 @@ mod tests {
             assert_eq!(mode_of(file), 0o600, "{}", file.display());
         }
         let mut audit = Audit::new(10);
-        DirDisk::audit(&root, false, &mut audit);
+        DirDisk::audit(&root, &mut audit);
         assert!(audit.is_clean(), "{audit:?}");
         fs::set_permissions(&files[2], fs::Permissions::from_mode(0o644)).unwrap();
         let mut audit = Audit::new(10);
-        DirDisk::audit(&root, false, &mut audit);
+        DirDisk::audit(&root, &mut audit);
         assert_eq!(audit.loose.len(), 1, "{audit:?}");
     }
 

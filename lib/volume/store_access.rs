@@ -42,7 +42,7 @@ pub(super) fn audit_on_open(
     let mut audit = Audit::new(KEEP_PATHS);
     audit_root(root, false, &mut audit);
     for dir in disk_dirs {
-        DirDisk::audit(&dir, false, &mut audit);
+        DirDisk::audit(&dir, &mut audit);
     }
     for failure in &audit.failures {
         // Only a check: whatever stops it here, fsck meets and reports.
