@@ -240,6 +240,27 @@ impl Error {
         }
     }
 
+    /// The same error again, for a second caller it fails (one failed stripe write of
+    /// many files' data): its kind and errno kept, I/O details as text.
+    pub fn share(&self) -> Error {
+        match self {
+            Error::NoSpace(why) => Error::NoSpace(why.clone()),
+            Error::ReadOnly(reason) => Error::ReadOnly(*reason),
+            Error::TooFewDisks { need, have, why } => Error::TooFewDisks {
+                need: *need,
+                have: *have,
+                why: why.clone(),
+            },
+            other => Error::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::new(
+                    std::io::Error::from_raw_os_error(other.errno()).kind(),
+                    other.to_string(),
+                ),
+            },
+        }
+    }
+
     /// True when the error means the disks are full.
     pub fn is_no_space(&self) -> bool {
         self.errno() == libc::ENOSPC

@@ -197,11 +197,17 @@ fn table(tv: &TestVolume) -> argosfs::meta::Table {
     store.table().clone()
 }
 
+/// The stripes holding a file's data (for a packed small file, its pack chunk's).
 fn stripes(tv: &TestVolume, ino: InodeId) -> Vec<StripeRef> {
-    table(tv).chunks[&ino]
+    let table = table(tv);
+    table.chunks[&ino]
         .values()
         .filter_map(|c| match c {
             Chunk::Stripe(s) => Some(s.clone()),
+            Chunk::Packed(p) => match table.chunks[&p.pack].get(&p.index) {
+                Some(Chunk::Stripe(s)) => Some(s.clone()),
+                _ => None,
+            },
             Chunk::Inline(_) => None,
         })
         .collect()

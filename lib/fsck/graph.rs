@@ -9,7 +9,7 @@
 
 use super::paths::{self, entry_path};
 use super::report::{Finding, Kind};
-use crate::meta::{Chunk, FileKind, Inode, Op, StripeRef, Table, Timestamp};
+use crate::meta::{Chunk, FileKind, Inode, Op, PackedRef, StripeRef, Table, Timestamp};
 use crate::types::InodeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -63,6 +63,7 @@ fn kind_name(kind: FileKind) -> &'static str {
         FileKind::BlockDevice => "block device",
         FileKind::Fifo => "fifo",
         FileKind::Socket => "socket",
+        FileKind::Pack => "pack file",
     }
 }
 
@@ -75,7 +76,7 @@ fn stripes_of(table: &Table, ino: InodeId) -> Vec<StripeRef> {
                 .values()
                 .filter_map(|c| match c {
                     Chunk::Stripe(s) => Some(s.clone()),
-                    Chunk::Inline(_) => None,
+                    Chunk::Inline(_) | Chunk::Packed(_) => None,
                 })
                 .collect()
         })
@@ -102,6 +103,7 @@ pub fn plan(table: &Table, stripe_bytes: u32) -> Plan {
     sim.unreachable();
     sim.parents();
     sim.nlinks();
+    sim.packs();
     sim.allocation();
     Plan {
         issues: sim.issues,
@@ -215,7 +217,7 @@ impl Sim<'_> {
                         Vec::new(),
                     );
                 }
-                Some(FileKind::Regular) => {}
+                Some(FileKind::Regular | FileKind::Pack) => {}
                 Some(kind) => {
                     let frees = stripes_of(&self.table, ino);
                     let count = self.table.chunks[&ino].len();
@@ -499,6 +501,14 @@ impl Sim<'_> {
     fn unreachable(&mut self) {
         let mut reached = BTreeSet::new();
         self.reached(InodeId::ROOT, &mut reached);
+        // Pack files are in no directory: the volume holds them.
+        reached.extend(
+            self.table
+                .inodes
+                .iter()
+                .filter(|(_, i)| i.kind == FileKind::Pack)
+                .map(|(ino, _)| *ino),
+        );
         loop {
             let lost: BTreeSet<InodeId> = self
                 .table
@@ -655,6 +665,8 @@ impl Sim<'_> {
             let inode = &self.table.inodes[&ino];
             let counted = if inode.kind == FileKind::Directory {
                 2 + subdirs.get(&ino).copied().unwrap_or(0)
+            } else if inode.kind == FileKind::Pack {
+                1 // the volume's own link
             } else {
                 counts.get(&ino).copied().unwrap_or(0)
             };
@@ -672,6 +684,53 @@ impl Sim<'_> {
                 ),
                 vec![Op::PutInode { ino, inode: fixed }],
                 Vec::new(),
+            );
+        }
+    }
+
+    /// Packed small files must point inside a pack chunk, and every pack chunk must hold
+    /// some file's contents (one that holds none is dropped and its stripe freed).
+    fn packs(&mut self) {
+        let mut bad: Vec<(InodeId, u64, PackedRef)> = Vec::new();
+        for (ino, chunks) in &self.table.chunks {
+            for (index, chunk) in chunks {
+                let Chunk::Packed(p) = chunk else { continue };
+                let holder = self.table.chunks.get(&p.pack).and_then(|c| c.get(&p.index));
+                let fits = self.table.is_pack(p.pack)
+                    && holder.is_some_and(|h| {
+                        matches!(h, Chunk::Stripe(_))
+                            && u64::from(p.offset) + u64::from(p.len) <= h.valid_len()
+                    });
+                if !fits {
+                    bad.push((*ino, *index, *p));
+                }
+            }
+        }
+        bad.sort_by_key(|(ino, index, _)| (*ino, *index));
+        for (ino, index, p) in bad {
+            self.report(Finding::unrepairable(
+                Kind::BadPackedRef,
+                self.describe(ino),
+                format!(
+                    "chunk {index}: its {} bytes at {} of chunk {} of pack file {} are not there: those bytes are lost",
+                    p.len, p.offset, p.index, p.pack
+                ),
+            ));
+        }
+        let unused: Vec<(InodeId, u64)> = self.table.packs.dead().iter().copied().collect();
+        for (pack, index) in unused {
+            let frees = match self.table.chunks.get(&pack).and_then(|c| c.get(&index)) {
+                Some(Chunk::Stripe(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            self.fix(
+                Finding::error(
+                    Kind::UnusedPackChunk,
+                    format!("pack file {pack}"),
+                    format!("chunk {index} holds no file's contents: dropped, its stripe freed"),
+                ),
+                vec![Op::DropChunk { ino: pack, index }],
+                frees,
             );
         }
     }

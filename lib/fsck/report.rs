@@ -84,6 +84,11 @@ pub enum Kind {
     ForeignObject,
     /// An unreferenced object in the shard tree that does not verify.
     UnreadableObject,
+    /// A small file's packed contents point outside every pack chunk: its data is lost.
+    BadPackedRef,
+    /// A chunk of the pack file no small file points into any more: `--repair` drops it
+    /// and frees its stripe (a mount does so at its next commit).
+    UnusedPackChunk,
     /// Objects of the backing store (ROOT, metadata, disk directories, shards) that group
     /// or other may access: other local users could read file contents and metadata
     /// around the mount's permissions.

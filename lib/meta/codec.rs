@@ -163,6 +163,7 @@ impl MetaCodec {
             )
         })?;
         table.txid = txid;
+        table.rebuild_packs();
         Ok(table)
     }
 

@@ -1,7 +1,7 @@
 //! Inode records: attributes, xattrs, symlink targets, and file chunk references.
 
 use crate::data::StripeInfo;
-use crate::types::{DiskId, StripeId};
+use crate::types::{DiskId, InodeId, StripeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +23,10 @@ pub enum FileKind {
     Fifo,
     /// A Unix socket.
     Socket,
+    /// The volume's own file of packed small-file contents ([`PackedRef`]): in no
+    /// directory, never shown to users; each of its chunks is a stripe holding the
+    /// contents of many small files.
+    Pack,
 }
 
 impl FileKind {
@@ -50,6 +54,7 @@ impl FileKind {
             FileKind::BlockDevice => libc::S_IFBLK,
             FileKind::Fifo => libc::S_IFIFO,
             FileKind::Socket => libc::S_IFSOCK,
+            FileKind::Pack => libc::S_IFREG,
         }
     }
 
@@ -63,6 +68,7 @@ impl FileKind {
             FileKind::BlockDevice => libc::DT_BLK,
             FileKind::Fifo => libc::DT_FIFO,
             FileKind::Socket => libc::DT_SOCK,
+            FileKind::Pack => libc::DT_REG,
         }
     }
 }
@@ -182,6 +188,29 @@ pub enum Chunk {
     Inline(Vec<u8>),
     /// An erasure-coded stripe on the disks.
     Stripe(StripeRef),
+    /// The contents of a small file, packed with others' into a chunk of a pack file.
+    Packed(PackedRef),
+}
+
+/// Where a packed small file's bytes are: `len` bytes at `offset` of chunk `index` of the
+/// pack file `pack` (a [`FileKind::Pack`] inode whose chunk is a stripe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PackedRef {
+    /// The pack file.
+    pub pack: InodeId,
+    /// Its chunk holding the bytes.
+    pub index: u64,
+    /// Where the file's bytes start in that chunk.
+    pub offset: u32,
+    /// How many bytes are the file's.
+    pub len: u32,
+}
+
+impl PackedRef {
+    /// The pack chunk this points into.
+    pub fn chunk(&self) -> (InodeId, u64) {
+        (self.pack, self.index)
+    }
 }
 
 impl Chunk {
@@ -190,6 +219,7 @@ impl Chunk {
         match self {
             Chunk::Inline(bytes) => bytes.len() as u64,
             Chunk::Stripe(s) => u64::from(s.valid_len),
+            Chunk::Packed(p) => u64::from(p.len),
         }
     }
 }

@@ -15,11 +15,13 @@
 pub mod codec;
 pub mod inode;
 pub mod journal;
+pub mod packs;
 pub mod snapshot;
 pub mod table;
 
 pub use codec::MetaCodec;
-pub use inode::{BlockMap, Chunk, FileKind, Inode, StripeRef, Timestamp};
+pub use inode::{BlockMap, Chunk, FileKind, Inode, PackedRef, StripeRef, Timestamp};
+pub use packs::{PackChunk, PackUse, Packs};
 pub use table::{DirEntry, Directory, Op, Table};
 
 use crate::error::{Error, ReadOnlyReason, Result};

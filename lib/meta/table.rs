@@ -3,7 +3,8 @@
 //! Every change is an [`Op`]; the table changes only through [`Table::apply`], so replaying
 //! the journal after a snapshot rebuilds exactly the state the ops produced.
 
-use super::inode::{Chunk, Inode, StripeRef};
+use super::inode::{Chunk, FileKind, Inode, StripeRef};
+use super::packs::Packs;
 use crate::types::{InodeId, StripeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -140,6 +141,10 @@ pub struct Table {
     /// Stripes with shards never written (degraded writes), and the chunk referencing
     /// each: what heal completes, found without a scan. Kept by [`Table::apply`].
     pub degraded: BTreeMap<StripeId, (InodeId, u64)>,
+    /// Who uses each pack chunk: derived from the chunks by [`Table::apply`] and
+    /// [`Table::rebuild_packs`], never stored.
+    #[serde(skip)]
+    pub packs: Packs,
 }
 
 /// Drops a chunk's stripe from the degraded index (the chunk no longer references it).
@@ -199,8 +204,8 @@ impl Table {
                     .ok_or_else(|| missing("DropInode", ino))?;
                 self.dirs.remove(ino);
                 if let Some(chunks) = self.chunks.remove(ino) {
-                    for chunk in chunks.values() {
-                        forget_degraded(&mut self.degraded, chunk);
+                    for (index, chunk) in &chunks {
+                        self.forget_chunk(*ino, *index, chunk);
                     }
                 }
                 self.orphans.remove(ino);
@@ -262,6 +267,15 @@ impl Table {
                     .entry(*ino)
                     .or_default()
                     .insert(*index, chunk.clone());
+                if let Some(Chunk::Packed(p)) = &old {
+                    self.packs.release(*ino, p);
+                }
+                if let Chunk::Packed(p) = chunk {
+                    self.packs.add(*ino, p);
+                }
+                if self.is_pack(*ino) {
+                    self.packs.set_stored((*ino, *index), chunk.valid_len());
+                }
                 if let Some(old) = old
                     && !matches!((&old, chunk), (Chunk::Stripe(a), Chunk::Stripe(b)) if a.id == b.id)
                 {
@@ -275,8 +289,9 @@ impl Table {
             }
             Op::DropChunks { ino, from } => {
                 if let Some(chunks) = self.chunks.get_mut(ino) {
-                    for chunk in chunks.split_off(from).values() {
-                        forget_degraded(&mut self.degraded, chunk);
+                    let dropped = chunks.split_off(from);
+                    for (index, chunk) in &dropped {
+                        self.forget_chunk(*ino, *index, chunk);
                     }
                 }
             }
@@ -284,7 +299,7 @@ impl Table {
                 if let Some(chunks) = self.chunks.get_mut(ino)
                     && let Some(chunk) = chunks.remove(index)
                 {
-                    forget_degraded(&mut self.degraded, &chunk);
+                    self.forget_chunk(*ino, *index, &chunk);
                 }
             }
             Op::SetOrphan { ino, orphan } => {
@@ -305,12 +320,57 @@ impl Table {
         Ok(())
     }
 
+    /// A chunk left the table: it is no longer degraded, no longer a pack member, and no
+    /// longer a pack chunk.
+    fn forget_chunk(&mut self, ino: InodeId, index: u64, chunk: &Chunk) {
+        forget_degraded(&mut self.degraded, chunk);
+        if let Chunk::Packed(p) = chunk {
+            self.packs.release(ino, p);
+        }
+        self.packs.remove((ino, index));
+    }
+
+    /// True when `ino` is a pack file.
+    pub fn is_pack(&self, ino: InodeId) -> bool {
+        self.inodes
+            .get(&ino)
+            .is_some_and(|i| i.kind == FileKind::Pack)
+    }
+
+    /// The pack file (the lowest-numbered, should damage have left several).
+    pub fn pack_file(&self) -> Option<InodeId> {
+        (self.inodes.iter())
+            .filter(|(_, i)| i.kind == FileKind::Pack)
+            .map(|(ino, _)| *ino)
+            .min()
+    }
+
+    /// Derives the use of every pack chunk from the chunk tables (after a snapshot is
+    /// loaded, which does not store it).
+    pub fn rebuild_packs(&mut self) {
+        self.packs = Packs::default();
+        for (ino, chunks) in &self.chunks {
+            if self.is_pack(*ino) {
+                for (index, chunk) in chunks {
+                    self.packs.set_stored((*ino, *index), chunk.valid_len());
+                }
+            }
+        }
+        for (ino, chunks) in &self.chunks {
+            for chunk in chunks.values() {
+                if let Chunk::Packed(p) = chunk {
+                    self.packs.add(*ino, p);
+                }
+            }
+        }
+    }
+
     /// Every stripe referenced by any file.
     pub fn stripes(&self) -> impl Iterator<Item = (InodeId, u64, &StripeRef)> {
         self.chunks.iter().flat_map(|(ino, chunks)| {
             chunks.iter().filter_map(move |(index, chunk)| match chunk {
                 Chunk::Stripe(s) => Some((*ino, *index, s)),
-                Chunk::Inline(_) => None,
+                Chunk::Inline(_) | Chunk::Packed(_) => None,
             })
         })
     }

@@ -200,6 +200,11 @@ fn mount_metrics(
             s.frames_decoded,
         ),
         (
+            "argosfs_files_packed_total",
+            "Small files written into pack chunks since mount",
+            s.files_packed,
+        ),
+        (
             "argosfs_degraded_writes_total",
             "Stripes written with shards missing since mount",
             s.degraded_writes,

@@ -107,7 +107,7 @@ fn ino(n: INodeNo) -> InodeId {
 
 fn file_type(kind: FileKind) -> FileType {
     match kind {
-        FileKind::Regular => FileType::RegularFile,
+        FileKind::Regular | FileKind::Pack => FileType::RegularFile,
         FileKind::Directory => FileType::Directory,
         FileKind::Symlink => FileType::Symlink,
         FileKind::CharDevice => FileType::CharDevice,

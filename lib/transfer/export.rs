@@ -278,6 +278,11 @@ impl Exporter<'_> {
                 .map_err(|e| ItemError::host(&path, "mknod", e))?;
                 self.tally.counts.specials += 1;
             }
+            FileKind::Pack => {
+                // The volume's own pack file is in no directory, so no walk meets it.
+                let why = crate::Error::Invalid("the volume's pack file is not exported");
+                return Err(ItemError::volume(&path, "export", why));
+            }
         }
         if is_linked {
             self.links.insert(attr.ino, path.clone());

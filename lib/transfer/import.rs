@@ -326,6 +326,11 @@ impl Importer<'_> {
                 self.tally.counts.specials += 1;
                 (attr.ino, None)
             }
+            FileKind::Pack => {
+                // No host file type maps to the volume's own pack file.
+                let why = crate::Error::Invalid("not a file type the volume stores");
+                return Err(ItemError::volume(&path, "import", why));
+            }
         };
         if is_linked {
             self.links.insert(key, ino);

@@ -9,7 +9,7 @@
 use super::access::{self, Caller, MAY_READ, MAY_WRITE};
 use super::attr::XATTR_CAPABILITY;
 use super::namespace::subject;
-use super::{FileData, FileState, MAX_FILE_BYTES, Volume, lock_poisoned};
+use super::{FileData, FileState, MAX_FILE_BYTES, Volume, lock_poisoned, pack};
 use crate::error::{Error, Result};
 use crate::meta::{
     BATCH_SOFT_LIMIT_BYTES, BlockMap, Chunk, FileKind, Inode, Op, StripeRef, Timestamp,
@@ -142,6 +142,14 @@ impl Volume {
         };
         let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
         self.settle(&file, &mut data, 0..=u64::MAX);
+        let size = self.lock_state().inode(ino).map(|i| i.size).unwrap_or(0);
+        if self.is_packable(&data, size) {
+            // Kept for the next commit, which packs it with the other small files.
+            if let Some(buf) = data.dirty.get_mut(&0) {
+                buf.shrink_to_fit();
+            }
+            return Ok(());
+        }
         self.flush_file_locked(ino, &mut data)
     }
 
@@ -164,16 +172,44 @@ impl Volume {
         // on a full disk, fail the commit) for data nobody can find again.
         let orphans = self.lock_state().meta.table().orphans.clone();
         let mut failed = Vec::new();
-        for (ino, file) in files {
-            if orphans.contains(&ino) {
+        let mut members = Vec::new();
+        for (ino, file) in &files {
+            if orphans.contains(ino) {
                 continue;
             }
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
-            self.settle(&file, &mut data, 0..=u64::MAX);
-            if let Err(e) = self.flush_file_locked(ino, &mut data) {
-                failed.push((ino, e));
+            self.settle(file, &mut data, 0..=u64::MAX);
+            let size = self.lock_state().inode(*ino).map(|i| i.size).unwrap_or(0);
+            if self.is_packable(&data, size) {
+                let bytes = data.dirty.remove(&0).expect("a packable file has chunk 0");
+                members.push(pack::Member {
+                    ino: *ino,
+                    bytes,
+                    was: None,
+                });
+                continue;
+            }
+            if let Err(e) = self.flush_file_locked(*ino, &mut data) {
+                failed.push((*ino, e));
             }
         }
+        let packed_bytes: usize = members.iter().map(|m| m.bytes.len()).sum();
+        let taken = members.iter().map(|m| m.ino).collect();
+        members.extend(self.repack_members(&taken));
+        let mut returned = 0;
+        for (group, e) in self.store_packs(members) {
+            tracing::warn!(files = group.len(), error = %e, "small files could not be packed; kept buffered for the next commit");
+            for member in group.into_iter().filter(|m| m.was.is_none()) {
+                returned += member.bytes.len();
+                if let Some((_, file)) = files.iter().find(|(i, _)| *i == member.ino) {
+                    let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
+                    data.dirty.insert(0, member.bytes);
+                }
+                failed.push((member.ino, e.share()));
+            }
+        }
+        self.dirty_bytes
+            .fetch_sub((packed_bytes - returned) as u64, Ordering::Relaxed);
         failed
     }
 
@@ -213,7 +249,7 @@ impl Volume {
         // Chunks still being stored, taken before the stored ones: one that lands in
         // between is then found in one place or the other, never in neither.
         let landing = self.landing_in(&file, offset, dest.len(), stripe);
-        let (end, mut chunks) = {
+        let (end, mut chunks, packs) = {
             let state = self.lock_state();
             let inode = state.inode(ino)?;
             match inode.kind {
@@ -227,7 +263,15 @@ impl Volume {
             }
             let first = offset / stripe;
             let last = (end - 1) / stripe;
-            (end, state.chunks_in(ino, first, last))
+            let chunks = state.chunks_in(ino, first, last);
+            // The stripes of packed chunks, looked up under the same lock.
+            let packs: BTreeMap<u64, Option<StripeRef>> = (chunks.iter())
+                .filter_map(|(index, chunk)| match chunk {
+                    Chunk::Packed(p) => Some((*index, Volume::pack_stripe(&state, p))),
+                    _ => None,
+                })
+                .collect();
+            (end, chunks, packs)
         };
         let out = &mut dest[..(end - offset) as usize];
         let is_sequential = file.next_read_at.swap(end, Ordering::Relaxed) == offset;
@@ -250,6 +294,16 @@ impl Volume {
             };
             let valid = chunk.valid_len() as usize;
             let wanted = dest.len().min(valid.saturating_sub(from));
+            if let Chunk::Packed(packed) = &chunk
+                && wanted > 0
+            {
+                let stripe = packs.get(&index).cloned().flatten().ok_or(Error::Invalid(
+                    "a packed file points at a pack chunk that does not exist (run argosfs-fsck)",
+                ))?;
+                self.read_packed(packed, &stripe, from, &mut dest[..wanted])?;
+                dest[wanted..].fill(0);
+                continue;
+            }
             if let Chunk::Stripe(stripe) = &chunk
                 && wanted > 0
             {
@@ -313,7 +367,7 @@ impl Volume {
                 c.iter()
                     .map(|(i, c)| match c {
                         Chunk::Stripe(s) => (*i, s.written.clone()),
-                        Chunk::Inline(_) => (*i, None),
+                        Chunk::Inline(_) | Chunk::Packed(_) => (*i, None),
                     })
                     .collect()
             })
@@ -624,7 +678,7 @@ impl Volume {
                     c.range(keep..)
                         .filter_map(|(_, c)| match c {
                             Chunk::Stripe(s) => Some(s.clone()),
-                            Chunk::Inline(_) => None,
+                            Chunk::Inline(_) | Chunk::Packed(_) => None,
                         })
                         .collect()
                 })
@@ -660,6 +714,11 @@ impl Volume {
                         let mut s = s.clone();
                         s.valid_len = tail as u32;
                         Some(Chunk::Stripe(s))
+                    }
+                    Some(Chunk::Packed(p)) if u64::from(p.len) > tail => {
+                        let mut p = *p;
+                        p.len = tail as u32;
+                        Some(Chunk::Packed(p))
                     }
                     _ => None,
                 };
@@ -722,7 +781,7 @@ impl Volume {
             .cloned();
         let new_id = match &chunk {
             Chunk::Stripe(s) => Some(s.id),
-            Chunk::Inline(_) => None,
+            Chunk::Inline(_) | Chunk::Packed(_) => None,
         };
         if let Err(e) = state.meta.record(Op::SetChunk {
             ino,

@@ -23,6 +23,7 @@ pub mod disk_stats;
 mod format;
 mod io_pool;
 mod namespace;
+mod pack;
 mod relocate;
 mod store_access;
 mod stripe_io;
@@ -164,6 +165,8 @@ pub struct Stats {
     /// Frames opened by small reads of compressed or encrypted stripes (which read and
     /// decode only the frames they cover; whole-stripe decodes count in `stripes_read`).
     pub frames_decoded: AtomicU64,
+    /// Small files written into pack chunks (`pack`).
+    pub files_packed: AtomicU64,
 }
 
 /// A plain copy of [`Stats`].
@@ -185,6 +188,8 @@ pub struct StatsSnapshot {
     pub shard_write_failures: u64,
     /// Frames opened by small reads.
     pub frames_decoded: u64,
+    /// Small files written into pack chunks.
+    pub files_packed: u64,
     /// Stripe reads the RAM cache answered.
     pub cache_hits: u64,
     /// Stripe reads it did not.
@@ -318,6 +323,8 @@ struct State {
     opens: HashMap<InodeId, u32>,
     /// Stripes no longer referenced by the open batch: deleted after it commits.
     frees: Vec<StripeRef>,
+    /// The pack file of small files' contents, once there is one (`pack`).
+    pack: Option<InodeId>,
 }
 
 /// Per-file data state: dirty chunk buffers not yet encoded into stripes.
@@ -515,6 +522,7 @@ impl Volume {
             codec,
             disks: RwLock::new(Arc::new(DiskSet::new(disks))),
             state: Mutex::new(State {
+                pack: meta.table().pack_file(),
                 meta,
                 opens: HashMap::new(),
                 frees: Vec::new(),
@@ -632,6 +640,7 @@ impl Volume {
             degraded_writes: s.degraded_writes.load(Ordering::Relaxed),
             shard_write_failures: s.shard_write_failures.load(Ordering::Relaxed),
             frames_decoded: s.frames_decoded.load(Ordering::Relaxed),
+            files_packed: s.files_packed.load(Ordering::Relaxed),
             cache_hits: self.cache.hits_and_misses().0,
             cache_misses: self.cache.hits_and_misses().1,
         }
@@ -682,6 +691,7 @@ impl Volume {
         self.sync_dirty_disks(&self.disk_set())?;
         let frees = {
             let mut state = self.lock_state();
+            self.drop_unused_packs(&mut state)?;
             if !state.meta.has_pending() {
                 drop(state);
                 self.save_records_if_due();
@@ -855,7 +865,7 @@ impl Volume {
                 .values()
                 .filter_map(|c| match c {
                     crate::meta::Chunk::Stripe(s) => Some(s.clone()),
-                    crate::meta::Chunk::Inline(_) => None,
+                    crate::meta::Chunk::Inline(_) | crate::meta::Chunk::Packed(_) => None,
                 })
                 .collect();
             state.frees.extend(stripes);

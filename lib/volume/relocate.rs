@@ -249,7 +249,7 @@ impl Volume {
                     chunk,
                     stripe: s.clone(),
                 }),
-                Chunk::Inline(_) => None,
+                Chunk::Inline(_) | Chunk::Packed(_) => None,
             })
             .collect()
     }
@@ -328,7 +328,7 @@ impl Volume {
                         .iter()
                         .filter_map(|(chunk, c)| match c {
                             Chunk::Stripe(s) => Some((*chunk, s.clone())),
-                            Chunk::Inline(_) => None,
+                            Chunk::Inline(_) | Chunk::Packed(_) => None,
                         })
                         .collect()
                 })

@@ -648,6 +648,7 @@ impl Volume {
         match chunk {
             Chunk::Inline(bytes) => Ok(Arc::new(bytes.clone())),
             Chunk::Stripe(s) => self.read_stripe(ino, index, s),
+            Chunk::Packed(p) => self.read_packed_whole(ino, p).map(Arc::new),
         }
     }
 
