@@ -25,5 +25,6 @@ mod volume_crash;
 mod volume_data;
 mod volume_faults;
 mod volume_frames;
+mod volume_pack;
 mod volume_posix;
 mod volume_write_behind;

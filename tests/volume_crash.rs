@@ -115,6 +115,7 @@ fn power_cuts(spec: Spec, seed: u64) {
     let mut rng = Rng(seed);
     let mut durable = Model::new();
     let mut lost_changes = 0;
+    let mut packed = 0;
     let mut step = 0;
     for cuts in 0..12 {
         let (vol, disks) = open_crashable(&tv);
@@ -132,6 +133,7 @@ fn power_cuts(spec: Spec, seed: u64) {
                 durable = model.clone();
             }
         }
+        packed += vol.stats().files_packed;
         // The cut: nothing more reaches the disks; what they did not sync is gone.
         drop(vol);
         for disk in disks.lock().unwrap().iter() {
@@ -141,6 +143,10 @@ fn power_cuts(spec: Spec, seed: u64) {
     assert!(
         lost_changes > 0,
         "no cut lost anything: the test tested nothing"
+    );
+    assert!(
+        packed > 0,
+        "no small file was packed: packing went untested"
     );
     let (vol, _) = open_crashable(&tv);
     assert_eq!(contents(&vol), durable);

@@ -854,6 +854,103 @@ mod tests {
         assert!(plan(&tree(), 4096).issues.is_empty());
     }
 
+    /// `tree()` with pack file 5 holding chunks 0 and 1 (100 bytes each) and file 2's
+    /// 50 bytes packed at offset 10 of chunk 0.
+    fn packed_tree() -> Table {
+        let mut t = tree();
+        let stripe = |id: u64| {
+            Chunk::Stripe(StripeRef {
+                id: crate::types::StripeId(id),
+                info: crate::data::StripeInfo {
+                    flags: 0,
+                    plain_len: 100,
+                    payload_len: 100,
+                    shard_len: 64,
+                    payload_crc: 0,
+                },
+                disks: vec![Some(crate::types::DiskId(0)); 2],
+                valid_len: 100,
+                written: None,
+            })
+        };
+        let pack = InodeId(5);
+        let ops = [
+            Op::PutInode {
+                ino: pack,
+                inode: Inode::new(FileKind::Pack, 0o600, 0, 0),
+            },
+            Op::SetChunk {
+                ino: pack,
+                index: 0,
+                chunk: stripe(1),
+            },
+            Op::SetChunk {
+                ino: pack,
+                index: 1,
+                chunk: stripe(2),
+            },
+            Op::SetChunk {
+                ino: InodeId(2),
+                index: 0,
+                chunk: Chunk::Packed(PackedRef {
+                    pack,
+                    index: 0,
+                    offset: 10,
+                    len: 50,
+                }),
+            },
+            Op::Allocate {
+                next_ino: 6,
+                next_stripe: 3,
+            },
+        ];
+        for op in &ops {
+            t.apply(op).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn pack_chunks_no_file_uses_are_dropped_and_freed() {
+        let p = plan(&packed_tree(), 4096);
+        assert_eq!(
+            kinds(&p),
+            vec![Kind::UnusedPackChunk],
+            "the pack file is reachable"
+        );
+        assert_eq!(p.issues[0].frees.len(), 1);
+        assert_eq!(p.issues[0].frees[0].id.0, 2);
+        assert!(p.table.chunks[&InodeId(5)].contains_key(&0));
+        assert!(!p.table.chunks[&InodeId(5)].contains_key(&1));
+        assert_settles(&p);
+    }
+
+    #[test]
+    fn packed_files_pointing_outside_their_pack_chunk_are_data_loss() {
+        let mut t = packed_tree();
+        for (ino, index, offset) in [(4, 0, 60), (2, 7, 0)] {
+            t.apply(&Op::SetChunk {
+                ino: InodeId(ino),
+                index: 0,
+                chunk: Chunk::Packed(PackedRef {
+                    pack: InodeId(5),
+                    index,
+                    offset,
+                    len: 50,
+                }),
+            })
+            .unwrap();
+        }
+        let p = plan(&t, 4096);
+        let bad: Vec<&Issue> = (p.issues.iter())
+            .filter(|i| i.finding.kind == Kind::BadPackedRef)
+            .collect();
+        assert_eq!(bad.len(), 2, "{:?}", kinds(&p));
+        assert!(bad.iter().all(|i| !i.finding.repairable));
+        assert!(bad[0].finding.detail.contains("chunk 7 of pack file 5"));
+        assert!(bad[1].finding.detail.contains("50 bytes at 60 of chunk 0"));
+    }
+
     #[test]
     fn dangling_entries_are_unlinked() {
         let mut t = tree();

@@ -1,6 +1,6 @@
 //! Small files packed together: many files' contents in one stripe.
 //!
-//! A file of at most [`Volume::pack_max_bytes`] (and too big to be inline) is not given
+//! A file of at most a quarter of the stripe size (and too big to be inline) is not given
 //! a stripe of its own when it is closed. Its bytes stay buffered until the next commit
 //! (the background commit, an fsync, a sync), which writes the buffered small files of
 //! all files together as chunks of the volume's pack file (a [`FileKind::Pack`] inode in
@@ -41,10 +41,11 @@ pub(super) struct Member {
 pub(super) type Unpacked = Vec<(Vec<Member>, Error)>;
 
 impl Volume {
-    /// Largest file packed with others: an eighth of the stripe size (128 KiB of a
-    /// 1 MiB stripe). A bigger file's own stripe wastes little.
+    /// Largest file packed with others: a quarter of the stripe size (256 KiB of a
+    /// 1 MiB stripe), so a pack chunk holds at least four files. A bigger file's own
+    /// stripe wastes little.
     pub(super) fn pack_max_bytes(&self) -> u64 {
-        u64::from(self.sb.layout.stripe_bytes) / 8
+        u64::from(self.sb.layout.stripe_bytes) / 4
     }
 
     /// True when `data` is the whole buffered contents of a small file of `size` bytes
