@@ -214,3 +214,22 @@ fn issue_12_an_fsync_that_cannot_pack_keeps_the_bytes_and_a_later_one_stores_the
         .collect();
     assert!(worse.is_empty(), "{worse:#?}");
 }
+
+#[test]
+fn issue_12_fsck_names_every_packed_file_a_lost_pack_stripe_takes() {
+    let tv = common::make(&spec());
+    let vol = tv.open();
+    put_files(&vol, 3, 4096);
+    vol.close().unwrap();
+    for disk in 0..3 {
+        for shard in tv.shard_files(disk) {
+            shard.remove();
+        }
+    }
+    let report = common::fsck_check(&tv);
+    let lost: Vec<_> = (report.findings.iter())
+        .filter(|f| f.kind == Kind::DataLoss)
+        .collect();
+    assert_eq!(lost.len(), 1, "{:#?}", report.findings);
+    assert_eq!(lost[0].paths, vec!["/f0", "/f1", "/f2"]);
+}

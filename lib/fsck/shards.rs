@@ -574,7 +574,7 @@ impl<'a> ShardCheck<'a> {
                         chunk * self.stripe_bytes + u64::from(sref.valid_len)
                     ),
                 );
-                finding.paths = paths.of(ino);
+                finding.paths = paths.of(ino, chunk);
                 report.push(finding);
             }
         }
@@ -593,7 +593,7 @@ impl<'a> ShardCheck<'a> {
                 )
             };
             let mut finding = Finding::unrepairable(Kind::DataLoss, where_.clone(), detail);
-            finding.paths = paths.of(ino);
+            finding.paths = paths.of(ino, chunk);
             report.push(finding);
             for (i, kind, why, _) in bad {
                 let key = ShardKey {
@@ -916,8 +916,14 @@ impl Paths<'_> {
         self.cell.get_or_init(|| paths::all_paths(self.table))
     }
 
-    /// The paths of a file as shown in findings (what data loss affects).
-    fn of(&self, ino: InodeId) -> Vec<String> {
+    /// The paths of the file whose chunk `chunk` is lost, as shown in findings; for a
+    /// chunk of the pack file, those of every file packed into it.
+    fn of(&self, ino: InodeId, chunk: u64) -> Vec<String> {
+        if let Some(use_) = self.table.packs.get((ino, chunk)) {
+            return (use_.members.keys())
+                .flat_map(|member| self.of(*member, 0))
+                .collect();
+        }
         self.get()
             .get(&ino)
             .map(|p| p.iter().map(|p| paths::show(p)).collect())
