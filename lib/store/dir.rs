@@ -1413,6 +1413,155 @@ mod tests {
         }
     }
 
+    /// Where the kill -9 test's child churns a store (its environment variable).
+    const CHURN_DIR_VAR: &str = "ARGOSFS_TEST_CHURN_DIR";
+
+    /// The payload of stripe `id`'s object in the churn: its length and bytes follow
+    /// from the id alone, so any object found can be checked.
+    fn churn_payload(id: u64) -> Vec<u8> {
+        vec![(id % 251) as u8; 3_000 + (id as usize * 7_919) % 14_000]
+    }
+
+    /// What the churn has made durable: `live` keys (stripe ids) that must be there,
+    /// except those in `deleting` (deletes under way when the child died).
+    fn churn_record(dir: &Path) -> (Vec<u64>, Vec<u64>) {
+        let Ok(text) = fs::read_to_string(dir.join("record")) else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut lines = text.lines();
+        let mut ids = || -> Vec<u64> {
+            lines
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let live = ids();
+        let deleting = ids();
+        (live, deleting)
+    }
+
+    fn write_churn_record(dir: &Path, live: &[u64], deleting: &[u64]) {
+        let show = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        let tmp = dir.join("record.tmp");
+        let mut file = File::create(&tmp).unwrap();
+        std::io::Write::write_fmt(
+            &mut file,
+            format_args!("{}\n{}\n", show(live), show(deleting)),
+        )
+        .unwrap();
+        file.sync_all().unwrap();
+        fs::rename(&tmp, dir.join("record")).unwrap();
+    }
+
+    /// The child process of `kill_9_during_writes_and_compaction_loses_nothing_synced`:
+    /// puts, deletes and syncs (each sync compacts a little, as hole punching is off)
+    /// until it is killed, noting after each sync what is durable.
+    #[test]
+    #[ignore = "the kill -9 test runs it as its child process"]
+    fn churn_child() {
+        let Some(dir) = std::env::var_os(CHURN_DIR_VAR).map(PathBuf::from) else {
+            return;
+        };
+        let root = dir.join("d");
+        let disk = if root.exists() {
+            DirDisk::open(&root).unwrap()
+        } else {
+            DirDisk::create(&root).unwrap()
+        };
+        disk.can_punch.store(false, Ordering::Relaxed);
+        let mut live: Vec<u64> = (disk.list_shards().unwrap().iter())
+            .map(|k| k.stripe.0)
+            .collect();
+        let mut next = live.iter().max().map_or(1, |m| m + 1);
+        loop {
+            for _ in 0..6 {
+                let header = shard::ShardHeader {
+                    stripe: StripeId(next),
+                    inode: InodeId(7),
+                    chunk: 0,
+                    index: ShardIndex(1),
+                    k: 4,
+                    m: 2,
+                };
+                shard::write_shard(&disk, VolumeId([3; 16]), &header, &churn_payload(next))
+                    .unwrap();
+                live.push(next);
+                next += 1;
+            }
+            disk.sync().unwrap();
+            // Every fourth object stays for good, so only compaction can empty the
+            // oldest segments; the others go a round after they came.
+            let deleting: Vec<u64> = (live.iter().copied())
+                .filter(|id| id % 4 != 0 && *id + 6 < next)
+                .collect();
+            write_churn_record(&dir, &live, &deleting);
+            for id in &deleting {
+                disk.delete_shard(key(*id, 1)).unwrap();
+            }
+            live.retain(|id| !deleting.contains(id));
+            disk.sync().unwrap();
+            write_churn_record(&dir, &live, &[]);
+        }
+    }
+
+    #[test]
+    fn kill_9_during_writes_and_compaction_loses_nothing_synced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let exe = std::env::current_exe().unwrap();
+        let mut delay_ms = 40u64;
+        for round in 0..16 {
+            let mut child = std::process::Command::new(&exe)
+                .args(["--exact", "store::dir::tests::churn_child", "--ignored"])
+                .env(CHURN_DIR_VAR, dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            child.kill().unwrap(); // SIGKILL
+            let status = child.wait().unwrap();
+            assert!(
+                status.code().is_none(),
+                "round {round}: the child stopped by itself ({status})"
+            );
+            delay_ms += 15;
+            let (live, deleting) = churn_record(dir);
+            let disk = DirDisk::open(&dir.join("d")).unwrap();
+            let present: HashSet<u64> = (disk.list_shards().unwrap().iter())
+                .map(|k| k.stripe.0)
+                .collect();
+            for id in live.iter().filter(|id| !deleting.contains(id)) {
+                assert!(
+                    present.contains(id),
+                    "round {round}: synced object {id} lost"
+                );
+            }
+            for id in &present {
+                let bytes = disk.get_shard(key(*id, 1)).unwrap();
+                let (object, _) = shard::decode_shard("t", bytes, None)
+                    .unwrap_or_else(|e| panic!("round {round}: object {id}: {e}"));
+                assert_eq!(
+                    object.payload(),
+                    churn_payload(*id),
+                    "round {round}: object {id}"
+                );
+            }
+        }
+        let (live, _) = churn_record(dir);
+        assert!(
+            live.len() > 40,
+            "the children did too little: {} objects",
+            live.len()
+        );
+        assert!(
+            !segments(&dir.join("d")).contains(&segment_name(0)),
+            "the first segment, holding objects kept for good, was never compacted away"
+        );
+    }
+
     #[test]
     fn a_copy_loses_to_a_delete_or_rewrite_made_meanwhile() {
         let tmp = tempfile::tempdir().unwrap();
