@@ -108,7 +108,7 @@ fn open_or_rebuild(
         _ => return open_disk(path, volume, id),
     };
     // Only a disk labelled as this one of this volume is worth rebuilding.
-    check_label(path, DirDisk::label_at(path), volume, id)?;
+    DiskLabel::verify(path, DirDisk::label_at(path), volume, id)?;
     let object = format!("disk {id} ({})", path.display());
     if !repair {
         report.push(Finding::error(
@@ -142,32 +142,8 @@ fn open_or_rebuild(
 
 fn open_disk(path: &Path, volume: VolumeId, id: DiskId) -> Result<DirDisk, String> {
     let disk = DirDisk::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    check_label(path, disk.read_label(), volume, id)?;
+    DiskLabel::verify(path, disk.read_label(), volume, id)?;
     Ok(disk)
-}
-
-/// Checks that a label read from `path` names disk `id` of `volume`.
-fn check_label(
-    path: &Path,
-    read: std::io::Result<Option<Vec<u8>>>,
-    volume: VolumeId,
-    id: DiskId,
-) -> Result<(), String> {
-    let bytes = read
-        .map_err(|e| format!("cannot read label: {e}"))?
-        .ok_or_else(|| "no ArgosFS label (not a disk of this volume?)".to_string())?;
-    let label = DiskLabel::decode(&path.display().to_string(), &bytes)
-        .map_err(|e| format!("bad label: {e}"))?;
-    if label.volume != volume {
-        return Err(format!("label names volume {}, not {volume}", label.volume));
-    }
-    if label.disk != id {
-        return Err(format!(
-            "label names disk {}, the superblock expects {id} here",
-            label.disk
-        ));
-    }
-    Ok(())
 }
 
 /// What fsck knows while checking shards.

@@ -307,18 +307,7 @@ fn probe_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Probe {
     let path = config.resolve(root);
     let checked = (|| -> std::result::Result<DirDisk, String> {
         let disk = DirDisk::open(&path).map_err(|e| format!("cannot open: {e}"))?;
-        let bytes = disk
-            .read_label()
-            .map_err(|e| format!("cannot read label: {e}"))?
-            .ok_or("no ArgosFS label (not a disk of this volume?)")?;
-        let label = DiskLabel::decode(&path.display().to_string(), &bytes)
-            .map_err(|e| format!("bad label: {e}"))?;
-        if label.volume != sb.volume || label.disk != config.id {
-            return Err(format!(
-                "label names disk {} of volume {}, not {} of {}",
-                label.disk, label.volume, config.id, sb.volume
-            ));
-        }
+        DiskLabel::verify(&path, disk.read_label(), sb.volume, config.id)?;
         Ok(disk)
     })();
     match checked {

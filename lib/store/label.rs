@@ -57,12 +57,52 @@ impl DiskLabel {
         let (label, _version) = json::open(object, bytes, LABEL_MAGIC, LABEL_VERSION)?;
         Ok(label)
     }
+
+    /// Checks what was read as the label of the disk directory `path`: there, well
+    /// formed, naming `volume` and `disk`. Why not, in the words volume open, fsck and
+    /// health all report.
+    pub fn verify(
+        path: &std::path::Path,
+        read: std::io::Result<Option<Vec<u8>>>,
+        volume: VolumeId,
+        disk: DiskId,
+    ) -> Result<DiskLabel, String> {
+        let bytes = read
+            .map_err(|e| format!("cannot read label: {e}"))?
+            .ok_or_else(|| "no ArgosFS label (not a disk of this volume?)".to_string())?;
+        let label = DiskLabel::decode(&path.display().to_string(), &bytes)
+            .map_err(|e| format!("bad label: {e}"))?;
+        if label.volume != volume {
+            return Err(format!("label names volume {}, not {volume}", label.volume));
+        }
+        if label.disk != disk {
+            return Err(format!(
+                "label names disk {}, the superblock expects {disk} here",
+                label.disk
+            ));
+        }
+        Ok(label)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::FormatErrorKind;
+
+    #[test]
+    fn verify_names_what_does_not_fit() {
+        let path = std::path::Path::new("/d");
+        let (volume, other) = (VolumeId([1; 16]), VolumeId([2; 16]));
+        let bytes = || Ok(Some(DiskLabel::new(volume, DiskId(3)).encode()));
+        assert!(DiskLabel::verify(path, bytes(), volume, DiskId(3)).is_ok());
+        let why = |read, volume, disk| DiskLabel::verify(path, read, volume, disk).unwrap_err();
+        assert!(why(Ok(None), volume, DiskId(3)).starts_with("no ArgosFS label"));
+        assert!(why(Err(std::io::Error::other("x")), volume, DiskId(3)).starts_with("cannot read"));
+        assert!(why(Ok(Some(b"{}".to_vec())), volume, DiskId(3)).starts_with("bad label"));
+        assert!(why(bytes(), other, DiskId(3)).starts_with("label names volume"));
+        assert!(why(bytes(), volume, DiskId(4)).contains("the superblock expects d4 here"));
+    }
 
     #[test]
     fn round_trip() {

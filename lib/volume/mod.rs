@@ -898,23 +898,13 @@ fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRe
         why,
     };
     let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let label_bytes = crate::store::Disk::read_label(&disk)
-        .map_err(|e| bad(format!("cannot read label: {e}")))?
-        .ok_or_else(|| bad("no ArgosFS label (not a disk of this volume?)".into()))?;
-    let label = DiskLabel::decode(&path.display().to_string(), &label_bytes)
-        .map_err(|e| bad(format!("bad label: {e}")))?;
-    if label.volume != sb.volume {
-        return Err(bad(format!(
-            "label names volume {}, not {}",
-            label.volume, sb.volume
-        )));
-    }
-    if label.disk != config.id {
-        return Err(bad(format!(
-            "label names disk {}, the superblock expects {} here",
-            label.disk, config.id
-        )));
-    }
+    DiskLabel::verify(
+        &path,
+        crate::store::Disk::read_label(&disk),
+        sb.volume,
+        config.id,
+    )
+    .map_err(bad)?;
     Ok(Arc::new(disk))
 }
 
