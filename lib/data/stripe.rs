@@ -34,6 +34,11 @@ pub const FLAG_COMPRESSED: u8 = 1;
 /// [`StripeInfo::flags`] bit: the payload is framed and every frame is sealed with the
 /// volume's stripe key.
 pub const FLAG_ENCRYPTED: u8 = 2;
+/// Frames in a row that zstd could not shrink after which the rest of the stripe is
+/// stored without trying (incompressible data, such as media, archives or ciphertext,
+/// then costs one try per 64 KiB, not per frame; PERFORMANCE.md, "Giving up on
+/// incompressible stripes").
+pub const COMPRESS_GIVE_UP_FRAMES: usize = 4;
 /// Every flag bit this version understands.
 const KNOWN_FLAGS: u8 = FLAG_COMPRESSED | FLAG_ENCRYPTED;
 
@@ -380,6 +385,7 @@ impl StripeCodec {
         data.resize(table_len + if is_sealed { Cipher::OVERHEAD } else { 0 }, 0);
         let mut ends = Vec::with_capacity(count);
         let mut flags = Vec::with_capacity(count);
+        let mut failed_in_a_row = 0;
         for index in 0..count {
             let start = index * frame_bytes;
             let piece = &plain[start..plain.len().min(start + frame_bytes)];
@@ -387,11 +393,14 @@ impl StripeCodec {
                 // Placeholder for the nonce, which the cipher picks.
                 data.extend_from_slice(&[0u8; NONCE_LEN]);
             }
-            if compress::compress_append(self.compression, piece, data) {
+            let is_tried = failed_in_a_row < COMPRESS_GIVE_UP_FRAMES;
+            if is_tried && compress::compress_append(self.compression, piece, data) {
                 flags.push(FRAME_COMPRESSED);
+                failed_in_a_row = 0;
             } else {
                 data.extend_from_slice(piece);
                 flags.push(0);
+                failed_in_a_row += usize::from(is_tried);
             }
             if is_sealed {
                 data.extend_from_slice(&[0u8; TAG_LEN]);
@@ -1093,6 +1102,35 @@ mod tests {
 
     fn all(stripe: &EncodedStripe) -> Vec<Option<&[u8]>> {
         stripe.shards().map(Some).collect()
+    }
+
+    #[test]
+    fn a_stripe_gives_up_compressing_after_frames_in_a_row_that_did_not_shrink() {
+        let c = codec(4, 2, true, false);
+        let frame = FRAME_BYTES as usize;
+        // Text, then random frames one fewer than the give-up count, then text again
+        // (compressed: the count starts over), then enough random frames to give up,
+        // then text that is no longer tried.
+        let give_up = COMPRESS_GIVE_UP_FRAMES;
+        let kinds: Vec<u8> = [1]
+            .into_iter()
+            .chain(std::iter::repeat_n(0, give_up - 1))
+            .chain([1])
+            .chain(std::iter::repeat_n(0, give_up))
+            .chain([1, 1])
+            .collect();
+        let plain: Vec<u8> = (kinds.iter().enumerate())
+            .flat_map(|(i, kind)| sample(*kind, frame, i as u64))
+            .collect();
+        let e = c.encode(&ctx(), &plain).unwrap();
+        let len = c.frame_table_len(&e.info).unwrap().unwrap();
+        let table = c.frame_table(&ctx(), &e.info, &e.shard(0)[..len]).unwrap();
+        let compressed: Vec<bool> = (0..kinds.len()).map(|i| table.is_compressed(i)).collect();
+        let mut expected: Vec<bool> = kinds.iter().map(|k| *k == 1).collect();
+        let tail = expected.len() - 2;
+        expected[tail..].fill(false);
+        assert_eq!(compressed, expected);
+        assert_eq!(c.decode(&ctx(), &e.info, &all(&e)).unwrap(), plain);
     }
 
     #[test]
