@@ -415,7 +415,7 @@ impl DirDisk {
         span: u64,
     ) -> Option<(&'s File, u64)> {
         let align = self.io.direct_align.load(Ordering::Relaxed);
-        if align == 0 || offset % align != 0 || span % align != 0 {
+        if align == 0 || !offset.is_multiple_of(align) || !span.is_multiple_of(align) {
             return None;
         }
         segment.direct.as_ref().map(|file| (file, align))

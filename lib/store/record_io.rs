@@ -726,8 +726,8 @@ mod tests {
             t.outcome().0.unwrap();
             assert!(back == data);
             // Past the end: the bytes before it are enough only when `need` says so.
-            let mut tail = vec![0u8; 200];
-            let mut past = vec![0u8; 300];
+            let mut tail = [0u8; 200];
+            let mut past = [0u8; 300];
             let mut t = [
                 Transfer::read(&file, 50_000, [&mut tail[..]], 100),
                 Transfer::read(&file, 49_990, [&mut past[..]], 300),

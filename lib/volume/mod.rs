@@ -85,6 +85,9 @@ pub struct OpenOptions {
     pub dirty_limit_bytes: Option<u64>,
     /// Overrides the superblock's `min_shards` for this open (k..=k+m).
     pub min_shards: Option<u8>,
+    /// How shard records are read and written: direct I/O, io_uring (mount options
+    /// `direct_io`, `io_uring`); each disk falls back on its own where refused.
+    pub store_io: crate::store::IoMode,
 }
 
 /// Attributes of an inode, as stat reports them.
@@ -189,6 +192,8 @@ pub struct StatsSnapshot {
     pub cache_hits: u64,
     /// Stripe reads it did not.
     pub cache_misses: u64,
+    /// Shard record I/O by mode (direct, io_uring) and fallbacks.
+    pub store_io: crate::store::StoreIoSnapshot,
 }
 
 /// One disk as the open volume sees it.
@@ -381,6 +386,8 @@ pub struct Volume {
     unavailable_disks: Vec<(DiskId, String)>,
     /// What the audit at open found group- or other-accessible in the backing store.
     loose_paths: Vec<LoosePath>,
+    /// The record I/O asked for at open, for every disk opened since, and its counters.
+    store_io: crate::store::IoSettings,
     _lock: File,
 }
 
@@ -482,11 +489,15 @@ impl Volume {
             erasure,
         );
         let records = disk_stats::VolumeStats::open(root, sb.volume, options.read_only);
+        let store_io = crate::store::IoSettings {
+            mode: options.store_io,
+            stats: Arc::default(),
+        };
         let mut disks = Vec::new();
         let mut unavailable = Vec::new();
         for config in &sb.disks {
             let opened = config.state.is_in_use().then(|| {
-                let opened = open_disk(root, &sb, config);
+                let opened = open_disk(root, &sb, config, &store_io);
                 match (&options.disk_wrapper, opened) {
                     (Some(wrap), Ok(disk)) => Ok(wrap(config.id, disk)),
                     (_, opened) => opened,
@@ -538,6 +549,7 @@ impl Volume {
             open_report: report,
             unavailable_disks: unavailable,
             loose_paths,
+            store_io,
             sb,
             _lock: lock,
         };
@@ -634,6 +646,7 @@ impl Volume {
             frames_decoded: s.frames_decoded.load(Ordering::Relaxed),
             cache_hits: self.cache.hits_and_misses().0,
             cache_misses: self.cache.hits_and_misses().1,
+            store_io: self.store_io.stats.snapshot(),
         }
     }
 
@@ -880,14 +893,19 @@ impl Volume {
     }
 }
 
-fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRef> {
+fn open_disk(
+    root: &Path,
+    sb: &Superblock,
+    config: &DiskConfig,
+    io: &crate::store::IoSettings,
+) -> Result<DiskRef> {
     let path = config.resolve(root);
     let bad = |why: String| Error::BadDisk {
         disk: config.id,
         path: path.clone(),
         why,
     };
-    let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let disk = DirDisk::open_with(&path, io).map_err(|e| bad(format!("cannot open: {e}")))?;
     let label_bytes = crate::store::Disk::read_label(&disk)
         .map_err(|e| bad(format!("cannot read label: {e}")))?
         .ok_or_else(|| bad("no ArgosFS label (not a disk of this volume?)".into()))?;
