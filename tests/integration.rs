@@ -20,6 +20,7 @@ mod mount_maint;
 mod mount_util;
 mod scrub;
 mod store_access;
+mod store_io;
 mod transfer;
 mod volume_crash;
 mod volume_data;

@@ -78,7 +78,9 @@ pub struct MountArgs {
     /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
     /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
     /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT
-    /// (serve Prometheus metrics at http://ADDR:PORT/metrics); fstab-only words (defaults,
+    /// (serve Prometheus metrics at http://ADDR:PORT/metrics), direct_io (O_DIRECT shard
+    /// I/O on the disks; not FUSE's direct_io), io_uring (shard I/O through io_uring, a
+    /// stripe's shards in one submission); fstab-only words (defaults,
     /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
@@ -119,6 +121,9 @@ pub struct MountSettings {
     pub min_shards: Option<u8>,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Shard I/O on the disks: direct I/O, io_uring (never FUSE's own direct_io, which
+    /// is not passed to the kernel).
+    pub store_io: crate::store::IoMode,
     /// The options as given, minus the passphrase file (for re-execution).
     pub passthrough: Vec<String>,
 }
@@ -135,6 +140,7 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
         fsname: None,
         min_shards: None,
         metrics: None,
+        store_io: crate::store::IoMode::default(),
         passthrough: Vec::new(),
     };
     for option in lists
@@ -220,6 +226,16 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
                 s.metrics = Some(v.parse().map_err(|_| {
                     format!("metrics={v}: give an address and port, e.g. 127.0.0.1:9717")
                 })?);
+                None
+            }
+            // Shard I/O of the disks below, never FUSE's direct_io (page cache off for
+            // the mount's own files): nothing of it goes to the kernel's mount options.
+            ("direct_io", None) => {
+                s.store_io.is_direct = true;
+                None
+            }
+            ("io_uring", None) => {
+                s.store_io.is_uring = true;
                 None
             }
             _ => return Err(format!("unknown mount option {option:?}")),
@@ -467,6 +483,7 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         passphrase,
         read_only: settings.read_only,
         min_shards: settings.min_shards,
+        store_io: settings.store_io,
         ..OpenOptions::default()
     };
     // Signals are taken by one thread with sigwait; block them before any thread starts
@@ -692,6 +709,13 @@ mod tests {
             Some(5)
         );
         assert!(parse_options(&["min_shards=five".into()]).is_err());
+        // Ours, for the disks: neither reaches the kernel as FUSE's direct_io.
+        let s = parse_options(&["direct_io,io_uring".into()]).unwrap();
+        assert!(s.store_io.is_direct && s.store_io.is_uring);
+        assert!(s.kernel.is_empty(), "{:?}", s.kernel);
+        let s = parse_options(&["io_uring".into()]).unwrap();
+        assert!(!s.store_io.is_direct && s.store_io.is_uring);
+        assert!(parse_options(&["direct_io=1".into()]).is_err());
         assert_eq!(
             parse_options(&["commit_interval=2".into()])
                 .unwrap()

@@ -229,6 +229,36 @@ fn mount_metrics(
             "Stripe reads the RAM cache did not answer since mount",
             s.cache_misses,
         ),
+        (
+            "argosfs_direct_ios_total",
+            "Shard record reads and writes done with O_DIRECT since mount",
+            s.store_io.direct_ios,
+        ),
+        (
+            "argosfs_direct_io_bytes_total",
+            "Bytes moved by O_DIRECT shard record I/O since mount (aligned supersets included)",
+            s.store_io.direct_bytes,
+        ),
+        (
+            "argosfs_uring_ios_total",
+            "Shard record reads and writes done through io_uring since mount",
+            s.store_io.uring_ios,
+        ),
+        (
+            "argosfs_uring_io_bytes_total",
+            "Bytes moved by shard record I/O through io_uring since mount",
+            s.store_io.uring_bytes,
+        ),
+        (
+            "argosfs_uring_submissions_total",
+            "io_uring submissions of shard I/O since mount (a stripe's shards go in one)",
+            s.store_io.uring_submissions,
+        ),
+        (
+            "argosfs_io_fallbacks_total",
+            "Times direct_io or io_uring fell back to buffered I/O or plain system calls since mount",
+            s.store_io.fallbacks,
+        ),
     ] {
         b.counter(name, help, &[])?
             .with_label_values::<&str>(&[])

@@ -34,18 +34,19 @@
 
 use super::index::{self, ENTRY_LEN, Entry, Location, SECTOR};
 use super::private::{Audit, PRIVATE_FILE_MODE, create_private_dir, create_private_dir_all};
+use super::record_io::{self, Bounce, IoMode, StoreIoStats, Transfer};
 use super::{Disk, DiskSpace, ShardRange, sync_dir, write_atomic};
 use crate::store::private::make_dir_private;
 use crate::store::shard;
 use crate::types::ShardKey;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Name of the label file in the disk directory.
 pub const LABEL_FILE: &str = "argosfs-disk.json";
@@ -107,11 +108,41 @@ pub struct DirDisk {
     dir: File,
     state: Mutex<State>,
     /// Open segment files by number.
-    segments: RwLock<HashMap<u32, Arc<File>>>,
+    segments: RwLock<HashMap<u32, Arc<Segment>>>,
     /// One sync at a time (the steps must not interleave).
     sync_lock: Mutex<()>,
     /// Whether freed records are punched out (false once the filesystem said it cannot).
     can_punch: AtomicBool,
+    /// How records are read and written.
+    io: DiskIo,
+}
+
+/// How a store reads and writes its records (see `super::io`), as opened and as it went.
+#[derive(Debug, Default)]
+struct DiskIo {
+    /// The offset alignment of O_DIRECT record I/O; 0 while records go through the page
+    /// cache (not asked for, refused when probed, or given up after a refusal).
+    direct_align: AtomicU64,
+    /// Records go through io_uring.
+    is_uring: AtomicBool,
+    stats: Arc<StoreIoStats>,
+}
+
+/// How to open a store's record I/O: the mode asked for and where to count it.
+#[derive(Debug, Clone, Default)]
+pub struct IoSettings {
+    /// Direct I/O, io_uring, both or neither.
+    pub mode: IoMode,
+    /// Counters shared with the other disks of the volume.
+    pub stats: Arc<StoreIoStats>,
+}
+
+/// One open segment file.
+#[derive(Debug)]
+struct Segment {
+    file: File,
+    /// The same file opened with O_DIRECT, while the store does direct I/O.
+    direct: Option<File>,
 }
 
 #[derive(Debug)]
@@ -192,6 +223,18 @@ impl DirDisk {
     /// log tail, dropping entries of objects that never reached the disk, removing
     /// segments nothing lives in).
     pub fn open(path: &Path) -> io::Result<DirDisk> {
+        #[cfg(not(test))]
+        let settings = IoSettings::default();
+        #[cfg(test)]
+        let settings = tests::TEST_IO.with(|s| s.borrow().clone());
+        DirDisk::open_with(path, &settings)
+    }
+
+    /// [`DirDisk::open`] with the record I/O of `settings`: direct I/O and io_uring are
+    /// probed here, and where the filesystem or the kernel refuses, the store reads and
+    /// writes through the page cache or with plain system calls instead, saying why once
+    /// (a warning naming the disk) and counting the fallback.
+    pub fn open_with(path: &Path, settings: &IoSettings) -> io::Result<DirDisk> {
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
@@ -305,9 +348,77 @@ impl DirDisk {
             segments: RwLock::new(HashMap::new()),
             sync_lock: Mutex::new(()),
             can_punch: AtomicBool::new(true),
+            io: DiskIo {
+                stats: settings.stats.clone(),
+                ..DiskIo::default()
+            },
         };
+        disk.take_mode(settings.mode);
         disk.verify_unsynced(unverified);
         Ok(disk)
+    }
+
+    /// Turns on what `mode` asks for and this disk can do (see `super::io`).
+    fn take_mode(&self, mode: IoMode) {
+        if mode.is_direct {
+            match record_io::probe_direct(&self.dir, &self.store.join(CHECKPOINT_FILE)) {
+                Ok(align) => {
+                    self.io.direct_align.store(align, Ordering::Relaxed);
+                    tracing::info!(disk = %self.root.display(), align, "direct I/O (O_DIRECT) for shard records");
+                }
+                Err(why) => {
+                    self.io.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(disk = %self.root.display(), reason = %why, "direct_io: this disk reads and writes through the page cache instead");
+                }
+            }
+        }
+        if mode.is_uring {
+            match record_io::uring_status() {
+                Ok(()) => self.io.is_uring.store(true, Ordering::Relaxed),
+                Err(why) => {
+                    self.io.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(disk = %self.root.display(), reason = %why, "io_uring: this disk does its I/O with plain system calls instead");
+                }
+            }
+        }
+    }
+
+    /// The record I/O in effect: what was asked for less what fell back.
+    pub fn io_mode(&self) -> IoMode {
+        IoMode {
+            is_direct: self.io.direct_align.load(Ordering::Relaxed) != 0,
+            is_uring: self.uses_uring(),
+        }
+    }
+
+    /// Whether records go through io_uring now (asked for, and the ring still works).
+    fn uses_uring(&self) -> bool {
+        self.io.is_uring.load(Ordering::Relaxed) && record_io::uring_status().is_ok()
+    }
+
+    /// Stops direct I/O on this disk after the kernel refused a direct transfer (a
+    /// filesystem that changed its mind, say): once, logged, counted.
+    fn give_up_direct(&self, error: &io::Error) {
+        if self.io.direct_align.swap(0, Ordering::Relaxed) != 0 {
+            self.io.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(disk = %self.root.display(), error = %error, "direct_io: a direct transfer was refused; this disk reads and writes through the page cache from now on");
+        }
+    }
+
+    /// The O_DIRECT handle and alignment for a record at `offset` spanning `span`
+    /// bytes, when direct I/O is on and the record starts and ends on its alignment (a
+    /// small record may not, when the device needs 4 KiB: it goes through the cache).
+    fn direct_for<'s>(
+        &self,
+        segment: &'s Segment,
+        offset: u64,
+        span: u64,
+    ) -> Option<(&'s File, u64)> {
+        let align = self.io.direct_align.load(Ordering::Relaxed);
+        if align == 0 || !offset.is_multiple_of(align) || !span.is_multiple_of(align) {
+            return None;
+        }
+        segment.direct.as_ref().map(|file| (file, align))
     }
 
     /// Reads back the objects of entries the log did not mark synced and forgets those
@@ -489,29 +600,41 @@ impl DirDisk {
     }
 
     /// The open file of segment `number`, opened on first use.
-    fn segment(&self, number: u32) -> io::Result<Arc<File>> {
-        if let Some(file) = self
+    fn segment(&self, number: u32) -> io::Result<Arc<Segment>> {
+        if let Some(segment) = self
             .segments
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&number)
         {
-            return Ok(Arc::clone(file));
+            return Ok(Arc::clone(segment));
         }
-        let file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(self.segment_path(number))?,
-        );
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.segment_path(number))?;
+        let segment = Arc::new(self.with_direct(number, file));
         let mut open = self.segments.write().unwrap_or_else(|p| p.into_inner());
-        Ok(Arc::clone(open.entry(number).or_insert(file)))
+        Ok(Arc::clone(open.entry(number).or_insert(segment)))
+    }
+
+    /// Segment `number` open as `file`, and with O_DIRECT too while the store does
+    /// direct I/O (a refusal turns direct I/O off for the disk).
+    fn with_direct(&self, number: u32, file: File) -> Segment {
+        let mut direct = None;
+        if self.io.direct_align.load(Ordering::Relaxed) != 0 {
+            match record_io::open_direct(&self.segment_path(number), true) {
+                Ok(opened) => direct = Some(opened),
+                Err(e) => self.give_up_direct(&e),
+            }
+        }
+        Segment { file, direct }
     }
 
     /// Takes room for a record of `span` bytes starting at a multiple of `align`, counted
     /// live in its segment: the segment and offset to write it at. (Padding before a
     /// large record that follows small ones is left as it is: at most 3.5 KiB.)
-    fn reserve(&self, span: u64, align: u64) -> io::Result<(u32, u64, Arc<File>)> {
+    fn reserve(&self, span: u64, align: u64) -> io::Result<(u32, u64, Arc<Segment>)> {
         let mut state = self.lock();
         if let Some((number, end)) = state.active
             && (end == 0 || end.next_multiple_of(align) + span <= SEGMENT_BYTES)
@@ -549,12 +672,12 @@ impl DirDisk {
                         let end = state.log.len;
                         state.log.keep_room(&log, end);
                     }
-                    let file = Arc::new(file);
+                    let segment = Arc::new(self.with_direct(number, file));
                     self.segments
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(number, Arc::clone(&file));
-                    return Ok((number, 0, file));
+                        .insert(number, Arc::clone(&segment));
+                    return Ok((number, 0, segment));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -565,6 +688,16 @@ impl DirDisk {
     /// Writes a record holding the concatenation of `parts` at the end of the segment
     /// being filled; nothing names it yet. On failure what was written is given back.
     fn write_record(&self, parts: &[&[u8]]) -> io::Result<Location> {
+        let write = self.prepare_write(parts)?;
+        let result = run_transfers_results(vec![write.transfer()], self.uses_uring());
+        self.finish_write(write, result.into_iter().next())
+    }
+
+    /// Takes room for a record holding the concatenation of `parts` (see
+    /// [`DirDisk::write_record`]) and readies its bytes: as they are for a write
+    /// through the page cache, copied into an aligned buffer padded to the alignment
+    /// (within the record's span) for O_DIRECT.
+    fn prepare_write<'p>(&self, parts: &'p [&'p [u8]]) -> io::Result<PreparedWrite<'p>> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let len = u32::try_from(len).map_err(|_| {
             io::Error::new(
@@ -574,19 +707,172 @@ impl DirDisk {
         })?;
         let written = written_now();
         let span = index::span_of(u64::from(len));
-        let (segment, offset, file) = self.reserve(span, index::alignment_of(u64::from(len)))?;
+        let (number, offset, segment) = self.reserve(span, index::alignment_of(u64::from(len)))?;
         let at = Location {
-            segment,
+            segment: number,
             offset,
             len,
             written,
         };
-        if let Err(e) = write_all_parts_at(&file, offset, parts) {
-            self.punch(at.segment, at.offset, at.span());
-            self.lock().unlive(&at);
-            return Err(e);
+        let mut bounce = None;
+        if let Some((_, align)) = self.direct_for(&segment, offset, span) {
+            let padded = u64::from(len).next_multiple_of(align).max(align) as usize;
+            match Bounce::new(padded) {
+                Ok(mut buf) => {
+                    let bytes = buf.as_mut_slice();
+                    let mut filled = 0;
+                    for part in parts {
+                        bytes[filled..filled + part.len()].copy_from_slice(part);
+                        filled += part.len();
+                    }
+                    bytes[filled..].fill(0);
+                    bounce = Some(buf);
+                }
+                Err(e) => {
+                    self.give_back(&at);
+                    return Err(e);
+                }
+            }
         }
-        Ok(at)
+        Ok(PreparedWrite {
+            at,
+            segment,
+            parts,
+            bounce,
+            stats: self.io.stats.clone(),
+        })
+    }
+
+    /// Ends a write after its transfer (`None`: it never ran): the record's place, or
+    /// the error with the record's room given back. A direct write the kernel refused
+    /// turns direct I/O off for the disk and is written again through the page cache.
+    fn finish_write(
+        &self,
+        write: PreparedWrite<'_>,
+        result: Option<io::Result<()>>,
+    ) -> io::Result<Location> {
+        let at = write.at;
+        let mut result = result.unwrap_or_else(|| Err(io::Error::other("write not carried out")));
+        if let Err(e) = &result
+            && write.bounce.is_some()
+            && e.raw_os_error() == Some(libc::EINVAL)
+        {
+            self.give_up_direct(e);
+            let again =
+                Transfer::write(&write.segment.file, at.offset, write.parts.iter().copied());
+            result = run_transfers_results(vec![again], false)
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(io::Error::other("write not carried out")));
+        }
+        match result {
+            Ok(()) => Ok(at),
+            Err(e) => {
+                self.give_back(&at);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives back the room of a record that was not written.
+    fn give_back(&self, at: &Location) {
+        self.punch(at.segment, at.offset, at.span());
+        self.lock().unlive(at);
+    }
+
+    /// Locates `key` and readies reads of `ranges` of its record into their buffers
+    /// (through an aligned buffer each for O_DIRECT). `UnexpectedEof` when a range
+    /// passes the object's end.
+    fn prepare_read<'p, 'b>(
+        &self,
+        key: ShardKey,
+        dest: ReadDest<'p, 'b>,
+    ) -> io::Result<PreparedRead<'p, 'b>> {
+        let at = self.locate(key)?;
+        self.prepare_read_at(at, dest)
+    }
+
+    fn prepare_read_at<'p, 'b>(
+        &self,
+        at: Location,
+        dest: ReadDest<'p, 'b>,
+    ) -> io::Result<PreparedRead<'p, 'b>> {
+        let dest = match dest {
+            ReadDest::Whole => ReadDest::Owned(vec![0u8; at.len as usize]),
+            other => other,
+        };
+        let extents: Vec<(u64, usize)> = match &dest {
+            ReadDest::Ranges(ranges) => ranges.iter().map(|r| (r.offset, r.len())).collect(),
+            ReadDest::Owned(bytes) => vec![(0, bytes.len())],
+            ReadDest::Whole => unreachable!("replaced above"),
+        };
+        for (offset, len) in &extents {
+            if offset + *len as u64 > u64::from(at.len) {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let segment = self.segment(at.segment)?;
+        let mut bounces = Vec::new();
+        if let Some((_, align)) = self.direct_for(&segment, at.offset, at.span()) {
+            for (offset, len) in &extents {
+                let start = at.offset + offset;
+                let from = start - start % align;
+                let to = (start + *len as u64).next_multiple_of(align);
+                bounces.push((
+                    Bounce::new((to - from) as usize)?,
+                    from,
+                    (start - from) as usize,
+                ));
+            }
+        }
+        Ok(PreparedRead {
+            at,
+            segment,
+            dest,
+            bounces,
+            stats: self.io.stats.clone(),
+        })
+    }
+
+    /// Ends a read after its transfers (one per range, in order; fewer: not run):
+    /// copies out of the aligned buffers; a direct read the kernel refused turns direct
+    /// I/O off for the disk and is read again through the page cache.
+    fn finish_read(
+        &self,
+        mut read: PreparedRead<'_, '_>,
+        results: Vec<io::Result<()>>,
+    ) -> io::Result<Option<Vec<u8>>> {
+        let ranges = read.extent_count();
+        let mut result: io::Result<()> = if results.len() < ranges {
+            Err(io::Error::other("read not carried out"))
+        } else {
+            results.into_iter().collect()
+        };
+        if let Err(e) = &result
+            && !read.bounces.is_empty()
+            && e.raw_os_error() == Some(libc::EINVAL)
+        {
+            self.give_up_direct(e);
+            read.bounces.clear();
+            result = run_transfers_results(read.transfers(), false)
+                .into_iter()
+                .collect();
+        }
+        result?;
+        read.copy_out();
+        Ok(match read.dest {
+            ReadDest::Owned(bytes) => Some(bytes),
+            _ => None,
+        })
+    }
+
+    /// Reads the whole record at `at`.
+    fn read_record(&self, at: Location) -> io::Result<Vec<u8>> {
+        let mut read = self.prepare_read_at(at, ReadDest::Whole)?;
+        let results = run_transfers_results(read.transfers(), self.uses_uring());
+        Ok(self
+            .finish_read(read, results)?
+            .expect("a whole read owns its bytes"))
     }
 
     /// Appends the noted entries to the log (cutting a torn tail or starting a fresh log
@@ -715,10 +1001,10 @@ impl DirDisk {
                 .collect()
         };
         for (number, live) in sealed {
-            let Ok(file) = self.segment(number) else {
+            let Ok(segment) = self.segment(number) else {
                 continue;
             };
-            let allocated = file.metadata()?.blocks() * 512;
+            let allocated = segment.file.metadata()?.blocks() * 512;
             if allocated <= 2 * live.bytes + COMPACT_SLACK_BYTES {
                 continue;
             }
@@ -736,8 +1022,7 @@ impl DirDisk {
                 if copied >= budget {
                     break;
                 }
-                let mut bytes = vec![0u8; at.len as usize];
-                read_exact_vectored_at(&file, at.offset, &mut [&mut bytes])?;
+                let bytes = self.read_record(at)?;
                 let new = self.write_record(&[&bytes])?;
                 let mut state = self.lock();
                 if state.index.get(&key) == Some(&at) {
@@ -761,11 +1046,11 @@ impl DirDisk {
         if !self.can_punch.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(file) = self.segment(segment) else {
+        let Ok(open) = self.segment(segment) else {
             return;
         };
         let punched = nix::fcntl::fallocate(
-            &*file,
+            &open.file,
             nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
                 | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
             offset as i64,
@@ -900,55 +1185,276 @@ impl State {
     }
 }
 
-/// Buffers one `preadv`/`pwritev` takes at most (Linux's UIO_MAXIOV).
-const IOV_MAX: usize = 1024;
-
-/// Fills `bufs` in order from `offset` of `file` with as few `preadv` calls as the kernel
-/// allows; `UnexpectedEof` if the file ends first.
-fn read_exact_vectored_at(file: &File, mut offset: u64, bufs: &mut [&mut [u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSliceMut<'_>> = bufs
-        .iter_mut()
-        .filter(|b| !b.is_empty())
-        .map(|b| IoSliceMut::new(b))
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let batch = rest.len().min(IOV_MAX);
-        match nix::sys::uio::preadv(file, &mut rest[..batch], offset as i64) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                offset += n as u64;
-                IoSliceMut::advance_slices(&mut rest, n);
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+/// A record write made ready by [`DirDisk::prepare_write`].
+struct PreparedWrite<'p> {
+    at: Location,
+    segment: Arc<Segment>,
+    parts: &'p [&'p [u8]],
+    /// The record padded to the direct I/O alignment, for an O_DIRECT write.
+    bounce: Option<Bounce>,
+    stats: Arc<StoreIoStats>,
 }
 
-/// Writes the parts at `offset` of `file` with as few `pwritev` calls as the kernel
-/// allows, without joining them.
-fn write_all_parts_at(file: &File, mut offset: u64, parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = parts
-        .iter()
-        .filter(|part| !part.is_empty())
-        .map(|part| IoSlice::new(part))
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let batch = rest.len().min(IOV_MAX);
-        match nix::sys::uio::pwritev(file, &rest[..batch], offset as i64) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => {
-                offset += written as u64;
-                IoSlice::advance_slices(&mut rest, written);
+impl PreparedWrite<'_> {
+    fn transfer(&self) -> Transfer<'_> {
+        match (&self.bounce, &self.segment.direct) {
+            (Some(buf), Some(direct)) => {
+                Transfer::write(direct, self.at.offset, [buf.as_slice()]).counted(&self.stats, true)
             }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+            _ => Transfer::write(
+                &self.segment.file,
+                self.at.offset,
+                self.parts.iter().copied(),
+            )
+            .counted(&self.stats, false),
         }
     }
-    Ok(())
+}
+
+/// Where a record read goes.
+enum ReadDest<'p, 'b> {
+    /// The whole object, into a buffer of its own (made when the read is readied).
+    Whole,
+    /// The whole object, into this buffer.
+    Owned(Vec<u8>),
+    /// Ranges of it, into the caller's buffers.
+    Ranges(&'p mut [ShardRange<'b>]),
+}
+
+/// A record read made ready by [`DirDisk::prepare_read`].
+struct PreparedRead<'p, 'b> {
+    at: Location,
+    segment: Arc<Segment>,
+    dest: ReadDest<'p, 'b>,
+    /// For O_DIRECT, per range: an aligned buffer, the aligned offset in the segment it
+    /// is read from, and where the range starts in it. Empty: through the page cache.
+    bounces: Vec<(Bounce, u64, usize)>,
+    stats: Arc<StoreIoStats>,
+}
+
+impl PreparedRead<'_, '_> {
+    /// The ranges read, as (offset in the object, length).
+    fn extents(&self) -> Vec<(u64, usize)> {
+        match &self.dest {
+            ReadDest::Ranges(ranges) => ranges.iter().map(|r| (r.offset, r.len())).collect(),
+            ReadDest::Owned(bytes) => vec![(0, bytes.len())],
+            ReadDest::Whole => Vec::new(),
+        }
+    }
+
+    fn extent_count(&self) -> usize {
+        self.extents().len()
+    }
+
+    /// One transfer per range.
+    fn transfers(&mut self) -> Vec<Transfer<'_>> {
+        let base = self.at.offset;
+        let stats = &*self.stats;
+        if let (false, Some(direct)) = (self.bounces.is_empty(), &self.segment.direct) {
+            let lens: Vec<usize> = match &self.dest {
+                ReadDest::Ranges(ranges) => ranges.iter().map(|r| r.len()).collect(),
+                ReadDest::Owned(bytes) => vec![bytes.len()],
+                ReadDest::Whole => Vec::new(),
+            };
+            return self
+                .bounces
+                .iter_mut()
+                .zip(lens)
+                .map(|((buf, from, lead), len)| {
+                    Transfer::read(direct, *from, [buf.as_mut_slice()], *lead + len)
+                        .counted(stats, true)
+                })
+                .collect();
+        }
+        let file = &self.segment.file;
+        match &mut self.dest {
+            ReadDest::Ranges(ranges) => ranges
+                .iter_mut()
+                .map(|r| {
+                    let len = r.len();
+                    Transfer::read(
+                        file,
+                        base + r.offset,
+                        r.bufs.iter_mut().map(|b| &mut **b),
+                        len,
+                    )
+                    .counted(stats, false)
+                })
+                .collect(),
+            ReadDest::Owned(bytes) => {
+                let len = bytes.len();
+                vec![Transfer::read(file, base, [&mut bytes[..]], len).counted(stats, false)]
+            }
+            ReadDest::Whole => Vec::new(),
+        }
+    }
+
+    /// Copies each range out of its aligned buffer (direct reads only).
+    fn copy_out(&mut self) {
+        if self.bounces.is_empty() {
+            return;
+        }
+        let bounces = &self.bounces;
+        let copy = |(buf, _, lead): &(Bounce, u64, usize),
+                    dests: &mut dyn Iterator<Item = &mut [u8]>| {
+            let mut at = *lead;
+            for dest in dests {
+                dest.copy_from_slice(&buf.as_slice()[at..at + dest.len()]);
+                at += dest.len();
+            }
+        };
+        match &mut self.dest {
+            ReadDest::Ranges(ranges) => {
+                for (range, bounce) in ranges.iter_mut().zip(bounces) {
+                    copy(bounce, &mut range.bufs.iter_mut().map(|b| &mut **b));
+                }
+            }
+            ReadDest::Owned(bytes) => {
+                if let Some(bounce) = bounces.first() {
+                    copy(bounce, &mut std::iter::once(&mut bytes[..]));
+                }
+            }
+            ReadDest::Whole => {}
+        }
+    }
+}
+
+/// Carries out `transfers` (through a ring when `is_uring`); each one's outcome and
+/// when it finished.
+fn run_transfers(
+    mut transfers: Vec<Transfer<'_>>,
+    is_uring: bool,
+) -> Vec<(io::Result<()>, Option<Instant>)> {
+    record_io::run(&mut transfers, is_uring);
+    transfers.into_iter().map(Transfer::outcome).collect()
+}
+
+/// The results alone of [`run_transfers`].
+fn run_transfers_results(transfers: Vec<Transfer<'_>>, is_uring: bool) -> Vec<io::Result<()>> {
+    run_transfers(transfers, is_uring)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// One shard I/O of a batch run by [`run_batch`].
+pub enum BatchOp<'a, 'b> {
+    /// [`Disk::put_shard`].
+    Put {
+        /// The disk.
+        disk: &'a dyn Disk,
+        /// The object's key.
+        key: ShardKey,
+        /// Its bytes, in parts.
+        parts: &'a [&'a [u8]],
+    },
+    /// [`Disk::get_shard`].
+    Get {
+        /// The disk.
+        disk: &'a dyn Disk,
+        /// The object's key.
+        key: ShardKey,
+    },
+    /// [`Disk::read_shard_ranges`].
+    Ranges {
+        /// The disk.
+        disk: &'a dyn Disk,
+        /// The object's key.
+        key: ShardKey,
+        /// What to read, and where to.
+        ranges: &'a mut [ShardRange<'b>],
+    },
+}
+
+/// What one operation of a [`run_batch`] came to.
+#[derive(Debug)]
+pub struct BatchDone {
+    /// The object's bytes for a `Get`; `None` for the others.
+    pub result: io::Result<Option<Vec<u8>>>,
+    /// From the start of the batch until its I/O completed.
+    pub elapsed: Duration,
+}
+
+/// Carries out the shard I/O of several disks (a stripe's) at once: the operations of
+/// segment stores doing io_uring ([`Disk::batch_target`]) are readied, handed to the
+/// kernel in one submission and waited for together; any other disk's operation runs
+/// on this thread as its `Disk` method. Results in the order of `ops`.
+pub fn run_batch(ops: Vec<BatchOp<'_, '_>>) -> Vec<BatchDone> {
+    enum Ready<'a, 'b> {
+        Write(&'a DirDisk, ShardKey, PreparedWrite<'a>),
+        Read(&'a DirDisk, PreparedRead<'a, 'b>),
+    }
+    let started = Instant::now();
+    let mut done: Vec<Option<BatchDone>> = (0..ops.len()).map(|_| None).collect();
+    let mut ready: Vec<(usize, Ready<'_, '_>)> = Vec::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        let result = match op {
+            BatchOp::Put { disk, key, parts } => match disk.batch_target() {
+                Some(d) => match d.check_store().and_then(|()| d.prepare_write(parts)) {
+                    Ok(w) => {
+                        ready.push((i, Ready::Write(d, key, w)));
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+                None => disk.put_shard(key, parts).map(|()| None),
+            },
+            BatchOp::Get { disk, key } => match disk.batch_target() {
+                Some(d) => match d.prepare_read(key, ReadDest::Whole) {
+                    Ok(r) => {
+                        ready.push((i, Ready::Read(d, r)));
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+                None => disk.get_shard(key).map(Some),
+            },
+            BatchOp::Ranges { disk, key, ranges } => match disk.batch_target() {
+                Some(d) => match d.prepare_read(key, ReadDest::Ranges(ranges)) {
+                    Ok(r) => {
+                        ready.push((i, Ready::Read(d, r)));
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+                None => disk.read_shard_ranges(key, ranges).map(|()| None),
+            },
+        };
+        done[i] = Some(BatchDone {
+            result,
+            elapsed: started.elapsed(),
+        });
+    }
+    let mut counts = Vec::with_capacity(ready.len());
+    let mut transfers = Vec::new();
+    for (_, r) in ready.iter_mut() {
+        let before = transfers.len();
+        match r {
+            Ready::Write(_, _, w) => transfers.push(w.transfer()),
+            Ready::Read(_, read) => transfers.extend(read.transfers()),
+        }
+        counts.push(transfers.len() - before);
+    }
+    let mut outcomes = run_transfers(transfers, true).into_iter();
+    for ((i, r), count) in ready.into_iter().zip(counts) {
+        let mine: Vec<(io::Result<()>, Option<Instant>)> = outcomes.by_ref().take(count).collect();
+        let finished = mine.iter().filter_map(|(_, at)| *at).max();
+        let results: Vec<io::Result<()>> = mine.into_iter().map(|(r, _)| r).collect();
+        let result = match r {
+            Ready::Write(d, key, w) => d.finish_write(w, results.into_iter().next()).map(|at| {
+                d.lock().note_put(key, at);
+                None
+            }),
+            Ready::Read(d, read) => d.finish_read(read, results),
+        };
+        done[i] = Some(BatchDone {
+            result,
+            elapsed: finished.map_or_else(|| started.elapsed(), |t| t.duration_since(started)),
+        });
+    }
+    done.into_iter()
+        .map(|d| d.expect("every operation is done"))
+        .collect()
 }
 
 impl Disk for DirDisk {
@@ -964,35 +1470,32 @@ impl Disk for DirDisk {
     }
 
     fn get_shard(&self, key: ShardKey) -> io::Result<Vec<u8>> {
-        let at = self.locate(key)?;
-        let mut bytes = vec![0u8; at.len as usize];
-        read_exact_vectored_at(&*self.segment(at.segment)?, at.offset, &mut [&mut bytes])?;
-        Ok(bytes)
+        self.read_record(self.locate(key)?)
     }
 
     fn read_shard_ranges(&self, key: ShardKey, ranges: &mut [ShardRange<'_>]) -> io::Result<()> {
-        let at = self.locate(key)?;
-        for range in ranges.iter() {
-            if range.offset + range.len() as u64 > u64::from(at.len) {
-                return Err(io::ErrorKind::UnexpectedEof.into());
+        let is_uring = self.uses_uring();
+        let mut read = self.prepare_read(key, ReadDest::Ranges(ranges))?;
+        if !is_uring && read.bounces.is_empty() {
+            // Start the disk on every range but the first at once, so a cold read of a
+            // head and a distant block waits for the disk about once rather than once
+            // per range. (A ring has them all in flight anyway.)
+            for (offset, len) in read.extents().into_iter().skip(1) {
+                // Only a hint: a failure costs nothing but the overlap.
+                let _ = nix::fcntl::posix_fadvise(
+                    &read.segment.file,
+                    (read.at.offset + offset) as i64,
+                    len as i64,
+                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+                );
             }
         }
-        let file = self.segment(at.segment)?;
-        // Start the disk on every range but the first at once, so a cold read of a head
-        // and a distant block waits for the disk about once rather than once per range.
-        for range in ranges.iter().skip(1) {
-            // Only a hint: a failure costs nothing but the overlap.
-            let _ = nix::fcntl::posix_fadvise(
-                &*file,
-                (at.offset + range.offset) as i64,
-                range.len() as i64,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
-            );
-        }
-        for range in ranges.iter_mut() {
-            read_exact_vectored_at(&file, at.offset + range.offset, &mut range.bufs)?;
-        }
-        Ok(())
+        let results = run_transfers_results(read.transfers(), is_uring);
+        self.finish_read(read, results).map(|_| ())
+    }
+
+    fn batch_target(&self) -> Option<&DirDisk> {
+        self.uses_uring().then_some(self)
     }
 
     fn delete_shard(&self, key: ShardKey) -> io::Result<()> {
@@ -1120,6 +1623,90 @@ mod tests {
     use crate::store::test_support::key;
     use crate::types::{InodeId, ShardIndex, StripeId, VolumeId};
     use std::os::unix::fs::PermissionsExt;
+
+    thread_local! {
+        /// The record I/O that `DirDisk::open` gives the disks of a unit test (see
+        /// [`in_mode`]).
+        pub(super) static TEST_IO: std::cell::RefCell<IoSettings> = std::cell::RefCell::default();
+    }
+
+    /// Runs `test` with every disk it opens doing the record I/O of `mode`, then checks
+    /// through the counters that the mode really carried the I/O where this machine
+    /// has it (direct I/O where the temp directory's filesystem takes O_DIRECT).
+    fn in_mode(mode: IoMode, test: fn()) {
+        let stats = Arc::new(StoreIoStats::default());
+        TEST_IO.with(|s| {
+            *s.borrow_mut() = IoSettings {
+                mode,
+                stats: stats.clone(),
+            }
+        });
+        test();
+        TEST_IO.with(|s| *s.borrow_mut() = IoSettings::default());
+        let seen = stats.snapshot();
+        if mode.is_uring {
+            match record_io::uring_status() {
+                Ok(()) => assert!(seen.uring_ios > 0 && seen.uring_submissions > 0, "{seen:?}"),
+                Err(why) => eprintln!("io_uring not exercised here: {why}"),
+            }
+        }
+        if mode.is_direct {
+            let tmp = tempfile::tempdir().unwrap();
+            let file = tmp.path().join("probe");
+            fs::write(&file, [0u8; 4096]).unwrap();
+            match record_io::probe_direct(&File::open(tmp.path()).unwrap(), &file) {
+                Ok(_) => assert!(seen.direct_ios > 0 && seen.direct_bytes > 0, "{seen:?}"),
+                Err(why) => eprintln!("direct I/O not exercised here: {why}"),
+            }
+        }
+    }
+
+    /// The store's tests again in each mode other than buffered, each in its own test.
+    macro_rules! in_every_mode {
+        ($($name:ident),* $(,)?) => {
+            mod every_mode {
+                $(
+                    mod $name {
+                        use crate::store::IoMode;
+                        #[test]
+                        fn direct_io() {
+                            let mode = IoMode { is_direct: true, is_uring: false };
+                            super::super::in_mode(mode, super::super::$name);
+                        }
+                        #[test]
+                        fn io_uring() {
+                            let mode = IoMode { is_direct: false, is_uring: true };
+                            super::super::in_mode(mode, super::super::$name);
+                        }
+                        #[test]
+                        fn direct_io_and_io_uring() {
+                            let mode = IoMode { is_direct: true, is_uring: true };
+                            super::super::in_mode(mode, super::super::$name);
+                        }
+                    }
+                )*
+            }
+        };
+    }
+
+    in_every_mode!(
+        put_get_ranges_delete_list_round_trip,
+        synced_writes_and_deletes_survive_a_reopen_and_unsynced_ones_do_not,
+        entries_logged_but_not_synced_are_checked_at_open_and_dropped_when_bad,
+        a_torn_log_tail_is_ignored_then_cut_before_the_next_append,
+        freed_records_give_their_space_back_and_empty_segments_go,
+        without_hole_punching_compaction_gives_the_space_back,
+        a_kill_at_any_point_of_a_compaction_loses_nothing,
+        a_copy_loses_to_a_delete_or_rewrite_made_meanwhile,
+        a_long_log_is_folded_into_a_checkpoint_and_reopens_the_same,
+        a_log_of_an_older_generation_is_ignored,
+        a_damaged_index_is_rebuilt_from_the_segments,
+        everything_made_is_private_and_an_existing_disk_directory_made_so,
+        usable_from_many_threads,
+        an_object_of_more_blocks_than_one_system_call_takes_round_trips,
+        small_records_pack_by_sectors_and_large_ones_start_on_a_block,
+        a_batch_over_several_disks_puts_and_reads_like_one_by_one,
+    );
 
     fn mode_of(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
@@ -1829,5 +2416,120 @@ mod tests {
         let space = disk.space().unwrap();
         assert!(space.total_bytes > 0 && space.free_bytes <= space.total_bytes);
         assert!(disk.check_present().is_ok());
+    }
+
+    #[test]
+    fn a_batch_over_several_disks_puts_and_reads_like_one_by_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disks: Vec<DirDisk> = (0..4)
+            .map(|i| DirDisk::create(&tmp.path().join(format!("d{i}"))).unwrap())
+            .collect();
+        // A MemDisk among them runs its part on the calling thread.
+        let mem = crate::store::MemDisk::new("m", 1 << 30);
+        let sizes = [100usize, 5000, 70_000, 4096];
+        let payloads: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (0..*n).map(|b| (b * 7 + i) as u8).collect())
+            .collect();
+        let parts: Vec<Vec<&[u8]>> = payloads.iter().map(|p| p.chunks(999).collect()).collect();
+        let mut ops: Vec<BatchOp<'_, '_>> = disks
+            .iter()
+            .zip(&parts)
+            .enumerate()
+            .map(|(i, (d, p))| BatchOp::Put {
+                disk: d as &dyn Disk,
+                key: key(1, i as u8),
+                parts: p,
+            })
+            .collect();
+        ops.push(BatchOp::Put {
+            disk: &mem,
+            key: key(1, 9),
+            parts: &parts[0],
+        });
+        for done in run_batch(ops) {
+            assert!(done.result.unwrap().is_none());
+        }
+        let gets: Vec<BatchOp<'_, '_>> = disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| BatchOp::Get {
+                disk: d as &dyn Disk,
+                key: key(1, i as u8),
+            })
+            .chain([BatchOp::Get {
+                disk: &mem,
+                key: key(1, 9),
+            }])
+            .collect();
+        let got: Vec<Vec<u8>> = run_batch(gets)
+            .into_iter()
+            .map(|d| d.result.unwrap().unwrap())
+            .collect();
+        for (i, payload) in payloads.iter().enumerate() {
+            assert!(got[i] == *payload, "shard {i}");
+            assert!(disks[i].get_shard(key(1, i as u8)).unwrap() == *payload);
+        }
+        assert!(got[4] == payloads[0]);
+        // Ranges: a few bytes of each, one range past the end.
+        let (mut a, mut b, mut c) = (vec![0u8; 10], vec![0u8; 3000], vec![0u8; 50]);
+        let mut ra = [ShardRange {
+            offset: 90,
+            bufs: vec![&mut a[..]],
+        }];
+        let mut rb = [ShardRange {
+            offset: 60_000,
+            bufs: {
+                let (b1, b2) = b.split_at_mut(1000);
+                vec![b1, b2]
+            },
+        }];
+        let mut rc = [ShardRange {
+            offset: 4090,
+            bufs: vec![&mut c[..]],
+        }];
+        let done = run_batch(vec![
+            BatchOp::Ranges {
+                disk: &disks[0],
+                key: key(1, 0),
+                ranges: &mut ra,
+            },
+            BatchOp::Ranges {
+                disk: &disks[2],
+                key: key(1, 2),
+                ranges: &mut rb,
+            },
+            BatchOp::Ranges {
+                disk: &disks[3],
+                key: key(1, 3),
+                ranges: &mut rc,
+            },
+            BatchOp::Get {
+                disk: &disks[1],
+                key: key(7, 7),
+            },
+        ]);
+        let kinds: Vec<Option<io::ErrorKind>> = done
+            .iter()
+            .map(|d| d.result.as_ref().err().map(|e| e.kind()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                None,
+                None,
+                Some(io::ErrorKind::UnexpectedEof),
+                Some(io::ErrorKind::NotFound)
+            ]
+        );
+        assert_eq!(a, payloads[0][90..]);
+        assert!(b == payloads[2][60_000..63_000]);
+        // Still there after a sync and a reopen.
+        for (i, d) in disks.iter().enumerate() {
+            d.sync().unwrap();
+            let again = DirDisk::open(d.path()).unwrap();
+            assert!(again.get_shard(key(1, i as u8)).unwrap() == payloads[i]);
+        }
     }
 }

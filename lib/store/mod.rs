@@ -13,10 +13,14 @@ pub mod index;
 mod label;
 mod mem;
 mod private;
+pub mod record_io;
 pub mod shard;
 
 pub use crash::CrashDisk;
-pub use dir::{DirDisk, LABEL_FILE, Rebuilt, SEGMENT_BYTES, STORE_DIR};
+pub use dir::{
+    BatchDone, BatchOp, DirDisk, IoSettings, LABEL_FILE, Rebuilt, SEGMENT_BYTES, STORE_DIR,
+    run_batch,
+};
 pub use faulty::FaultyDisk;
 pub use label::{DiskLabel, LABEL_MAGIC, LABEL_VERSION};
 pub use mem::{MEM_SET_CAPACITY_BYTES, MemDisk};
@@ -24,6 +28,7 @@ pub use private::{
     Audit, LOOSE_BITS, LoosePath, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir,
     create_private_dir_all, make_dir_private, open_private_append, tighten,
 };
+pub use record_io::{IoMode, StoreIoSnapshot, StoreIoStats};
 
 use crate::types::ShardKey;
 use std::ffi::OsString;
@@ -70,6 +75,12 @@ pub trait Disk: Send + Sync {
             }
         }
         Ok(())
+    }
+    /// The segment store behind this disk when its shard I/O can join a batch of
+    /// several disks' I/O handed to the kernel at once ([`run_batch`], io_uring);
+    /// `None` (the default) for any other disk, whose I/O runs one call at a time.
+    fn batch_target(&self) -> Option<&DirDisk> {
+        None
     }
     /// Deletes a shard object; deleting a missing one is not an error.
     fn delete_shard(&self, key: ShardKey) -> io::Result<()>;

@@ -200,43 +200,74 @@ pub fn write_shard(
     header: &ShardHeader,
     payload: &[u8],
 ) -> io::Result<()> {
-    if let Some(defect) = header.defect() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, defect));
+    let parts = ShardParts::new(volume, header, payload)?;
+    disk.put_shard(parts.key(), &parts.slices(payload))
+}
+
+/// What a shard object adds to its payload (the head, the block CRCs), made ready to go
+/// out with it as a list of slices: [`write_shard`], or a batch of several disks' writes
+/// (`store::run_batch`).
+pub struct ShardParts {
+    key: ShardKey,
+    head: Vec<u8>,
+    crcs: Vec<[u8; 4]>,
+}
+
+impl ShardParts {
+    /// The head and CRCs of the object holding `payload` as shard `header` of `volume`;
+    /// `InvalidInput` for a header that could not be read back or a payload too large.
+    pub fn new(volume: VolumeId, header: &ShardHeader, payload: &[u8]) -> io::Result<ShardParts> {
+        if let Some(defect) = header.defect() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, defect));
+        }
+        let too_large = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("shard payload of {} bytes exceeds an object", payload.len()),
+            )
+        };
+        let payload_len = u32::try_from(payload.len()).map_err(|_| too_large())?;
+        let body_len = u32::try_from(object_len(payload.len()) - format::HEADER_LEN)
+            .map_err(|_| too_large())?;
+        let frame = FrameHeader {
+            magic: SHARD_MAGIC,
+            version: SHARD_VERSION,
+            flags: 0,
+            body_len,
+            volume,
+        };
+        let mut head = vec![0u8; payload_offset(payload.len())];
+        head[..format::HEADER_LEN].copy_from_slice(&frame.to_bytes());
+        head[format::HEADER_LEN..64].copy_from_slice(&header.to_bytes(payload_len));
+        let head_crc = crc32c::crc32c(&head[..64]);
+        head[64..HEAD_LEN].copy_from_slice(&head_crc.to_le_bytes());
+        let key = header.key();
+        let crcs: Vec<[u8; 4]> = payload
+            .chunks(BLOCK_PAYLOAD)
+            .enumerate()
+            .map(|(n, block)| {
+                crc32c::crc32c_append(block_seed(volume, key, n), block).to_le_bytes()
+            })
+            .collect();
+        Ok(ShardParts { key, head, crcs })
     }
-    let too_large = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("shard payload of {} bytes exceeds an object", payload.len()),
-        )
-    };
-    let payload_len = u32::try_from(payload.len()).map_err(|_| too_large())?;
-    let body_len =
-        u32::try_from(object_len(payload.len()) - format::HEADER_LEN).map_err(|_| too_large())?;
-    let frame = FrameHeader {
-        magic: SHARD_MAGIC,
-        version: SHARD_VERSION,
-        flags: 0,
-        body_len,
-        volume,
-    };
-    let mut head = vec![0u8; payload_offset(payload.len())];
-    head[..format::HEADER_LEN].copy_from_slice(&frame.to_bytes());
-    head[format::HEADER_LEN..64].copy_from_slice(&header.to_bytes(payload_len));
-    let head_crc = crc32c::crc32c(&head[..64]);
-    head[64..HEAD_LEN].copy_from_slice(&head_crc.to_le_bytes());
-    let key = header.key();
-    let crcs: Vec<[u8; 4]> = payload
-        .chunks(BLOCK_PAYLOAD)
-        .enumerate()
-        .map(|(n, block)| crc32c::crc32c_append(block_seed(volume, key, n), block).to_le_bytes())
-        .collect();
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * crcs.len());
-    parts.push(&head);
-    for (block, crc) in payload.chunks(BLOCK_PAYLOAD).zip(&crcs) {
-        parts.push(block);
-        parts.push(crc);
+
+    /// The key the object goes under.
+    pub fn key(&self) -> ShardKey {
+        self.key
     }
-    disk.put_shard(key, &parts)
+
+    /// The object as slices: the head, then each block's payload and CRC (`payload` is
+    /// the one given to [`ShardParts::new`]).
+    pub fn slices<'a>(&'a self, payload: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * self.crcs.len());
+        parts.push(&self.head);
+        for (block, crc) in payload.chunks(BLOCK_PAYLOAD).zip(&self.crcs) {
+            parts.push(block);
+            parts.push(crc);
+        }
+        parts
+    }
 }
 
 /// Reads and verifies the shard `key` of `volume`.
@@ -245,11 +276,29 @@ pub fn read_shard(
     volume: VolumeId,
     key: ShardKey,
 ) -> Result<ShardObject, ShardReadError> {
-    let bytes = match disk.get_shard(key) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
-        Err(e) => return Err(ShardReadError::Io(e)),
-    };
+    match disk.get_shard(key) {
+        Ok(bytes) => verify_shard(disk, volume, key, bytes),
+        Err(e) => Err(read_error(e)),
+    }
+}
+
+/// A failed read of a shard object as a [`ShardReadError`]: `Missing` when not found.
+pub fn read_error(e: io::Error) -> ShardReadError {
+    if e.kind() == io::ErrorKind::NotFound {
+        ShardReadError::Missing
+    } else {
+        ShardReadError::Io(e)
+    }
+}
+
+/// Verifies the bytes of shard object `key` of `volume` read from `disk`, as
+/// [`read_shard`] does after reading them.
+pub fn verify_shard(
+    disk: &dyn Disk,
+    volume: VolumeId,
+    key: ShardKey,
+    bytes: Vec<u8>,
+) -> Result<ShardObject, ShardReadError> {
     // The object name costs an allocation, so it is only built for an error.
     let name = || format!("{}: shard {key}", disk.describe());
     let (object, _) = decode_shard("", bytes, Some(volume)).map_err(|mut e| {
@@ -428,37 +477,76 @@ pub fn read_shard_range_into(
     start: usize,
     dest: &mut [u8],
 ) -> Result<(), ShardReadError> {
-    let name = || format!("{}: shard {key}", disk.describe());
-    let err = |offset: usize, kind| {
-        ShardReadError::Corrupt(FormatError::new(name(), offset as u64, kind))
-    };
-    let len = dest.len();
-    if len == 0 || start + len > payload_len {
-        return Err(err(
-            0,
-            FormatErrorKind::Body(format!(
+    let mut plan = RangeRead::new(payload_len, start, dest.len()).map_err(|kind| {
+        let object = format!("{}: shard {key}", disk.describe());
+        ShardReadError::Corrupt(FormatError::new(object, 0, kind))
+    })?;
+    let read = disk.read_shard_ranges(key, &mut plan.ranges(dest));
+    plan.verify(disk, volume, key, dest, read)
+}
+
+/// A read of a range of a shard's payload made ready (see [`read_shard_range_into`],
+/// which is `new`, one `Disk::read_shard_ranges` of [`RangeRead::ranges`], then
+/// [`RangeRead::verify`]; a batch of several disks' reads does the same steps).
+pub struct RangeRead {
+    payload_len: usize,
+    start: usize,
+    len: usize,
+    /// Per read: the bytes of the first block before the range, those of the last
+    /// block after it, each block's CRC.
+    before: Vec<u8>,
+    after: Vec<u8>,
+    crcs: Vec<[u8; 4]>,
+}
+
+impl RangeRead {
+    /// Readies a read of `len` payload bytes at `start` of a payload of `payload_len`
+    /// bytes; what is wrong with the range when it is empty or outside the payload.
+    pub fn new(payload_len: usize, start: usize, len: usize) -> Result<RangeRead, FormatErrorKind> {
+        if len == 0 || start + len > payload_len {
+            return Err(FormatErrorKind::Body(format!(
                 "range {start}+{len} outside a payload of {payload_len} bytes"
-            )),
-        ));
+            )));
+        }
+        let end = start + len;
+        let (first, last) = (start / BLOCK_PAYLOAD, (end - 1) / BLOCK_PAYLOAD);
+        let block_len = BLOCK_PAYLOAD.min(payload_len - last * BLOCK_PAYLOAD);
+        Ok(RangeRead {
+            payload_len,
+            start,
+            len,
+            before: vec![0u8; start - first * BLOCK_PAYLOAD],
+            after: vec![0u8; (last * BLOCK_PAYLOAD + block_len) - end],
+            crcs: vec![[0u8; 4]; last - first + 1],
+        })
     }
-    let end = start + len;
-    let (first, last) = (start / BLOCK_PAYLOAD, (end - 1) / BLOCK_PAYLOAD);
-    let block_len = |n: usize| BLOCK_PAYLOAD.min(payload_len - n * BLOCK_PAYLOAD);
-    let blocks = last - first + 1;
-    // Per block: the bytes before the range, the range's, the bytes after, the CRC.
-    let lead = start - first * BLOCK_PAYLOAD;
-    let trail = (last * BLOCK_PAYLOAD + block_len(last)) - end;
-    let mut before = vec![0u8; lead];
-    let mut after = vec![0u8; trail];
-    let mut crcs = vec![[0u8; 4]; blocks];
-    {
-        let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(blocks * 2 + 2);
+
+    fn blocks(&self) -> (usize, usize) {
+        let end = self.start + self.len;
+        (self.start / BLOCK_PAYLOAD, (end - 1) / BLOCK_PAYLOAD)
+    }
+
+    fn block_len(&self, n: usize) -> usize {
+        BLOCK_PAYLOAD.min(self.payload_len - n * BLOCK_PAYLOAD)
+    }
+
+    /// The one range to read: the blocks the payload range covers, their bytes outside
+    /// it and their CRCs to scratch buffers, the range's bytes to `dest` (`len` bytes).
+    pub fn ranges<'a>(&'a mut self, dest: &'a mut [u8]) -> [ShardRange<'a>; 1] {
+        let (first, last) = self.blocks();
+        let end = self.start + self.len;
+        let lens: Vec<usize> = (first..=last).map(|n| self.block_len(n)).collect();
+        let mut bufs: Vec<&mut [u8]> = Vec::with_capacity((last - first + 1) * 2 + 2);
         let mut rest = &mut dest[..];
-        let mut crc_slots = crcs.iter_mut();
-        let (mut before, mut after) = (Some(&mut before[..]), Some(&mut after[..]));
+        let mut crc_slots = self.crcs.iter_mut();
+        let (mut before, mut after) = (Some(&mut self.before[..]), Some(&mut self.after[..]));
         for n in first..=last {
-            let from = if n == first { start } else { n * BLOCK_PAYLOAD };
-            let to = end.min(n * BLOCK_PAYLOAD + block_len(n));
+            let from = if n == first {
+                self.start
+            } else {
+                n * BLOCK_PAYLOAD
+            };
+            let to = end.min(n * BLOCK_PAYLOAD + lens[n - first]);
             if n == first
                 && let Some(lead) = before.take()
             {
@@ -474,47 +562,67 @@ pub fn read_shard_range_into(
             }
             bufs.push(&mut crc_slots.next().expect("one per block")[..]);
         }
-        let mut ranges = [ShardRange {
-            offset: (payload_offset(payload_len) + first * BLOCK_BYTES) as u64,
+        [ShardRange {
+            offset: (payload_offset(self.payload_len) + first * BLOCK_BYTES) as u64,
             bufs,
-        }];
-        match disk.read_shard_ranges(key, &mut ranges) {
+        }]
+    }
+
+    /// Checks the read (`read`: how the disk read went) block by block against the
+    /// CRCs; `dest` holds the range's bytes after success, no promise after an error.
+    pub fn verify(
+        &self,
+        disk: &dyn Disk,
+        volume: VolumeId,
+        key: ShardKey,
+        dest: &[u8],
+        read: io::Result<()>,
+    ) -> Result<(), ShardReadError> {
+        let name = || format!("{}: shard {key}", disk.describe());
+        match read {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ShardReadError::Missing),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(err(
+                return Err(ShardReadError::Corrupt(FormatError::new(
+                    name(),
                     0,
                     FormatErrorKind::Truncated {
-                        need: object_len(payload_len) as u64,
+                        need: object_len(self.payload_len) as u64,
                         have: 0,
                     },
-                ));
+                )));
             }
             Err(e) => return Err(ShardReadError::Io(e)),
         }
+        let (first, last) = self.blocks();
+        let end = self.start + self.len;
+        let object = name();
+        let at = payload_offset(self.payload_len);
+        let mut cursor = 0;
+        for (i, n) in (first..=last).enumerate() {
+            let from = if n == first {
+                self.start
+            } else {
+                n * BLOCK_PAYLOAD
+            };
+            let to = end.min(n * BLOCK_PAYLOAD + self.block_len(n));
+            let part = &dest[cursor..cursor + (to - from)];
+            cursor += to - from;
+            let lead_part: &[u8] = if n == first { &self.before } else { &[] };
+            let trail_part: &[u8] = if n == last { &self.after } else { &[] };
+            check_block(
+                &object,
+                volume,
+                key,
+                n,
+                at + n * BLOCK_BYTES,
+                &[lead_part, part, trail_part],
+                &self.crcs[i],
+            )
+            .map_err(ShardReadError::Corrupt)?;
+        }
+        Ok(())
     }
-    let object = name();
-    let at = payload_offset(payload_len);
-    let mut cursor = 0;
-    for (i, n) in (first..=last).enumerate() {
-        let from = if n == first { start } else { n * BLOCK_PAYLOAD };
-        let to = end.min(n * BLOCK_PAYLOAD + block_len(n));
-        let part = &dest[cursor..cursor + (to - from)];
-        cursor += to - from;
-        let lead_part: &[u8] = if n == first { &before } else { &[] };
-        let trail_part: &[u8] = if n == last { &after } else { &[] };
-        check_block(
-            &object,
-            volume,
-            key,
-            n,
-            at + n * BLOCK_BYTES,
-            &[lead_part, part, trail_part],
-            &crcs[i],
-        )
-        .map_err(ShardReadError::Corrupt)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

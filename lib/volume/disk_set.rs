@@ -89,7 +89,7 @@ impl Volume {
             let opened = config
                 .state
                 .is_in_use()
-                .then(|| open_disk(&self.root, &sb, config));
+                .then(|| open_disk(&self.root, &sb, config, &self.store_io));
             match &opened {
                 Some(Err(e)) => {
                     tracing::warn!(disk = %config.id, error = %e, "disk unavailable after the change; reads reconstruct from the others")

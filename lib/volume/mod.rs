@@ -86,6 +86,9 @@ pub struct OpenOptions {
     pub dirty_limit_bytes: Option<u64>,
     /// Overrides the superblock's `min_shards` for this open (k..=k+m).
     pub min_shards: Option<u8>,
+    /// How shard records are read and written: direct I/O, io_uring (mount options
+    /// `direct_io`, `io_uring`); each disk falls back on its own where refused.
+    pub store_io: crate::store::IoMode,
 }
 
 /// Attributes of an inode, as stat reports them.
@@ -194,6 +197,8 @@ pub struct StatsSnapshot {
     pub cache_hits: u64,
     /// Stripe reads it did not.
     pub cache_misses: u64,
+    /// Shard record I/O by mode (direct, io_uring) and fallbacks.
+    pub store_io: crate::store::StoreIoSnapshot,
 }
 
 /// One disk as the open volume sees it.
@@ -388,6 +393,8 @@ pub struct Volume {
     unavailable_disks: Vec<(DiskId, String)>,
     /// What the audit at open found group- or other-accessible in the backing store.
     loose_paths: Vec<LoosePath>,
+    /// The record I/O asked for at open, for every disk opened since, and its counters.
+    store_io: crate::store::IoSettings,
     _lock: File,
 }
 
@@ -489,11 +496,15 @@ impl Volume {
             erasure,
         );
         let records = disk_stats::VolumeStats::open(root, sb.volume, options.read_only);
+        let store_io = crate::store::IoSettings {
+            mode: options.store_io,
+            stats: Arc::default(),
+        };
         let mut disks = Vec::new();
         let mut unavailable = Vec::new();
         for config in &sb.disks {
             let opened = config.state.is_in_use().then(|| {
-                let opened = open_disk(root, &sb, config);
+                let opened = open_disk(root, &sb, config, &store_io);
                 match (&options.disk_wrapper, opened) {
                     (Some(wrap), Ok(disk)) => Ok(wrap(config.id, disk)),
                     (_, opened) => opened,
@@ -546,6 +557,7 @@ impl Volume {
             open_report: report,
             unavailable_disks: unavailable,
             loose_paths,
+            store_io,
             sb,
             _lock: lock,
         };
@@ -643,6 +655,7 @@ impl Volume {
             files_packed: s.files_packed.load(Ordering::Relaxed),
             cache_hits: self.cache.hits_and_misses().0,
             cache_misses: self.cache.hits_and_misses().1,
+            store_io: self.store_io.stats.snapshot(),
         }
     }
 
@@ -890,14 +903,19 @@ impl Volume {
     }
 }
 
-fn open_disk(root: &Path, sb: &Superblock, config: &DiskConfig) -> Result<DiskRef> {
+fn open_disk(
+    root: &Path,
+    sb: &Superblock,
+    config: &DiskConfig,
+    io: &crate::store::IoSettings,
+) -> Result<DiskRef> {
     let path = config.resolve(root);
     let bad = |why: String| Error::BadDisk {
         disk: config.id,
         path: path.clone(),
         why,
     };
-    let disk = DirDisk::open(&path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let disk = DirDisk::open_with(&path, io).map_err(|e| bad(format!("cannot open: {e}")))?;
     DiskLabel::verify(
         &path,
         crate::store::Disk::read_label(&disk),

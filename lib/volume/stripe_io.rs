@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::meta::{Chunk, StripeRef};
 use crate::placement::{self, Candidate, Request};
 use crate::store::shard::{self, ShardHeader, ShardReadError};
+use crate::store::{BatchDone, BatchOp, run_batch};
 use crate::types::{DiskId, InodeId, ShardIndex, ShardKey, StripeId};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -79,9 +80,14 @@ impl Volume {
             for slot in &reserved {
                 slot.reserved.fetch_add(shard_bytes, Ordering::Relaxed);
             }
-            // Every shard at once, each to its own disk, on the shard I/O pool: the stripe
-            // costs the slowest disk's write rather than the sum of them.
-            let results: Vec<std::io::Result<()>> =
+            // Every shard at once, each to its own disk: the stripe costs the slowest
+            // disk's write rather than the sum of them. With io_uring on every disk, the
+            // writes go to the kernel in one submission from this thread; else each runs
+            // on the shard I/O pool.
+            let results: Vec<std::io::Result<()>> = if is_batched(reserved.iter().copied()) {
+                let headers: Vec<ShardHeader> = (0..reserved.len()).map(header).collect();
+                self.write_shards_batched(&reserved, &headers, &encoded)
+            } else {
                 self.shard_io
                     .map(reserved.iter().enumerate().collect(), |(i, slot)| {
                         let slot_ref = *slot;
@@ -101,16 +107,10 @@ impl Volume {
                             },
                             || Err(std::io::Error::other("shard write panicked")),
                         );
-                        match &result {
-                            Ok(()) => {
-                                slot_ref.is_dirty.store(true, Ordering::Release);
-                                let bytes = shard::object_len(encoded.shard(i).len());
-                                slot_ref.stats.note_write(bytes as u64, started);
-                            }
-                            Err(e) => slot_ref.stats.note_write_failure(e),
-                        }
+                        note_shard_write(slot_ref, &result, encoded.shard(i).len(), started);
                         result
-                    });
+                    })
+            };
             let mut written = vec![false; results.len()];
             let mut failure = None;
             for (i, result) in results.into_iter().enumerate() {
@@ -172,6 +172,66 @@ impl Volume {
                 });
             }
         }
+    }
+
+    /// Writes shard `i` of `encoded` as `headers[i]` to the disk of `slots[i]`, all in
+    /// one batch (`store::run_batch`: one io_uring submission); each write's result.
+    fn write_shards_batched(
+        &self,
+        slots: &[&Arc<DiskSlot>],
+        headers: &[ShardHeader],
+        encoded: &crate::data::EncodedStripe,
+    ) -> Vec<std::io::Result<()>> {
+        let prepared: Vec<std::io::Result<shard::ShardParts>> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| shard::ShardParts::new(self.sb.volume, h, encoded.shard(i)))
+            .collect();
+        let slices: Vec<Vec<&[u8]>> = prepared
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Ok(parts) => parts.slices(encoded.shard(i)),
+                Err(_) => Vec::new(),
+            })
+            .collect();
+        let mut which = Vec::new();
+        let mut ops = Vec::new();
+        for (i, parts) in prepared.iter().enumerate() {
+            if let Ok(parts) = parts {
+                let disk = slots[i]
+                    .disk
+                    .as_deref()
+                    .expect("placement only picks open disks");
+                ops.push(BatchOp::Put {
+                    disk,
+                    key: parts.key(),
+                    parts: &slices[i],
+                });
+                which.push(i);
+            }
+        }
+        let mut done: Vec<Option<BatchDone>> = prepared.iter().map(|_| None).collect();
+        for (i, d) in which.into_iter().zip(run_batch(ops)) {
+            done[i] = Some(d);
+        }
+        prepared
+            .into_iter()
+            .zip(done)
+            .enumerate()
+            .map(|(i, (parts, done))| {
+                let (result, started) = match (parts, done) {
+                    (Err(e), _) => (Err(e), Instant::now()),
+                    (Ok(_), Some(d)) => (d.result.map(|_| ()), started_before(d.elapsed)),
+                    (Ok(_), None) => (
+                        Err(std::io::Error::other("shard write not carried out")),
+                        Instant::now(),
+                    ),
+                };
+                note_shard_write(slots[i], &result, encoded.shard(i).len(), started);
+                result
+            })
+            .collect()
     }
 
     /// Counts a degraded stripe write and says so: a warning the first time since open,
@@ -435,7 +495,81 @@ impl Volume {
         if parts.len() == 1 {
             return parts.into_iter().map(read_part).collect();
         }
+        let set = self.disk_set();
+        let slots = parts
+            .iter()
+            .filter_map(|(index, _, _)| stripe.disk_of(*index).and_then(|d| set.slot(d)));
+        if is_batched(slots) {
+            return self.read_shard_parts_batched(stripe, parts, level);
+        }
         self.shard_io.map(parts, read_part)
+    }
+
+    /// [`Volume::read_shard_parts`] as one batch (`store::run_batch`: one io_uring
+    /// submission for the parts of all disks).
+    fn read_shard_parts_batched(
+        &self,
+        stripe: &StripeRef,
+        parts: Vec<(usize, usize, &mut [u8])>,
+        level: tracing::Level,
+    ) -> Vec<bool> {
+        let set = self.disk_set();
+        let shard_len = stripe.info.shard_len as usize;
+        let mut ok = vec![false; parts.len()];
+        let mut targets = Vec::new();
+        let mut plans = Vec::new();
+        for (position, (index, start, dest)) in parts.into_iter().enumerate() {
+            let Some(disk_id) = stripe.disk_of(index) else {
+                continue;
+            };
+            let Some(slot) = set.slot(disk_id) else {
+                continue;
+            };
+            let Some(disk) = &slot.disk else {
+                continue;
+            };
+            let Ok(plan) = shard::RangeRead::new(shard_len, start, dest.len()) else {
+                continue;
+            };
+            let key = ShardKey {
+                stripe: stripe.id,
+                index: ShardIndex(index as u8),
+            };
+            targets.push((position, disk_id, slot, disk, key));
+            plans.push((plan, dest));
+        }
+        let done = {
+            let mut ranges: Vec<[crate::store::ShardRange<'_>; 1]> = plans
+                .iter_mut()
+                .map(|(plan, dest)| plan.ranges(dest))
+                .collect();
+            let ops = targets
+                .iter()
+                .zip(ranges.iter_mut())
+                .map(|((_, _, _, disk, key), ranges)| BatchOp::Ranges {
+                    disk: disk.as_ref(),
+                    key: *key,
+                    ranges,
+                })
+                .collect();
+            run_batch(ops)
+        };
+        for (((position, disk_id, slot, disk, key), (plan, dest)), done) in
+            targets.into_iter().zip(plans).zip(done)
+        {
+            let read = done.result.map(|_| ());
+            let checked = plan.verify(disk.as_ref(), self.sb.volume, key, dest, read);
+            ok[position] = self.note_part_read(
+                disk_id,
+                slot,
+                key,
+                dest.len(),
+                started_before(done.elapsed),
+                checked,
+                level,
+            );
+        }
+        ok
     }
 
     /// Reads a whole stripe that is neither compressed nor encrypted and fills its k
@@ -532,18 +666,35 @@ impl Volume {
         };
         let shard_len = stripe.info.shard_len as usize;
         let started = Instant::now();
-        match shard::read_shard_range_into(
+        let read = shard::read_shard_range_into(
             disk.as_ref(),
             self.sb.volume,
             key,
             shard_len,
             start,
             dest,
-        ) {
+        );
+        self.note_part_read(disk_id, slot, key, dest.len(), started, read, level)
+    }
+
+    /// Counts and logs (at `level`) a read of `len` payload bytes of shard `key` on
+    /// `disk_id` that started at `started`; whether it succeeded.
+    #[allow(clippy::too_many_arguments)]
+    fn note_part_read(
+        &self,
+        disk_id: DiskId,
+        slot: &DiskSlot,
+        key: ShardKey,
+        len: usize,
+        started: Instant,
+        read: std::result::Result<(), ShardReadError>,
+        level: tracing::Level,
+    ) -> bool {
+        match read {
             Ok(()) => {
                 // A range read fetches the blocks it covers and their CRCs, no head.
-                let crcs = 4 * (dest.len().div_ceil(shard::BLOCK_PAYLOAD) + 1);
-                slot.stats.note_read((dest.len() + crcs) as u64, started);
+                let crcs = 4 * (len.div_ceil(shard::BLOCK_PAYLOAD) + 1);
+                slot.stats.note_read((len + crcs) as u64, started);
                 true
             }
             Err(e) => {
@@ -579,6 +730,21 @@ impl Volume {
         let disk = slot.disk.as_ref()?;
         let started = Instant::now();
         let read = shard::read_shard(disk.as_ref(), self.sb.volume, key);
+        self.check_read_shard(stripe, disk_id, slot, key, started, read)
+    }
+
+    /// Counts a whole-shard read of `key` on `disk_id` that started at `started` and
+    /// checks its length against the stripe's; logs and returns `None` when it is
+    /// missing or bad.
+    fn check_read_shard(
+        &self,
+        stripe: &StripeRef,
+        disk_id: DiskId,
+        slot: &DiskSlot,
+        key: ShardKey,
+        started: Instant,
+        read: std::result::Result<shard::ShardObject, ShardReadError>,
+    ) -> Option<shard::ShardObject> {
         match &read {
             Ok(object) => {
                 let bytes = shard::object_len(object.payload().len()) as u64;
@@ -640,7 +806,60 @@ impl Volume {
         if indices.len() < 2 {
             return indices.iter().map(read).collect();
         }
+        let set = self.disk_set();
+        let slots = indices
+            .iter()
+            .filter_map(|i| stripe.disk_of(*i).and_then(|d| set.slot(d)));
+        if is_batched(slots) {
+            return self.read_checked_shards_batched(stripe, indices);
+        }
         self.shard_io.map(indices.iter().collect(), read)
+    }
+
+    /// [`Volume::read_checked_shards`] as one batch (`store::run_batch`: one io_uring
+    /// submission for all the shards).
+    fn read_checked_shards_batched(
+        &self,
+        stripe: &StripeRef,
+        indices: &[usize],
+    ) -> Vec<Option<shard::ShardObject>> {
+        let set = self.disk_set();
+        let mut found: Vec<Option<shard::ShardObject>> = indices.iter().map(|_| None).collect();
+        let mut targets = Vec::new();
+        for (position, &i) in indices.iter().enumerate() {
+            let Some(disk_id) = stripe.disk_of(i) else {
+                continue;
+            };
+            let Some(slot) = set.slot(disk_id) else {
+                continue;
+            };
+            let Some(disk) = &slot.disk else {
+                continue;
+            };
+            let key = ShardKey {
+                stripe: stripe.id,
+                index: ShardIndex(i as u8),
+            };
+            targets.push((position, disk_id, slot, disk, key));
+        }
+        let ops = targets
+            .iter()
+            .map(|(_, _, _, disk, key)| BatchOp::Get {
+                disk: disk.as_ref(),
+                key: *key,
+            })
+            .collect();
+        let done = run_batch(ops);
+        for ((position, disk_id, slot, disk, key), done) in targets.into_iter().zip(done) {
+            let read = match done.result {
+                Ok(Some(bytes)) => shard::verify_shard(disk.as_ref(), self.sb.volume, key, bytes),
+                Ok(None) => Err(ShardReadError::Missing),
+                Err(e) => Err(shard::read_error(e)),
+            };
+            let started = started_before(done.elapsed);
+            found[position] = self.check_read_shard(stripe, disk_id, slot, key, started, read);
+        }
+        found
     }
 
     /// The plaintext of a stored chunk.
@@ -731,6 +950,40 @@ fn copy_cached(plain: &[u8], from: usize, dest: &mut [u8]) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Whether the shard I/O of these disks can go to the kernel as one batch: every one
+/// open and doing io_uring ([`crate::store::Disk::batch_target`]).
+fn is_batched<'s>(mut slots: impl Iterator<Item = &'s Arc<DiskSlot>>) -> bool {
+    slots.all(|slot| {
+        slot.disk
+            .as_ref()
+            .is_some_and(|d| d.batch_target().is_some())
+    })
+}
+
+/// When an I/O that took `elapsed` and ended now started.
+fn started_before(elapsed: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_sub(elapsed).unwrap_or(now)
+}
+
+/// Counts a shard write of a `payload_len`-byte payload started at `started` in its
+/// disk's records, and marks the disk for the next sync.
+fn note_shard_write(
+    slot: &DiskSlot,
+    result: &std::io::Result<()>,
+    payload_len: usize,
+    started: Instant,
+) {
+    match result {
+        Ok(()) => {
+            slot.is_dirty.store(true, Ordering::Release);
+            let bytes = shard::object_len(payload_len);
+            slot.stats.note_write(bytes as u64, started);
+        }
+        Err(e) => slot.stats.note_write_failure(e),
     }
 }
 
