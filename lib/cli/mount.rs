@@ -78,8 +78,11 @@ pub struct MountArgs {
     /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
     /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
     /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT
-    /// (serve Prometheus metrics at http://ADDR:PORT/metrics); fstab-only words (defaults,
-    /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
+    /// (serve Prometheus metrics at http://ADDR:PORT/metrics), cache_size=SIZE (RAM cache
+    /// of decoded stripes, default 64M, 0 turns it off), l2_cache=PATH (a persistent cache
+    /// of stored stripes in directory PATH, e.g. on an SSD), l2_cache_size=SIZE (its bound,
+    /// default 1G); SIZE in bytes or with a K, M, G or T suffix (powers of 1024); fstab-only
+    /// words (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Stay in the foreground (logs to stderr).
@@ -119,6 +122,12 @@ pub struct MountSettings {
     pub min_shards: Option<u8>,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Bytes of the RAM cache of decoded stripes (`cache_size=`; None: the default).
+    pub cache_bytes: Option<usize>,
+    /// The L2 cache directory (`l2_cache=`).
+    pub l2_cache: Option<PathBuf>,
+    /// The L2 cache's bound (`l2_cache_size=`; None: the default; 0: no L2 cache).
+    pub l2_cache_bytes: Option<u64>,
     /// The options as given, minus the passphrase file (for re-execution).
     pub passthrough: Vec<String>,
 }
@@ -135,6 +144,9 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
         fsname: None,
         min_shards: None,
         metrics: None,
+        cache_bytes: None,
+        l2_cache: None,
+        l2_cache_bytes: None,
         passthrough: Vec::new(),
     };
     for option in lists
@@ -222,13 +234,91 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
                 })?);
                 None
             }
+            ("cache_size", Some(v)) => {
+                let bytes = parse_size("cache_size", v)?;
+                let ram = physical_memory_bytes();
+                if ram.is_some_and(|ram| bytes >= ram) {
+                    return Err(format!(
+                        "cache_size={v}: more than the machine's memory ({} MiB); give less",
+                        ram.unwrap_or(0) >> 20
+                    ));
+                }
+                s.cache_bytes = Some(usize::try_from(bytes).map_err(|_| {
+                    format!("cache_size={v}: too large for this machine's address space")
+                })?);
+                None
+            }
+            ("l2_cache", Some(path)) if !path.is_empty() => {
+                s.l2_cache = Some(PathBuf::from(path));
+                None
+            }
+            ("l2_cache", Some(_)) => {
+                return Err("l2_cache=: give the path of a directory for the L2 cache".into());
+            }
+            ("l2_cache_size", Some(v)) => {
+                s.l2_cache_bytes = Some(parse_size("l2_cache_size", v)?);
+                None
+            }
             _ => return Err(format!("unknown mount option {option:?}")),
         };
         if let Some(k) = kernel {
             s.kernel.push(k);
         }
     }
+    if s.l2_cache_bytes.is_some() && s.l2_cache.is_none() {
+        return Err("l2_cache_size= needs l2_cache=PATH, the directory of the L2 cache".into());
+    }
     Ok(s)
+}
+
+impl MountSettings {
+    /// The L2 cache to open, if any (`l2_cache_size=0` turns it off).
+    pub fn l2_options(&self) -> Option<crate::cache::l2::L2Options> {
+        let capacity_bytes = self
+            .l2_cache_bytes
+            .unwrap_or(crate::cache::l2::DEFAULT_CAPACITY_BYTES);
+        let path = self.l2_cache.clone()?;
+        (capacity_bytes > 0).then_some(crate::cache::l2::L2Options {
+            path,
+            capacity_bytes,
+        })
+    }
+}
+
+/// Parses a size option's value: bytes, or a number with a K, M, G or T suffix (powers
+/// of 1024; an `iB` or `B` after it is allowed, any case).
+pub fn parse_size(option: &str, value: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{option}={value}: give a size in bytes or with a K, M, G or T suffix (powers of 1024), e.g. 512M"
+        )
+    };
+    let lower = value.trim().to_ascii_lowercase();
+    let unit = (lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b'))).unwrap_or(&lower);
+    let (digits, shift) = match unit.as_bytes().last() {
+        Some(b'k') => (&unit[..unit.len() - 1], 10),
+        Some(b'm') => (&unit[..unit.len() - 1], 20),
+        Some(b'g') => (&unit[..unit.len() - 1], 30),
+        Some(b't') => (&unit[..unit.len() - 1], 40),
+        _ if unit.len() == lower.len() => (unit, 0),
+        _ => return Err(bad()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{option}={value}: too large"))
+}
+
+/// Bytes of RAM of this machine, if the system says.
+fn physical_memory_bytes() -> Option<u64> {
+    let pages = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok()??;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    u64::try_from(pages)
+        .ok()?
+        .checked_mul(u64::try_from(page).ok()?)
 }
 
 /// Entry point of argosfs-mount. Called through a link named `mount.argosfs` (as
@@ -467,6 +557,8 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         passphrase,
         read_only: settings.read_only,
         min_shards: settings.min_shards,
+        cache_bytes: settings.cache_bytes,
+        l2: settings.l2_options(),
         ..OpenOptions::default()
     };
     // Signals are taken by one thread with sigwait; block them before any thread starts
@@ -692,6 +784,52 @@ mod tests {
             Some(5)
         );
         assert!(parse_options(&["min_shards=five".into()]).is_err());
+        let s = parse_options(&["cache_size=256M,l2_cache=/ssd/argosfs,l2_cache_size=2G".into()])
+            .unwrap();
+        assert_eq!(s.cache_bytes, Some(256 << 20));
+        let l2 = s.l2_options().unwrap();
+        assert_eq!(l2.path, PathBuf::from("/ssd/argosfs"));
+        assert_eq!(l2.capacity_bytes, 2 << 30);
+        assert_eq!(
+            parse_options(&["cache_size=0".into()]).unwrap().cache_bytes,
+            Some(0)
+        );
+        let l2 = parse_options(&["l2_cache=/c".into()])
+            .unwrap()
+            .l2_options()
+            .unwrap();
+        assert_eq!(l2.capacity_bytes, crate::cache::l2::DEFAULT_CAPACITY_BYTES);
+        let off = parse_options(&["l2_cache=/c,l2_cache_size=0".into()]).unwrap();
+        assert!(off.l2_options().is_none());
+        for bad in [
+            "cache_size=",
+            "cache_size=12X",
+            "cache_size=-1",
+            "cache_size=1.5G",
+            "cache_size=M",
+            "cache_size=999999999T",
+            "cache_size=100000T",
+            "l2_cache_size=1G",
+            "l2_cache=",
+        ] {
+            let e = parse_options(&[bad.into()]).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
+        for (text, bytes) in [
+            ("4096", 4096),
+            ("64K", 64 << 10),
+            ("64kib", 64 << 10),
+            ("64KB", 64 << 10),
+            ("3m", 3 << 20),
+            ("1G", 1 << 30),
+            ("2T", 2 << 40),
+        ] {
+            assert_eq!(parse_size("x", text), Ok(bytes), "{text}");
+        }
+        assert!(
+            parse_size("x", "1b").is_err(),
+            "a bare B is not a unit here"
+        );
         assert_eq!(
             parse_options(&["commit_interval=2".into()])
                 .unwrap()
