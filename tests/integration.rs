@@ -21,6 +21,7 @@ mod mount_util;
 mod scrub;
 mod store_access;
 mod transfer;
+mod volume_cache;
 mod volume_crash;
 mod volume_data;
 mod volume_faults;
