@@ -16,6 +16,7 @@ mod health;
 mod maint;
 mod meta_sealing;
 mod mount;
+mod mount_cache;
 mod mount_maint;
 mod mount_util;
 mod scrub;
