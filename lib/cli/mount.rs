@@ -285,31 +285,9 @@ impl MountSettings {
     }
 }
 
-/// Parses a size option's value: bytes, or a number with a K, M, G or T suffix (powers
-/// of 1024; an `iB` or `B` after it is allowed, any case).
-pub fn parse_size(option: &str, value: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "{option}={value}: give a size in bytes or with a K, M, G or T suffix (powers of 1024), e.g. 512M"
-        )
-    };
-    let lower = value.trim().to_ascii_lowercase();
-    let unit = (lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b'))).unwrap_or(&lower);
-    let (digits, shift) = match unit.as_bytes().last() {
-        Some(b'k') => (&unit[..unit.len() - 1], 10),
-        Some(b'm') => (&unit[..unit.len() - 1], 20),
-        Some(b'g') => (&unit[..unit.len() - 1], 30),
-        Some(b't') => (&unit[..unit.len() - 1], 40),
-        _ if unit.len() == lower.len() => (unit, 0),
-        _ => return Err(bad()),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let number: u64 = digits.parse().map_err(|_| bad())?;
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{option}={value}: too large"))
+/// Parses a size option's value (bytes, or K, M, G, T suffixes as `cli::parse_size`).
+fn parse_size(option: &str, value: &str) -> Result<u64, String> {
+    super::parse_size(value).map_err(|e| format!("{option}={value}: {e}"))
 }
 
 /// Bytes of RAM of this machine, if the system says.
@@ -815,21 +793,9 @@ mod tests {
             let e = parse_options(&[bad.into()]).unwrap_err();
             assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
         }
-        for (text, bytes) in [
-            ("4096", 4096),
-            ("64K", 64 << 10),
-            ("64kib", 64 << 10),
-            ("64KB", 64 << 10),
-            ("3m", 3 << 20),
-            ("1G", 1 << 30),
-            ("2T", 2 << 40),
-        ] {
-            assert_eq!(parse_size("x", text), Ok(bytes), "{text}");
-        }
-        assert!(
-            parse_size("x", "1b").is_err(),
-            "a bare B is not a unit here"
-        );
+        let s = parse_options(&["cache_size=4096,l2_cache=/c,l2_cache_size=2T".into()]).unwrap();
+        assert_eq!(s.cache_bytes, Some(4096));
+        assert_eq!(s.l2_options().unwrap().capacity_bytes, 2 << 40);
         assert_eq!(
             parse_options(&["commit_interval=2".into()])
                 .unwrap()
