@@ -4,7 +4,9 @@
 #     cache (FOPEN_KEEP_CACHE, as it runs); the mount with that file's pages dropped
 #     before each read, so the mount's RAM cache answers;
 #  B. a cold sequential read from the disks against one from the L2 cache (on tmpfs,
-#     standing in for a faster device), and from the L2 cache after a remount;
+#     standing in for a faster device), and from the L2 cache after a remount; once as
+#     the disks are, once with the server's reads from their block device throttled to
+#     DISK_MBPS (a blkio cgroup holding only the server: slower disks behind the cache);
 #  C. the mount's resident memory (VmRSS sampled every 0.2 s, and VmHWM) while it writes
 #     and reads RSS_GIB GiB, against its bounds.
 # "Cold" drops the pages of the file and of the disk directories with
@@ -15,7 +17,8 @@
 # Usage (as root, needs /dev/fuse): contrib/bench-cache.sh [WORKDIR]
 # Knobs: HOT_MIB (default 256), SIZE_MIB (cold/L2 file, default 1024), RSS_GIB (default
 # 10; 0 skips part C), RUNS (default 3), L2DIR (default /dev/shm/argosfs-bench-l2: tmpfs),
-# ENCRYPT=1 (volume encrypted and zstd-compressed), PARTS (default ABC).
+# ENCRYPT=1 (volume encrypted and zstd-compressed), PARTS (default ABC), DISK_MBPS
+# (default 300; 0 skips the throttled run; needs cgroup v1 blkio).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/argosfs-bench-cache}
@@ -27,6 +30,8 @@ L2DIR=${L2DIR:-/dev/shm/argosfs-bench-l2}
 ENCRYPT=${ENCRYPT:-0}
 PARTS=${PARTS:-ABC}
 PORT=${PORT:-9787}
+DISK_MBPS=${DISK_MBPS:-300}
+CGROUP=/sys/fs/cgroup/blkio/argosfs-bench-$$
 cargo build --release --locked --bins >/dev/null
 BIN=$PWD/target/release
 ROOT=$WORK/root
@@ -39,6 +44,7 @@ unmount_volume() {
 }
 cleanup() {
   unmount_volume
+  rmdir "$CGROUP" 2>/dev/null || true
   rm -rf "$WORK" "$L2DIR"
 }
 trap cleanup EXIT
@@ -89,23 +95,36 @@ median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 # runs CMD...: median of RUNS runs of a command that prints a number
 runs() { for _ in $(seq "$RUNS"); do "$@"; echo; done | median; }
 ratio() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; }
+# throttle MBPS: limits the server's reads from the block device under WORK
+throttle() {
+  mkdir -p "$CGROUP"
+  echo "$(findmnt -no MAJ:MIN -T "$WORK" | head -1) $(($1 * 1000000))" > "$CGROUP/blkio.throttle.read_bps_device"
+  echo "$PID" > "$CGROUP/cgroup.procs"
+}
 cold_mount_read() { drop_pages "$MNT/$1" "$WORK"/d?; mbs "$MNT/$1"; }
 mount_read_dropped() { drop_pages "$MNT/$1"; mbs "$MNT/$1"; }
 
 echo "# ArgosFS caches, $(date -u '+%d %b %Y %H:%M UTC'), $(uname -r), medians of $RUNS"
-echo "volume: 4+2 on 6 directories of $(findmnt -no SOURCE,FSTYPE -T "$WORK" | tr -s ' ' ' '), $([ "$ENCRYPT" = 1 ] && echo 'encrypted + zstd:1' || echo plain); L2 on $(findmnt -no FSTYPE -T "$(dirname "$L2DIR")")"
+L2FS=$(mkdir -p "$L2DIR" && findmnt -no FSTYPE -T "$L2DIR" | head -1)
+echo "volume: 4+2 on 6 directories of $(findmnt -no SOURCE,FSTYPE -T "$WORK" | head -1 | tr -s ' ' ' '), $([ "$ENCRYPT" = 1 ] && echo 'encrypted + zstd:1' || echo plain); L2 on $L2FS"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$WORK/source.bin"
 mkfs_volume
 
 if [[ $PARTS == *A* ]]; then
   head -c $((HOT_MIB << 20)) "$WORK/source.bin" > "$WORK/plain/hot"
-  cat "$WORK/plain/hot" > /dev/null
-  plain=$(runs mbs "$WORK/plain/hot")
   mount_volume "cache_size=$((HOT_MIB * 2))M"
   cp "$WORK/plain/hot" "$MNT/hot"
   sync "$MNT/hot"
-  cat "$MNT/hot" > /dev/null
-  kernel=$(runs mbs "$MNT/hot")
+  cat "$WORK/plain/hot" "$MNT/hot" > /dev/null
+  # page-cache re-reads of the plain directory and of the mount, taken in turn (the
+  # machine's other work moves both)
+  : > "$WORK/pc.plain"; : > "$WORK/pc.mount"
+  for _ in $(seq $((RUNS + 2))); do
+    mbs "$WORK/plain/hot" >> "$WORK/pc.plain"; echo >> "$WORK/pc.plain"
+    mbs "$MNT/hot" >> "$WORK/pc.mount"; echo >> "$WORK/pc.mount"
+  done
+  plain=$(median < "$WORK/pc.plain")
+  kernel=$(median < "$WORK/pc.mount")
   # Two reads reach the mount before its RAM cache holds a plain file (the first reads
   # the shards straight into the reply, the second caches each stripe it reads again).
   mount_read_dropped hot > /dev/null
@@ -117,7 +136,7 @@ if [[ $PARTS == *A* ]]; then
   cold=$(runs cold_mount_read hot)
   unmount_volume
   echo
-  echo "## A. Re-reading a hot $HOT_MIB MiB file (dd bs=1M)"
+  echo "## A. Re-reading a hot $HOT_MIB MiB file (dd bs=1M; page-cache rows: medians of $((RUNS + 2)), taken in turn)"
   echo
   echo "| read | MB/s | vs the plain directory's page cache |"
   echo "|---|---:|---:|"
@@ -129,13 +148,18 @@ if [[ $PARTS == *A* ]]; then
   echo "RAM cache: $((${cached%.*} >> 20)) MiB held, $(awk "BEGIN {print $hits1 - $hits0}") hits during the $RUNS RAM-cache reads"
 fi
 
-if [[ $PARTS == *B* ]]; then
+# part_b MBPS: part B with the server's disk reads throttled to MBPS (0: as they are)
+part_b() {
+  local label="as they are"
+  if [ "$1" -gt 0 ]; then label="throttled to $1 MB/s"; fi
+  rm -rf "$L2DIR"
   mount_volume ""
-  cp "$WORK/source.bin" "$MNT/big"
-  sync "$MNT/big"
+  if [ "$1" -gt 0 ]; then throttle "$1"; fi
+  [ -e "$MNT/big" ] || { cp "$WORK/source.bin" "$MNT/big"; sync "$MNT/big"; }
   disks_cold=$(runs cold_mount_read big)
   unmount_volume
   mount_volume "l2_cache=$L2DIR,l2_cache_size=$((SIZE_MIB * 2))M"
+  if [ "$1" -gt 0 ]; then throttle "$1"; fi
   fill=$(cold_mount_read big)
   # the L2 writer works behind the reads: wait for it
   for _ in $(seq 600); do
@@ -149,19 +173,26 @@ if [[ $PARTS == *B* ]]; then
   hit_bytes=$(metric argosfs_l2_hit_bytes_total)
   unmount_volume
   mount_volume "l2_cache=$L2DIR,l2_cache_size=$((SIZE_MIB * 2))M"
+  if [ "$1" -gt 0 ]; then throttle "$1"; fi
   l2_remount=$(cold_mount_read big)
   unmount_volume
   echo
-  echo "## B. Cold sequential read of $SIZE_MIB MiB (dd bs=1M), pages of the file and the disks dropped"
+  echo "## B. Cold sequential read of $SIZE_MIB MiB (dd bs=1M), disks $label"
+  echo
+  echo "Pages of the file and of the disk directories dropped before each read."
   echo
   echo "| read | MB/s | vs the disks |"
   echo "|---|---:|---:|"
   echo "| from the disks (no L2 cache) | $disks_cold | 1.00 |"
   echo "| from the disks, filling the L2 cache | $fill | $(ratio "$fill" "$disks_cold") |"
-  echo "| from the L2 cache ($(findmnt -no FSTYPE -T "$(dirname "$L2DIR")")) | $l2 | $(ratio "$l2" "$disks_cold") |"
+  echo "| from the L2 cache ($L2FS) | $l2 | $(ratio "$l2" "$disks_cold") |"
   echo "| from the L2 cache after a remount (one run) | $l2_remount | $(ratio "$l2_remount" "$disks_cold") |"
   echo
   echo "L2 cache after the fill: $entries entries, $skipped writes skipped; $((${hit_bytes%.*} >> 20)) MiB served over the $RUNS reads"
+}
+if [[ $PARTS == *B* ]]; then
+  part_b 0
+  if [ "$DISK_MBPS" -gt 0 ]; then part_b "$DISK_MBPS"; fi
 fi
 
 if [[ $PARTS == *C* ]] && [ "$RSS_GIB" -gt 0 ]; then
