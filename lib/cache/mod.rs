@@ -350,6 +350,8 @@ impl<V: Weigh> StripeCache<V> {
         // An empty value still takes a place: it weighs one byte, so their number is bounded.
         let weight = value.weight_bytes().max(1);
         if self.capacity_bytes == 0 || weight > self.capacity_bytes {
+            // Too large to keep: an older value of the id must not stay in its place.
+            self.remove(id);
             return;
         }
         self.inserted_bytes
