@@ -421,7 +421,7 @@ fn issue_10_scrub_through_the_mount_repairs_pauses_and_resumes_across_restarts()
 }
 
 /// GETs `path` from the mount's metrics address: (status line, body).
-fn http_get(addr: &str, path: &str) -> (String, String) {
+pub(crate) fn http_get(addr: &str, path: &str) -> (String, String) {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
@@ -435,7 +435,7 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
 }
 
 /// The value of the sample `key` (`name{labels}`) in an exposition.
-fn sample(text: &str, key: &str) -> f64 {
+pub(crate) fn sample(text: &str, key: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no sample {key}"))

@@ -96,8 +96,8 @@ pub fn init_logging(common: &CommonArgs, default_level: &str) {
         .try_init();
 }
 
-/// Parses a byte size: a number with an optional K, M, G suffix (powers of 1024; "KiB",
-/// "MiB", "GiB" and lower case accepted).
+/// Parses a byte size: a number with an optional K, M, G, T suffix (powers of 1024; "KiB",
+/// "MiB", "GiB", "TiB" and lower case accepted).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -110,7 +110,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M or G)")),
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))

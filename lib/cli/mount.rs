@@ -78,10 +78,13 @@ pub struct MountArgs {
     /// Mount options, comma separated: ro, rw, allow_other, allow_root, dev, nodev, suid,
     /// nosuid, exec, noexec, atime, noatime, sync, async, dirsync, passphrase_file=PATH,
     /// commit_interval=SECONDS, threads=N, fsname=NAME, min_shards=N, metrics=ADDR:PORT
-    /// (serve Prometheus metrics at http://ADDR:PORT/metrics), direct_io (O_DIRECT shard
-    /// I/O on the disks; not FUSE's direct_io), io_uring (shard I/O through io_uring, a
-    /// stripe's shards in one submission); fstab-only words (defaults,
-    /// auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
+    /// (serve Prometheus metrics at http://ADDR:PORT/metrics), cache_size=SIZE (RAM cache
+    /// of decoded stripes, default 64M, 0 turns it off), l2_cache=PATH (a persistent cache
+    /// of stored stripes in directory PATH, e.g. on an SSD), l2_cache_size=SIZE (its bound,
+    /// default 1G); SIZE in bytes or with a K, M, G or T suffix (powers of 1024);
+    /// direct_io (O_DIRECT shard I/O on the disks; not FUSE's direct_io), io_uring (shard
+    /// I/O through io_uring, a stripe's shards in one submission); fstab-only words
+    /// (defaults, auto, noauto, nofail, user, _netdev, x-*) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Stay in the foreground (logs to stderr).
@@ -124,6 +127,12 @@ pub struct MountSettings {
     /// Shard I/O on the disks: direct I/O, io_uring (never FUSE's own direct_io, which
     /// is not passed to the kernel).
     pub store_io: crate::store::IoMode,
+    /// Bytes of the RAM cache of decoded stripes (`cache_size=`; None: the default).
+    pub cache_bytes: Option<usize>,
+    /// The L2 cache directory (`l2_cache=`).
+    pub l2_cache: Option<PathBuf>,
+    /// The L2 cache's bound (`l2_cache_size=`; None: the default; 0: no L2 cache).
+    pub l2_cache_bytes: Option<u64>,
     /// The options as given, minus the passphrase file (for re-execution).
     pub passthrough: Vec<String>,
 }
@@ -141,6 +150,9 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
         min_shards: None,
         metrics: None,
         store_io: crate::store::IoMode::default(),
+        cache_bytes: None,
+        l2_cache: None,
+        l2_cache_bytes: None,
         passthrough: Vec::new(),
     };
     for option in lists
@@ -238,13 +250,69 @@ pub fn parse_options(lists: &[String]) -> Result<MountSettings, String> {
                 s.store_io.is_uring = true;
                 None
             }
+            ("cache_size", Some(v)) => {
+                let bytes = parse_size("cache_size", v)?;
+                let ram = physical_memory_bytes();
+                if ram.is_some_and(|ram| bytes >= ram) {
+                    return Err(format!(
+                        "cache_size={v}: more than the machine's memory ({} MiB); give less",
+                        ram.unwrap_or(0) >> 20
+                    ));
+                }
+                s.cache_bytes = Some(usize::try_from(bytes).map_err(|_| {
+                    format!("cache_size={v}: too large for this machine's address space")
+                })?);
+                None
+            }
+            ("l2_cache", Some(path)) if !path.is_empty() => {
+                s.l2_cache = Some(PathBuf::from(path));
+                None
+            }
+            ("l2_cache", Some(_)) => {
+                return Err("l2_cache=: give the path of a directory for the L2 cache".into());
+            }
+            ("l2_cache_size", Some(v)) => {
+                s.l2_cache_bytes = Some(parse_size("l2_cache_size", v)?);
+                None
+            }
             _ => return Err(format!("unknown mount option {option:?}")),
         };
         if let Some(k) = kernel {
             s.kernel.push(k);
         }
     }
+    if s.l2_cache_bytes.is_some() && s.l2_cache.is_none() {
+        return Err("l2_cache_size= needs l2_cache=PATH, the directory of the L2 cache".into());
+    }
     Ok(s)
+}
+
+impl MountSettings {
+    /// The L2 cache to open, if any (`l2_cache_size=0` turns it off).
+    pub fn l2_options(&self) -> Option<crate::cache::l2::L2Options> {
+        let capacity_bytes = self
+            .l2_cache_bytes
+            .unwrap_or(crate::cache::l2::DEFAULT_CAPACITY_BYTES);
+        let path = self.l2_cache.clone()?;
+        (capacity_bytes > 0).then_some(crate::cache::l2::L2Options {
+            path,
+            capacity_bytes,
+        })
+    }
+}
+
+/// Parses a size option's value (bytes, or K, M, G, T suffixes as `cli::parse_size`).
+fn parse_size(option: &str, value: &str) -> Result<u64, String> {
+    super::parse_size(value).map_err(|e| format!("{option}={value}: {e}"))
+}
+
+/// Bytes of RAM of this machine, if the system says.
+fn physical_memory_bytes() -> Option<u64> {
+    let pages = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok()??;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    u64::try_from(pages)
+        .ok()?
+        .checked_mul(u64::try_from(page).ok()?)
 }
 
 /// Entry point of argosfs-mount. Called through a link named `mount.argosfs` (as
@@ -484,6 +552,8 @@ fn serve(args: &MountArgs, settings: &MountSettings) -> anyhow::Result<()> {
         read_only: settings.read_only,
         min_shards: settings.min_shards,
         store_io: settings.store_io,
+        cache_bytes: settings.cache_bytes,
+        l2: settings.l2_options(),
         ..OpenOptions::default()
     };
     // Signals are taken by one thread with sigwait; block them before any thread starts
@@ -716,6 +786,40 @@ mod tests {
         let s = parse_options(&["io_uring".into()]).unwrap();
         assert!(!s.store_io.is_direct && s.store_io.is_uring);
         assert!(parse_options(&["direct_io=1".into()]).is_err());
+        let s = parse_options(&["cache_size=256M,l2_cache=/ssd/argosfs,l2_cache_size=2G".into()])
+            .unwrap();
+        assert_eq!(s.cache_bytes, Some(256 << 20));
+        let l2 = s.l2_options().unwrap();
+        assert_eq!(l2.path, PathBuf::from("/ssd/argosfs"));
+        assert_eq!(l2.capacity_bytes, 2 << 30);
+        assert_eq!(
+            parse_options(&["cache_size=0".into()]).unwrap().cache_bytes,
+            Some(0)
+        );
+        let l2 = parse_options(&["l2_cache=/c".into()])
+            .unwrap()
+            .l2_options()
+            .unwrap();
+        assert_eq!(l2.capacity_bytes, crate::cache::l2::DEFAULT_CAPACITY_BYTES);
+        let off = parse_options(&["l2_cache=/c,l2_cache_size=0".into()]).unwrap();
+        assert!(off.l2_options().is_none());
+        for bad in [
+            "cache_size=",
+            "cache_size=12X",
+            "cache_size=-1",
+            "cache_size=1.5G",
+            "cache_size=M",
+            "cache_size=999999999T",
+            "cache_size=100000T",
+            "l2_cache_size=1G",
+            "l2_cache=",
+        ] {
+            let e = parse_options(&[bad.into()]).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
+        let s = parse_options(&["cache_size=4096,l2_cache=/c,l2_cache_size=2T".into()]).unwrap();
+        assert_eq!(s.cache_bytes, Some(4096));
+        assert_eq!(s.l2_options().unwrap().capacity_bytes, 2 << 40);
         assert_eq!(
             parse_options(&["commit_interval=2".into()])
                 .unwrap()

@@ -2,8 +2,9 @@
 //! `metrics=ADDR:PORT`): the health report of the open volume (the same metrics as
 //! `argosfs-health --prometheus`, from the data plane's live records; no stripe survey
 //! and no smartctl per scrape, so a scrape costs the same on any size of volume) and the
-//! mount's own counters: FUSE requests by operation, bytes read and written, stripe cache
-//! hits and misses, commits, degraded reads and writes, and the background job.
+//! mount's own counters: FUSE requests by operation, bytes read and written, the RAM and
+//! L2 caches (hits, misses, bytes, evictions, verify failures), commits, degraded reads and
+//! writes, and the background job.
 //!
 //! A plain HTTP/1.1 responder on its own thread: one request per connection, `GET
 //! /metrics` answered, anything else 404; a client that does not send its request within
@@ -259,10 +260,111 @@ fn mount_metrics(
             "Times direct_io or io_uring fell back to buffered I/O or plain system calls since mount",
             s.store_io.fallbacks,
         ),
+        (
+            "argosfs_cache_evictions_total",
+            "Stripes the RAM cache dropped to stay within its bound since mount",
+            s.cache.evictions,
+        ),
+        (
+            "argosfs_cache_inserted_bytes_total",
+            "Bytes of decoded stripes put in the RAM cache since mount",
+            s.cache.inserted_bytes,
+        ),
+        (
+            "argosfs_l2_hits_total",
+            "Reads the L2 cache answered since mount",
+            s.l2.hits,
+        ),
+        (
+            "argosfs_l2_misses_total",
+            "Reads the L2 cache did not answer since mount",
+            s.l2.misses,
+        ),
+        (
+            "argosfs_l2_hit_bytes_total",
+            "Stored bytes the L2 cache answered with since mount",
+            s.l2.hit_bytes,
+        ),
+        (
+            "argosfs_l2_writes_total",
+            "Stripes written to the L2 cache since mount",
+            s.l2.writes,
+        ),
+        (
+            "argosfs_l2_written_bytes_total",
+            "Bytes written to the L2 cache since mount",
+            s.l2.written_bytes,
+        ),
+        (
+            "argosfs_l2_skipped_writes_total",
+            "Stripes not written to the L2 cache because its writer was behind, since mount",
+            s.l2.skipped_writes,
+        ),
+        (
+            "argosfs_l2_evictions_total",
+            "L2 cache entries deleted to stay within its bound since mount",
+            s.l2.evictions,
+        ),
+        (
+            "argosfs_l2_removals_total",
+            "L2 cache entries deleted because their stripe was freed since mount",
+            s.l2.removals,
+        ),
+        (
+            "argosfs_l2_verify_failures_total",
+            "L2 cache entries that failed their checks (deleted; read from the disks) since mount",
+            s.l2.verify_failures,
+        ),
+        (
+            "argosfs_l2_dropped_at_open_total",
+            "L2 cache entries deleted at mount because their stripe id may be reused after a crash",
+            s.l2.dropped_at_open,
+        ),
+        (
+            "argosfs_l2_errors_total",
+            "I/O errors of the L2 cache since mount (the first turns it off)",
+            s.l2.errors,
+        ),
     ] {
         b.counter(name, help, &[])?
             .with_label_values::<&str>(&[])
             .inc_by(value);
+    }
+    for (name, help, value) in [
+        (
+            "argosfs_cache_bytes",
+            "Bytes of decoded stripes in the RAM cache",
+            s.cache.bytes,
+        ),
+        (
+            "argosfs_cache_capacity_bytes",
+            "The RAM cache's bound in bytes (mount option cache_size)",
+            s.cache.capacity_bytes,
+        ),
+        (
+            "argosfs_l2_enabled",
+            "1 while the L2 cache is in use (configured, opened, no I/O error)",
+            u64::from(s.l2.is_enabled),
+        ),
+        (
+            "argosfs_l2_bytes",
+            "Bytes of entry files in the L2 cache",
+            s.l2.bytes,
+        ),
+        (
+            "argosfs_l2_entries",
+            "Entries in the L2 cache",
+            s.l2.entries,
+        ),
+        (
+            "argosfs_l2_capacity_bytes",
+            "The L2 cache's bound in bytes (mount option l2_cache_size)",
+            s.l2.capacity_bytes,
+        ),
+    ] {
+        b.gauge(name, help, &[])?
+            .with_label_values::<&str>(&[])
+            .set(value as f64);
     }
     let running = b.gauge(
         "argosfs_background_job_running",

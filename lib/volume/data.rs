@@ -334,7 +334,8 @@ impl Volume {
                 dest[wanted..].fill(0);
                 continue;
             }
-            let plain = self.read_chunk(ino, index, &chunk)?;
+            let touch = crate::cache::Touch::at(from, dest.len());
+            let plain = self.read_chunk(ino, index, &chunk, touch)?;
             copy_clipped(dest, &plain[..valid.min(plain.len())], from);
         }
         Ok(out.len())
@@ -535,7 +536,8 @@ impl Volume {
                         let valid = chunk.valid_len() as usize;
                         // Old bytes survive unless this write covers all of them.
                         if lo > 0 || hi < valid {
-                            let plain = self.read_chunk(ino, index, &chunk)?;
+                            let touch = crate::cache::Touch::at(0, valid);
+                            let plain = self.read_chunk(ino, index, &chunk, touch)?;
                             buf.reserve_exact(stripe as usize);
                             buf.extend_from_slice(&plain[..valid.min(plain.len())]);
                         }

@@ -80,8 +80,11 @@ pub struct OpenOptions {
     pub disk_wrapper: Option<DiskWrapper>,
     /// Journal size that triggers a metadata snapshot (default 64 MiB).
     pub journal_limit_bytes: Option<u64>,
-    /// Bytes of decoded stripes kept in RAM (default 64 MiB).
+    /// Bytes of decoded stripes kept in RAM (default 64 MiB; 0 turns the cache off).
     pub cache_bytes: Option<usize>,
+    /// A persistent L2 cache of stored stripes in a local directory (`crate::cache::l2`).
+    /// One that cannot be opened is logged and left out: the volume opens without it.
+    pub l2: Option<crate::cache::l2::L2Options>,
     /// Dirty (not yet encoded) file bytes allowed in RAM before writers flush (default 256 MiB).
     pub dirty_limit_bytes: Option<u64>,
     /// Overrides the superblock's `min_shards` for this open (k..=k+m).
@@ -199,6 +202,10 @@ pub struct StatsSnapshot {
     pub cache_misses: u64,
     /// Shard record I/O by mode (direct, io_uring) and fallbacks.
     pub store_io: crate::store::StoreIoSnapshot,
+    /// The RAM cache of decoded stripes: counters and sizes.
+    pub cache: crate::cache::CacheStats,
+    /// The L2 cache (`is_enabled` false when there is none).
+    pub l2: crate::cache::l2::L2Stats,
 }
 
 /// One disk as the open volume sees it.
@@ -372,6 +379,8 @@ pub struct Volume {
     /// Frame tables of compressed or encrypted stripes, for small reads
     /// (`stripe_io::FRAME_TABLE_CACHE_BYTES`).
     tables: StripeCache<crate::data::FrameTable>,
+    /// Stored stripes in a local directory, when configured and usable.
+    l2: Option<crate::cache::l2::L2Cache>,
     /// Threads that read or write the shards of one stripe at once.
     shard_io: io_pool::IoPool,
     dirty_bytes: AtomicU64,
@@ -525,6 +534,12 @@ impl Volume {
         if let Some(limit) = options.journal_limit_bytes {
             meta.set_journal_limit(limit);
         }
+        let l2 = options.l2.as_ref().and_then(|l2| {
+            let next_stripe = meta.table().next_stripe;
+            crate::cache::l2::L2Cache::open(l2, sb.volume, next_stripe)
+                .inspect_err(|e| tracing::warn!(error = %e, "no L2 cache: reads go to the disks"))
+                .ok()
+        });
         let opened_dirs = disks.iter().filter(|d| d.disk.is_some());
         let loose_paths =
             store_access::audit_on_open(root, opened_dirs.map(|d| d.config.resolve(root)));
@@ -544,6 +559,7 @@ impl Volume {
             superblock_lock: Mutex::new(()),
             cache: StripeCache::new(options.cache_bytes.unwrap_or(64 << 20)),
             tables: StripeCache::new(stripe_io::FRAME_TABLE_CACHE_BYTES),
+            l2,
             shard_io: shard_io_pool().map_err(|e| Error::io(root, e))?,
             dirty_bytes: AtomicU64::new(0),
             dirty_limit_bytes: options.dirty_limit_bytes.unwrap_or(256 << 20),
@@ -656,6 +672,21 @@ impl Volume {
             cache_hits: self.cache.hits_and_misses().0,
             cache_misses: self.cache.hits_and_misses().1,
             store_io: self.store_io.stats.snapshot(),
+            cache: self.cache.stats(),
+            l2: self.l2.as_ref().map(|l2| l2.stats()).unwrap_or_default(),
+        }
+    }
+
+    /// The directory holding this volume's L2 cache entries, when it has one.
+    pub fn l2_path(&self) -> Option<&Path> {
+        self.l2.as_ref().map(|l2| l2.path())
+    }
+
+    /// Waits until the L2 cache has written every stripe offered to it so far (they are
+    /// written in the background, after the reads that offered them).
+    pub fn flush_l2(&self) {
+        if let Some(l2) = &self.l2 {
+            l2.flush();
         }
     }
 
@@ -784,6 +815,9 @@ impl Volume {
     fn delete_stripes(&self, stripes: &[StripeRef]) {
         for stripe in stripes {
             self.cache.remove(stripe.id);
+            if let Some(l2) = &self.l2 {
+                l2.remove(stripe.id);
+            }
             for (index, disk_id) in stripe.placed() {
                 let key = crate::types::ShardKey {
                     stripe: stripe.id,

@@ -303,7 +303,9 @@ impl Volume {
         if is_done {
             return Ok(());
         }
-        let plain = self.read_stripe(packed.pack, packed.index, stripe)?;
+        // The file's bytes are one read of the pack stripe, wherever they sit in it.
+        let touch = crate::cache::Touch::at(at, dest.len());
+        let plain = self.read_stripe(packed.pack, packed.index, stripe, touch)?;
         let bytes = plain.get(at..at + dest.len()).ok_or(Error::Integrity {
             stripe: stripe.id,
             inode: packed.pack,

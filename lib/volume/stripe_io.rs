@@ -4,7 +4,8 @@
 //! its plaintext.
 
 use super::{DiskSet, DiskSlot, Volume};
-use crate::cache::{Plain, Weigh};
+use crate::cache::l2::{Part, PayloadInfo};
+use crate::cache::{Plain, Touch, Weigh};
 use crate::data::{FrameTable, StripeContext, TransformError};
 use crate::error::{Error, Result};
 use crate::meta::{Chunk, StripeRef};
@@ -25,6 +26,44 @@ pub(super) const FRAME_TABLE_CACHE_BYTES: usize = 1 << 20;
 impl Weigh for FrameTable {
     fn weight_bytes(&self) -> usize {
         FrameTable::weight_bytes(self)
+    }
+}
+
+/// Where stored payload bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The L2 cache.
+    L2,
+    /// The data shards.
+    Disks,
+}
+
+/// What the record says of a stripe's stored payload, for the L2 cache to check against.
+fn payload_info(stripe: &StripeRef) -> PayloadInfo {
+    PayloadInfo {
+        flags: stripe.info.flags,
+        plain_len: stripe.info.plain_len,
+        payload_len: stripe.info.payload_len,
+        shard_len: stripe.info.shard_len,
+        payload_crc: stripe.info.payload_crc,
+    }
+}
+
+/// A data shard as read, handed to the L2 writer without a copy.
+struct ShardPart(shard::ShardObject);
+
+impl AsRef<[u8]> for ShardPart {
+    fn as_ref(&self) -> &[u8] {
+        self.0.payload()
+    }
+}
+
+/// A cached plain stripe handed to the L2 writer without a copy.
+struct PlainPart(Plain);
+
+impl AsRef<[u8]> for PlainPart {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -328,9 +367,11 @@ impl Volume {
     }
 
     /// Reads `dest.len()` bytes at `from` of a stripe that is neither compressed nor
-    /// encrypted straight from its data shards into `dest`, verifying only the blocks
-    /// read by their block CRCs: no parity, no decode, no copy. A range over several
-    /// shards reads them at once. `false` when the stripe does not
+    /// encrypted straight from its data shards (or the L2 cache) into `dest`, verifying
+    /// only the blocks read by their block CRCs: no parity, no decode, no copy. A range
+    /// over several shards reads them at once. A stripe read again not long after its
+    /// last read (the RAM cache's ghosts remember it) is read whole into the RAM cache
+    /// instead, the one copy a hot stripe costs. `false` when the stripe does not
     /// qualify or a shard cannot serve its part; the caller then reads the whole stripe,
     /// which reconstructs from parity, and `dest` holds no promise.
     pub(super) fn read_stripe_direct(
@@ -339,13 +380,45 @@ impl Volume {
         from: usize,
         dest: &mut [u8],
     ) -> bool {
-        if stripe.info.flags != 0 || from + dest.len() > stripe.info.payload_len as usize {
+        let payload_len = stripe.info.payload_len as usize;
+        if stripe.info.flags != 0 || from + dest.len() > payload_len {
             return false;
         }
-        if let Some(plain) = self.cache.get(stripe.id) {
+        let touch = Touch::at(from, dest.len());
+        if let Some(plain) = self.cache.get_at(stripe.id, touch) {
             return copy_cached(&plain, from, dest);
         }
-        self.read_payload(stripe, from, dest)
+        if self.cache.is_wanted(stripe.id, payload_len, touch) {
+            let mut whole = vec![0u8; payload_len];
+            let Some(source) = self.read_stored(stripe, 0, &mut whole) else {
+                return false;
+            };
+            dest.copy_from_slice(&whole[from..from + dest.len()]);
+            let plain = Arc::new(whole);
+            if source == Source::Disks {
+                self.offer_l2(stripe, || vec![Box::new(PlainPart(plain.clone()))]);
+            }
+            self.cache.insert_at(stripe.id, plain, touch);
+            return true;
+        }
+        match self.read_stored(stripe, from, dest) {
+            None => false,
+            Some(Source::Disks) if from == 0 && dest.len() == payload_len => {
+                self.offer_l2(stripe, || vec![Box::new(dest.to_vec())]);
+                true
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Hands the stored payload of `stripe` (made by `parts` only if it is taken) to the
+    /// L2 cache's writer, when there is an L2 cache that wants it.
+    fn offer_l2(&self, stripe: &StripeRef, parts: impl FnOnce() -> Vec<Part>) {
+        if let Some(l2) = &self.l2
+            && l2.wants(stripe.id, stripe.info.payload_len as usize)
+        {
+            l2.offer(stripe.id, payload_info(stripe), parts());
+        }
     }
 
     /// Reads `dest.len()` plain bytes at `from` of a compressed or encrypted stripe by
@@ -354,7 +427,9 @@ impl Volume {
     /// the one or two data shards holding them, verified by their block CRCs, then the
     /// frames, authenticated when sealed. The same contract as
     /// [`Volume::read_stripe_direct`]: `false` when a shard cannot serve its part or a
-    /// frame does not open, and the caller reads the whole stripe.
+    /// frame does not open, and the caller reads the whole stripe; also when the stripe
+    /// was read not long ago (the RAM cache's ghosts remember it), so that whole read
+    /// decodes it into the cache for the reads after.
     pub(super) fn read_stripe_frames(
         &self,
         ino: InodeId,
@@ -363,11 +438,16 @@ impl Volume {
         from: usize,
         dest: &mut [u8],
     ) -> bool {
-        if !stripe.info.is_framed() || from + dest.len() > stripe.info.plain_len as usize {
+        let plain_len = stripe.info.plain_len as usize;
+        if !stripe.info.is_framed() || from + dest.len() > plain_len {
             return false;
         }
-        if let Some(plain) = self.cache.get(stripe.id) {
+        let touch = Touch::at(from, dest.len());
+        if let Some(plain) = self.cache.get_at(stripe.id, touch) {
             return copy_cached(&plain, from, dest);
+        }
+        if self.cache.is_wanted(stripe.id, plain_len, touch) {
+            return false;
         }
         let ctx = StripeContext {
             volume: self.sb.volume,
@@ -439,11 +519,29 @@ impl Volume {
         }
     }
 
+    /// Reads stored payload bytes `from..from + dest.len()` of `stripe` into `dest`: from
+    /// the L2 cache when it has them, else from the data shards
+    /// ([`Volume::read_payload_disks`]); `false` when neither can.
+    fn read_payload(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
+        self.read_stored(stripe, from, dest).is_some()
+    }
+
+    /// [`Volume::read_payload`], saying where the bytes came from.
+    fn read_stored(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> Option<Source> {
+        if let Some(l2) = &self.l2
+            && l2.read_range(stripe.id, &payload_info(stripe), from, dest)
+        {
+            return Some(Source::L2);
+        }
+        self.read_payload_disks(stripe, from, dest)
+            .then_some(Source::Disks)
+    }
+
     /// Reads payload bytes `from..from + dest.len()` of `stripe` from its data shards into
     /// `dest`, each shard's part verified by its block CRCs, several shards at once;
     /// `false` when a part cannot be read (a shard on a disk out of reach, missing or
     /// failing its check).
-    fn read_payload(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
+    fn read_payload_disks(&self, stripe: &StripeRef, from: usize, dest: &mut [u8]) -> bool {
         let shard_len = stripe.info.shard_len as usize;
         let k = self.codec.k();
         if shard_len == 0
@@ -862,24 +960,38 @@ impl Volume {
         found
     }
 
-    /// The plaintext of a stored chunk.
-    pub(super) fn read_chunk(&self, ino: InodeId, index: u64, chunk: &Chunk) -> Result<Plain> {
+    /// The plaintext of a stored chunk, for a read of `touch`.
+    pub(super) fn read_chunk(
+        &self,
+        ino: InodeId,
+        index: u64,
+        chunk: &Chunk,
+        touch: Touch,
+    ) -> Result<Plain> {
         match chunk {
             Chunk::Inline(bytes) => Ok(Arc::new(bytes.clone())),
-            Chunk::Stripe(s) => self.read_stripe(ino, index, s),
+            Chunk::Stripe(s) => self.read_stripe(ino, index, s, touch),
             Chunk::Packed(p) => self.read_packed_whole(ino, p).map(Arc::new),
         }
     }
 
-    /// Reads and decodes a stripe: data shards first, parity only for shards that are
-    /// missing or fail verification (a degraded read, counted and logged).
+    /// Reads and decodes a stripe for a read of `touch`, kept in the RAM cache: from the
+    /// RAM cache, else the L2 cache, else the disks (data shards first, parity only for
+    /// shards that are missing or fail verification: a degraded read, counted and
+    /// logged). A stripe read from all its data shards is offered to the L2 cache.
     pub(super) fn read_stripe(
         &self,
         ino: InodeId,
         index: u64,
         stripe: &StripeRef,
+        touch: Touch,
     ) -> Result<Plain> {
-        if let Some(plain) = self.cache.get(stripe.id) {
+        if let Some(plain) = self.cache.get_at(stripe.id, touch) {
+            return Ok(plain);
+        }
+        if let Some(plain) = self.read_stripe_l2(ino, index, stripe) {
+            let plain = Arc::new(plain);
+            self.cache.insert_at(stripe.id, plain.clone(), touch);
             return Ok(plain);
         }
         let k = self.codec.k();
@@ -927,8 +1039,53 @@ impl Volume {
             .decode(&ctx, &stripe.info, &views)
             .map_err(|e| self.stripe_failed(stripe, ino, e))?;
         let plain = Arc::new(plain);
-        self.cache.insert(stripe.id, plain.clone());
+        self.cache.insert_at(stripe.id, plain.clone(), touch);
+        // With every data shard read (nothing rebuilt) they are the stored payload.
+        if shards[..k].iter().all(Option::is_some) {
+            self.offer_l2(stripe, || {
+                let data = shards.into_iter().take(k).flatten();
+                data.map(|o| Box::new(ShardPart(o)) as Part).collect()
+            });
+        }
         Ok(plain)
+    }
+
+    /// The plaintext of `stripe` decoded from its L2 cache entry; `None` without an L2
+    /// cache, on a miss, or when the entry does not decode (logged; the disks are read).
+    fn read_stripe_l2(&self, ino: InodeId, index: u64, stripe: &StripeRef) -> Option<Vec<u8>> {
+        let l2 = self.l2.as_ref()?;
+        let (k, m) = (self.codec.k(), self.codec.m());
+        let shard_len = stripe.info.shard_len as usize;
+        let payload_len = stripe.info.payload_len as usize;
+        if shard_len == 0 || payload_len > k * shard_len {
+            return None;
+        }
+        // The payload in place of the k data shards, zero-padded as they are.
+        let mut data = vec![0u8; k * shard_len];
+        if !l2.read_whole(stripe.id, &payload_info(stripe), &mut data[..payload_len]) {
+            return None;
+        }
+        if !stripe.info.is_framed() {
+            // A plain payload is the plain bytes, checked against the record's CRC.
+            data.truncate(payload_len);
+            return Some(data);
+        }
+        let views: Vec<Option<&[u8]>> = (data.chunks(shard_len).map(Some))
+            .chain((0..m).map(|_| None))
+            .collect();
+        let ctx = StripeContext {
+            volume: self.sb.volume,
+            inode: ino,
+            chunk: index,
+            stripe: stripe.id,
+        };
+        match self.codec.decode(&ctx, &stripe.info, &views) {
+            Ok(plain) => Some(plain),
+            Err(e) => {
+                tracing::warn!(stripe = %stripe.id, inode = %ino, error = %e, "a stripe from the L2 cache did not decode; reading the disks");
+                None
+            }
+        }
     }
 }
 
