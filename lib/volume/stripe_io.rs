@@ -388,7 +388,9 @@ impl Volume {
         if let Some(plain) = self.cache.get_at(stripe.id, touch) {
             return copy_cached(&plain, from, dest);
         }
-        if self.cache.is_wanted(stripe.id, payload_len, touch) {
+        if is_large_part(dest.len(), payload_len)
+            && self.cache.is_wanted(stripe.id, payload_len, touch)
+        {
             let mut whole = vec![0u8; payload_len];
             let Some(source) = self.read_stored(stripe, 0, &mut whole) else {
                 return false;
@@ -446,7 +448,8 @@ impl Volume {
         if let Some(plain) = self.cache.get_at(stripe.id, touch) {
             return copy_cached(&plain, from, dest);
         }
-        if self.cache.is_wanted(stripe.id, plain_len, touch) {
+        if is_large_part(dest.len(), plain_len) && self.cache.is_wanted(stripe.id, plain_len, touch)
+        {
             return false;
         }
         let ctx = StripeContext {
@@ -1096,6 +1099,15 @@ impl Volume {
         self.records.note_stripe_failure(&e);
         stripe_error(stripe, ino, e)
     }
+}
+
+/// True when a read of `len` bytes of a stripe of `stripe_len` covers enough of it (a
+/// quarter) that reading the whole stripe into the RAM cache, when it is read again,
+/// costs at most four such reads. Smaller reads are never widened: random 4 KiB reads
+/// over a large file touch each stripe a few times, and reading it whole each second
+/// time cut their rate to a third (PERFORMANCE.md, "Caches and random reads").
+fn is_large_part(len: usize, stripe_len: usize) -> bool {
+    len.saturating_mul(4) >= stripe_len
 }
 
 /// Copies `dest.len()` bytes at `from` of a cached stripe's plaintext; false when it is
