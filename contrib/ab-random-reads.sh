@@ -14,6 +14,7 @@
 # Used to choose the frame size of compressed and encrypted stripes (docs/PERFORMANCE.md,
 # "Frame size (issue 12)").
 set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$1; SRC=$2; shift 2
 ROUNDS=${ROUNDS:-5}; READS=${READS:-2000}; WARM=${WARM:-0}
 export ARGOSFS_PASSPHRASE="bench passphrase"
@@ -25,18 +26,7 @@ while [ "$(stat -c %s "$WORK/plain/text")" -lt $((256 << 20)) ]; do cat "$WORK/t
 truncate -s $((256 << 20)) "$WORK/plain/text"
 drop_caches() { sync; if [ "$WARM" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
 random_reads() {
-  /usr/bin/python3 - "$1" "$READS" <<'PY'
-import os, random, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-rng = random.Random(7)
-n = int(sys.argv[2])
-offsets = [rng.randrange(0, size // 4096) * 4096 for _ in range(n)]
-t = time.perf_counter()
-for off in offsets:
-    os.pread(fd, 4096, off)
-print(f"{n / (time.perf_counter() - t):.0f}")
-PY
+  /usr/bin/python3 "$HERE/random-reads.py" "$1" "$READS"
 }
 unmount() { umount "$1/mnt"; flock -w 60 "$1/root/lock" true; }
 names=()

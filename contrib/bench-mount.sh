@@ -84,18 +84,7 @@ read_test() { dd if="$1/big" of=/dev/null bs=1M status=none; }
 
 # random_reads DIR [COUNT]: 4 KiB preads at random offsets of DIR/big, per second
 random_reads() {
-  /usr/bin/python3 - "$1/big" "${2:-$RANDOM_READS}" <<'PY'
-import os, random, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-rng = random.Random(7)
-n = int(sys.argv[2])
-offsets = [rng.randrange(0, size // 4096) * 4096 for _ in range(n)]
-t = time.perf_counter()
-for off in offsets:
-    os.pread(fd, 4096, off)
-print(n / (time.perf_counter() - t))
-PY
+  /usr/bin/python3 contrib/random-reads.py "$1/big" "${2:-$RANDOM_READS}"
 }
 
 # small_files DIR: SMALL_FILES files of FILE_BYTES in 20 directories: creates/s (open,

@@ -46,18 +46,7 @@ mount_in() {
 write_test() { dd if="$WORK/source.bin" of="$MNT/big" bs=1M conv=fsync status=none; }
 read_test() { dd if="$MNT/big" of=/dev/null bs=1M status=none; }
 random_reads() {
-  /usr/bin/python3 - "$MNT/big" "$RANDOM_READS" <<'PY'
-import os, random, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-rng = random.Random(7)
-n = int(sys.argv[2])
-offsets = [rng.randrange(0, size // 4096) * 4096 for _ in range(n)]
-t = time.perf_counter()
-for off in offsets:
-    os.pread(fd, 4096, off)
-print(f"{n / (time.perf_counter() - t):.0f}")
-PY
+  /usr/bin/python3 contrib/random-reads.py "$MNT/big" "$RANDOM_READS"
 }
 small_files() {
   /usr/bin/python3 - "$MNT/small" "$SMALL_FILES" <<'PY'

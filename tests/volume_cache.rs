@@ -451,7 +451,11 @@ fn small_reads_of_a_hot_framed_stripe_end_up_in_the_ram_cache() {
     assert!(small.frames_decoded >= 3);
     assert_eq!(small.cache.entries, 0, "small reads are never widened");
     read_at(0, 300_000);
-    assert_eq!(vol.stats().cache.entries, 0, "a large part read once: not copied");
+    assert_eq!(
+        vol.stats().cache.entries,
+        0,
+        "a large part read once: not copied"
+    );
     read_at(600_000, 300_000);
     let second = vol.stats();
     assert_eq!(second.cache.entries, 1, "decoded whole");

@@ -44,6 +44,18 @@ impl DiskSet {
     pub(super) fn disk(&self, id: DiskId) -> Option<&DiskRef> {
         self.slot(id).and_then(|s| s.disk.as_ref())
     }
+
+    /// Where shard `index` of `stripe` is, when it was written and its disk is open: the
+    /// disk, its slot and its store.
+    pub(super) fn shard_home(
+        &self,
+        stripe: &crate::meta::StripeRef,
+        index: usize,
+    ) -> Option<(DiskId, &Arc<DiskSlot>, &DiskRef)> {
+        let id = stripe.disk_of(index)?;
+        let slot = self.slot(id)?;
+        Some((id, slot, slot.disk.as_ref()?))
+    }
 }
 
 impl Volume {

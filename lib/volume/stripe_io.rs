@@ -620,13 +620,7 @@ impl Volume {
         let mut targets = Vec::new();
         let mut plans = Vec::new();
         for (position, (index, start, dest)) in parts.into_iter().enumerate() {
-            let Some(disk_id) = stripe.disk_of(index) else {
-                continue;
-            };
-            let Some(slot) = set.slot(disk_id) else {
-                continue;
-            };
-            let Some(disk) = &slot.disk else {
+            let Some((disk_id, slot, disk)) = set.shard_home(stripe, index) else {
                 continue;
             };
             let Ok(plan) = shard::RangeRead::new(shard_len, start, dest.len()) else {
@@ -751,14 +745,8 @@ impl Volume {
         dest: &mut [u8],
         level: tracing::Level,
     ) -> bool {
-        let Some(disk_id) = stripe.disk_of(index) else {
-            return false;
-        };
         let set = self.disk_set();
-        let Some(slot) = set.slot(disk_id) else {
-            return false;
-        };
-        let Some(disk) = &slot.disk else {
+        let Some((disk_id, slot, disk)) = set.shard_home(stripe, index) else {
             return false;
         };
         let key = ShardKey {
@@ -821,14 +809,12 @@ impl Volume {
         stripe: &StripeRef,
         i: usize,
     ) -> Option<shard::ShardObject> {
-        let disk_id = stripe.disk_of(i)?;
         let key = ShardKey {
             stripe: stripe.id,
             index: ShardIndex(i as u8),
         };
         let set = self.disk_set();
-        let slot = set.slot(disk_id)?;
-        let disk = slot.disk.as_ref()?;
+        let (disk_id, slot, disk) = set.shard_home(stripe, i)?;
         let started = Instant::now();
         let read = shard::read_shard(disk.as_ref(), self.sb.volume, key);
         self.check_read_shard(stripe, disk_id, slot, key, started, read)
@@ -928,13 +914,7 @@ impl Volume {
         let mut found: Vec<Option<shard::ShardObject>> = indices.iter().map(|_| None).collect();
         let mut targets = Vec::new();
         for (position, &i) in indices.iter().enumerate() {
-            let Some(disk_id) = stripe.disk_of(i) else {
-                continue;
-            };
-            let Some(slot) = set.slot(disk_id) else {
-                continue;
-            };
-            let Some(disk) = &slot.disk else {
+            let Some((disk_id, slot, disk)) = set.shard_home(stripe, i) else {
                 continue;
             };
             let key = ShardKey {
