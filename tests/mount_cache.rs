@@ -5,8 +5,7 @@
 //! read that must reach the mount first drops the file's pages (`POSIX_FADV_DONTNEED`).
 
 use crate::common::{Spec, make, pattern};
-use crate::mount_maint::{http_get, sample};
-use crate::mount_util::{Mounted, require_fuse};
+use crate::mount_util::{Mounted, free_local_addr, http_get, require_fuse, sample};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -71,15 +70,6 @@ fn damage_entries(dir: &Path) -> usize {
     files.len()
 }
 
-fn free_port_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 fn metric(addr: &str, key: &str) -> f64 {
     let (status, text) = http_get(addr, "/metrics");
     assert!(status.contains("200"), "{status}");
@@ -91,7 +81,7 @@ fn mount_l2_cache_serves_reads_never_stale_and_survives_damage_and_loss() {
     require_fuse!();
     let l2 = tempfile::tempdir().unwrap();
     let l2_base = l2.path().join("l2");
-    let addr = free_port_addr();
+    let addr = free_local_addr();
     let tv = make(&Spec::default());
     let options = [
         "allow_other".to_string(),

@@ -2,7 +2,7 @@
 //! socket, and the mount changes disks and moves shards while files are in use.
 
 use crate::common::{Spec, TestVolume, pattern};
-use crate::mount_util::{Mounted, require_fuse};
+use crate::mount_util::{Mounted, free_local_addr, http_get, require_fuse, sample};
 use argosfs::types::DiskId;
 use argosfs::volume::{OpenOptions, Volume};
 use serde_json::Value;
@@ -420,39 +420,13 @@ fn issue_10_scrub_through_the_mount_repairs_pauses_and_resumes_across_restarts()
     }
 }
 
-/// GETs `path` from the mount's metrics address: (status line, body).
-pub(crate) fn http_get(addr: &str, path: &str) -> (String, String) {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
-}
-
-/// The value of the sample `key` (`name{labels}`) in an exposition.
-pub(crate) fn sample(text: &str, key: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {key}"))
-}
-
 /// `-o metrics=ADDR:PORT` serves Prometheus metrics: the health report's per-disk
 /// series and the mount's own counters, in a valid exposition, answered while a
 /// writer keeps the mount busy.
 #[test]
 fn issue_11_mount_serves_metrics_while_busy() {
     require_fuse!();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_local_addr();
     let tv = crate::common::make(&Spec::default());
     let mut m = Mounted::with_options(tv, &[&format!("metrics={addr}")]);
     let data = pattern(3 << 20, 77);

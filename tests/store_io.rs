@@ -5,7 +5,7 @@
 //! cache with one logged reason per disk, and the volume works on.
 
 use crate::common::{self, Spec, TestVolume, Tmpfs, pattern, put_file, read_all, root};
-use crate::mount_util::{Mounted, require_fuse};
+use crate::mount_util::{Mounted, free_local_addr, http_get, require_fuse, sample};
 use argosfs::store::{IoMode, StoreIoSnapshot};
 use argosfs::volume::{OpenOptions, SetAttr, Volume};
 use std::fs;
@@ -344,12 +344,7 @@ fn store_io_direct_io_really_bypasses_the_page_cache_where_it_can() {
 #[test]
 fn mount_with_direct_io_and_io_uring_writes_and_reads_files() {
     require_fuse!();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_local_addr();
     let tv = common::make(&Spec::default());
     let disks_dir = tv.dir.path().to_path_buf();
     let mut m = Mounted::with_options(
@@ -395,18 +390,14 @@ fn mount_with_direct_io_and_io_uring_writes_and_reads_files() {
         assert!(fs::read(m.path(name)).unwrap() == *data, "{name}");
     }
     assert!(fs::read(m.path(&big_name)).unwrap() == big);
-    let text = metrics(&addr);
+    let (_, text) = http_get(&addr, "/metrics");
     m.remount();
     for (name, data) in &files[..3] {
         assert!(fs::read(m.path(name)).unwrap() == *data, "{name}");
     }
     assert!(fs::read(m.path(&big_name)).unwrap() == big);
     m.unmount();
-    let value = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no {name} in\n{text}")) as u64
-    };
+    let value = |name: &str| sample(&text, name) as u64;
     let seen = StoreIoSnapshot {
         direct_ios: value("argosfs_direct_ios_total"),
         direct_bytes: value("argosfs_direct_io_bytes_total"),
@@ -416,15 +407,6 @@ fn mount_with_direct_io_and_io_uring_writes_and_reads_files() {
         fallbacks: value("argosfs_io_fallbacks_total"),
     };
     assert_mode_used(BOTH, &seen, &disks_dir);
-}
-
-fn metrics(addr: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 /// A mount with `-o direct_io` on disks in a tmpfs comes up, works, and says once per
