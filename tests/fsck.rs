@@ -204,10 +204,7 @@ fn stripes(tv: &TestVolume, ino: InodeId) -> Vec<StripeRef> {
         .values()
         .filter_map(|c| match c {
             Chunk::Stripe(s) => Some(s.clone()),
-            Chunk::Packed(p) => match table.chunks[&p.pack].get(&p.index) {
-                Some(Chunk::Stripe(s)) => Some(s.clone()),
-                _ => None,
-            },
+            Chunk::Packed(p) => table.pack_chunk_stripe(p.chunk()).cloned(),
             Chunk::Inline(_) => None,
         })
         .collect()

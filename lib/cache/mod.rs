@@ -309,14 +309,6 @@ impl<V: Weigh> StripeCache<V> {
         false
     }
 
-    /// Lookups that found their stripe, and those that did not.
-    pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
     /// Counters and sizes now.
     pub fn stats(&self) -> CacheStats {
         let (bytes, entries) = {

@@ -695,12 +695,9 @@ impl Sim<'_> {
         for (ino, chunks) in &self.table.chunks {
             for (index, chunk) in chunks {
                 let Chunk::Packed(p) = chunk else { continue };
-                let holder = self.table.chunks.get(&p.pack).and_then(|c| c.get(&p.index));
-                let fits = self.table.is_pack(p.pack)
-                    && holder.is_some_and(|h| {
-                        matches!(h, Chunk::Stripe(_))
-                            && u64::from(p.offset) + u64::from(p.len) <= h.valid_len()
-                    });
+                let fits = (self.table.pack_chunk_stripe(p.chunk())).is_some_and(|s| {
+                    u64::from(p.offset) + u64::from(p.len) <= u64::from(s.valid_len)
+                });
                 if !fits {
                     bad.push((*ino, *index, *p));
                 }
@@ -719,10 +716,9 @@ impl Sim<'_> {
         }
         let unused: Vec<(InodeId, u64)> = self.table.packs.dead().iter().copied().collect();
         for (pack, index) in unused {
-            let frees = match self.table.chunks.get(&pack).and_then(|c| c.get(&index)) {
-                Some(Chunk::Stripe(s)) => vec![s.clone()],
-                _ => Vec::new(),
-            };
+            let frees: Vec<StripeRef> = (self.table.pack_chunk_stripe((pack, index)).cloned())
+                .into_iter()
+                .collect();
             self.fix(
                 Finding::error(
                     Kind::UnusedPackChunk,

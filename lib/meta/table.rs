@@ -337,6 +337,14 @@ impl Table {
             .is_some_and(|i| i.kind == FileKind::Pack)
     }
 
+    /// The stripe of pack chunk `chunk`, if the pack file has that chunk as a stripe.
+    pub fn pack_chunk_stripe(&self, (pack, index): super::PackChunk) -> Option<&StripeRef> {
+        match self.chunks.get(&pack)?.get(&index)? {
+            Chunk::Stripe(stripe) if self.is_pack(pack) => Some(stripe),
+            _ => None,
+        }
+    }
+
     /// The pack file (the lowest-numbered, should damage have left several).
     pub fn pack_file(&self) -> Option<InodeId> {
         (self.inodes.iter())

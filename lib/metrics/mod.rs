@@ -223,12 +223,12 @@ fn mount_metrics(
         (
             "argosfs_cache_hits_total",
             "Stripe reads the RAM cache answered since mount",
-            s.cache_hits,
+            s.cache.hits,
         ),
         (
             "argosfs_cache_misses_total",
             "Stripe reads the RAM cache did not answer since mount",
-            s.cache_misses,
+            s.cache.misses,
         ),
         (
             "argosfs_direct_ios_total",

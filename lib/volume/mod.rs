@@ -196,10 +196,6 @@ pub struct StatsSnapshot {
     pub frames_decoded: u64,
     /// Small files written into pack chunks.
     pub files_packed: u64,
-    /// Stripe reads the RAM cache answered.
-    pub cache_hits: u64,
-    /// Stripe reads it did not.
-    pub cache_misses: u64,
     /// Shard record I/O by mode (direct, io_uring) and fallbacks.
     pub store_io: crate::store::StoreIoSnapshot,
     /// The RAM cache of decoded stripes: counters and sizes.
@@ -669,8 +665,6 @@ impl Volume {
             shard_write_failures: s.shard_write_failures.load(Ordering::Relaxed),
             frames_decoded: s.frames_decoded.load(Ordering::Relaxed),
             files_packed: s.files_packed.load(Ordering::Relaxed),
-            cache_hits: self.cache.hits_and_misses().0,
-            cache_misses: self.cache.hits_and_misses().1,
             store_io: self.store_io.stats.snapshot(),
             cache: self.cache.stats(),
             l2: self.l2.as_ref().map(|l2| l2.stats()).unwrap_or_default(),

@@ -208,11 +208,9 @@ impl Volume {
         }
         let unused: Vec<PackChunk> = state.meta.table().packs.dead().iter().copied().collect();
         for (pack, index) in unused {
-            let chunk = (state.meta.table().chunks.get(&pack)).and_then(|c| c.get(&index).cloned());
+            let stripe = state.meta.table().pack_chunk_stripe((pack, index)).cloned();
             state.meta.record(Op::DropChunk { ino: pack, index })?;
-            if let Some(Chunk::Stripe(stripe)) = chunk {
-                state.frees.push(stripe);
-            }
+            state.frees.extend(stripe);
         }
         Ok(())
     }
@@ -230,9 +228,7 @@ impl Volume {
             let table = state.meta.table();
             let mut budget = REPACK_BUDGET_BYTES;
             for &(pack, index) in table.packs.sparse() {
-                let Some(Chunk::Stripe(stripe)) =
-                    table.chunks.get(&pack).and_then(|c| c.get(&index))
-                else {
+                let Some(stripe) = table.pack_chunk_stripe((pack, index)) else {
                     continue;
                 };
                 let Some(use_) = table.packs.get((pack, index)) else {
@@ -272,16 +268,11 @@ impl Volume {
     /// The stripe holding the bytes `packed` points at (`None`: metadata damage that
     /// fsck reports).
     pub(super) fn pack_stripe(state: &State, packed: &PackedRef) -> Option<StripeRef> {
-        match state
+        state
             .meta
             .table()
-            .chunks
-            .get(&packed.pack)?
-            .get(&packed.index)?
-        {
-            Chunk::Stripe(stripe) => Some(stripe.clone()),
-            _ => None,
-        }
+            .pack_chunk_stripe(packed.chunk())
+            .cloned()
     }
 
     /// Reads `dest.len()` bytes at `from` of a packed file's contents from its pack
