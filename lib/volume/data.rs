@@ -142,8 +142,7 @@ impl Volume {
         };
         let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
         self.settle(&file, &mut data, 0..=u64::MAX);
-        let size = self.lock_state().inode(ino).map(|i| i.size).unwrap_or(0);
-        if self.is_packable(&data, size) {
+        if self.is_packable(ino, &data) {
             // Kept for the next commit, which packs it with the other small files.
             if let Some(buf) = data.dirty.get_mut(&0) {
                 buf.shrink_to_fit();
@@ -179,8 +178,7 @@ impl Volume {
             }
             let mut data = file.data.write().unwrap_or_else(|p| p.into_inner());
             self.settle(file, &mut data, 0..=u64::MAX);
-            let size = self.lock_state().inode(*ino).map(|i| i.size).unwrap_or(0);
-            if self.is_packable(&data, size) {
+            if self.is_packable(*ino, &data) {
                 let bytes = data.dirty.remove(&0).expect("a packable file has chunk 0");
                 members.push(pack::Member {
                     ino: *ino,

@@ -48,14 +48,17 @@ impl Volume {
         u64::from(self.sb.layout.stripe_bytes) / 4
     }
 
-    /// True when `data` is the whole buffered contents of a small file of `size` bytes
-    /// that the next commit packs: one chunk, no holes, too big to be inline.
-    pub(super) fn is_packable(&self, data: &FileData, size: u64) -> bool {
+    /// True when `data` is the whole buffered contents of small file `ino` that the
+    /// next commit packs: one chunk, no holes, too big to be inline. The caller holds
+    /// the file's data lock (it takes the state lock, as the lock order allows).
+    pub(super) fn is_packable(&self, ino: InodeId, data: &FileData) -> bool {
+        if data.dirty.len() != 1 || !data.written.is_empty() {
+            return false; // decided without the state lock, for most files
+        }
+        let size = self.lock_state().inode(ino).map_or(0, |i| i.size);
         size > u64::from(self.sb.inline_max_bytes)
             && size <= self.pack_max_bytes()
-            && data.dirty.len() == 1
             && data.dirty.contains_key(&0)
-            && data.written.is_empty()
     }
 
     /// Writes `members` into new pack chunks (as many as their bytes need) and points
